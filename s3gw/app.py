@@ -1,0 +1,75 @@
+"""Wiring: data folder -> metadata + chunk store -> S3 service -> HTTP server.
+
+``App`` owns the long-lived parts of one gateway process: the SQLite metadata
+store, the local chunk store, the capacity limiter that caps worker threads
+(hashing, chunking, disk), and the S3 service whose ``handle`` is the HTTP
+server's handler.  ``run_server`` serves until cancelled (SIGINT/SIGTERM in
+``s3gw serve``) and closes everything on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+import trio
+
+from .http import ServerConfig, serve
+from .pfs.metadata import SqliteMetadata
+from .s3.ops.service import S3Service
+from .store.chunkstore import LocalChunkStore
+
+__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 30600
+log = logging.getLogger("s3gw")
+
+
+@dataclass
+class AppConfig:
+    data_dir: str = "s3gw-data"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    region: str = "us-east-1"
+    domain: str | None = None
+    fsync: bool = True
+    worker_threads: int = 8
+
+
+class App:
+    def __init__(self, config: AppConfig):
+        self.config = config
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
+                                   durable=config.fsync)
+        self.store = LocalChunkStore(config.data_dir, fsync=config.fsync)
+        self.limiter = trio.CapacityLimiter(config.worker_threads)
+        self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
+                            limiter=self.limiter)
+
+    def close(self) -> None:
+        self.meta.close()
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await serve(self.s3.handle, self.config.host, self.config.port,
+                    config=ServerConfig(), error_response=self.s3.http_error_response,
+                    task_status=task_status)
+
+
+async def run_server(config: AppConfig) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    app = App(config)
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                await nursery.start(app.serve)
+                log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
+                         os.path.abspath(config.data_dir))
+                async for signum in signals:
+                    log.info("received %s, stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        app.close()

@@ -1,0 +1,144 @@
+"""The ``s3gw`` command: serve the gateway and administer a data folder.
+
+Every subcommand takes ``--data`` (env ``S3GW_DATA``, default ``./s3gw-data``).
+``serve`` also reads ``S3GW_HOST``, ``S3GW_PORT``, ``S3GW_REGION`` and
+``S3GW_DOMAIN``.  Admin commands open the same SQLite file the server uses
+(WAL: safe while it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+
+__all__ = ["main"]
+
+
+def _env(name: str, default):
+    return os.environ.get(name, default)
+
+
+def _data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=_env("S3GW_DATA", "s3gw-data"),
+                   help="data folder (env S3GW_DATA; default ./s3gw-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3gw", description="versioned data store with an S3 front door")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the S3 gateway")
+    _data_arg(p)
+    p.add_argument("--host", default=_env("S3GW_HOST", "127.0.0.1"), help="env S3GW_HOST")
+    p.add_argument("--port", type=int, default=int(_env("S3GW_PORT", "30600")), help="env S3GW_PORT")
+    p.add_argument("--region", default=_env("S3GW_REGION", "us-east-1"), help="env S3GW_REGION")
+    p.add_argument("--domain", default=_env("S3GW_DOMAIN", None),
+                   help="enable virtual-host style for <bucket>.<domain> (env S3GW_DOMAIN)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="skip fsync (faster, NOT crash safe; for throwaway data)")
+    p.add_argument("--log-level", default=_env("S3GW_LOG_LEVEL", "INFO"))
+
+    sub.add_parser("version", help="print the version and the hot-path implementation in use")
+
+    p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
+    _data_arg(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("log", help="commits of a bucket (<branch>.<repo>)")
+    _data_arg(p)
+    p.add_argument("bucket")
+    p.add_argument("-n", type=int, default=20)
+
+    p = sub.add_parser("branch", help="list branches")
+    _data_arg(p)
+    p.add_argument("action", choices=["list"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _COMMANDS[args.command](args) or 0
+
+
+def _cmd_serve(args) -> int:
+    import trio
+
+    from ..app import AppConfig, run_server
+    from ..store import chunker, hashing
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
+                                   chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
+                                   "ok" if chunker.self_test() else "FAILED")
+    config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
+                       domain=args.domain, fsync=not args.no_fsync)
+    try:
+        trio.run(run_server, config)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_version(args) -> int:
+    from .. import __version__
+    from ..store import chunker, hashing
+    print(f"s3gw {__version__}")
+    print(f"chunker: {chunker.IMPLEMENTATION} (format v{chunker.CHUNKER_VERSION}, "
+          f"min/avg/max {'/'.join(str(x) for x in chunker.DEFAULT_PARAMS)})")
+    print(f"hashing: {hashing.IMPLEMENTATION}")
+    print(f"python: {sys.version.split()[0]}")
+    return 0
+
+
+def _open_meta(args):
+    from ..pfs.metadata import SqliteMetadata
+    path = os.path.join(args.data, "meta.sqlite")
+    if not os.path.exists(path):
+        print(f"s3gw: no data folder at {args.data}", file=sys.stderr)
+        raise SystemExit(2)
+    return SqliteMetadata(path)
+
+
+def _cmd_stats(args) -> int:
+    from ..store.chunkstore import LocalChunkStore
+    meta = _open_meta(args)
+    stats = meta.stats()
+    chunks, stored = LocalChunkStore(args.data).usage()
+    stats.update(chunks=chunks, stored_bytes=stored)
+    stats["dedup_ratio"] = round(stats["object_bytes"] / stored, 3) if stored else None
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        for k, v in stats.items():
+            print(f"{k:>14}: {v}")
+    return 0
+
+
+def _cmd_log(args) -> int:
+    meta = _open_meta(args)
+    branch, _, repo = args.bucket.partition(".")
+    if not repo:
+        repo, branch = branch, "master"
+    for c in meta.log(repo, branch, args.n):
+        t = datetime.datetime.fromtimestamp(c.time_ns / 1e9, datetime.timezone.utc)
+        print(f"{c.id}  {t:%Y-%m-%d %H:%M:%S}  {c.message}")
+    return 0
+
+
+def _cmd_branch(args) -> int:
+    meta = _open_meta(args)
+    for b in meta.list_branches():
+        print(f"{b.name}.{b.repo}\t{b.head or '-'}")
+    return 0
+
+
+_COMMANDS = {"serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+             "log": _cmd_log, "branch": _cmd_branch}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Server tunables, one frozen dataclass.
+
+Theory of operation
+-------------------
+Every limit the server enforces lives here, so tests can shrink them and the
+app can load them from its configuration.  Timeouts are seconds of trio time
+(``autojump_clock`` in tests), each applied as a trio cancel scope around one
+phase of a connection:
+
+* ``header_timeout``: from accepting the connection (or from the first byte of
+  a later request) until the whole request head has arrived;
+* ``keepalive_timeout``: idle time between a response and the first byte of
+  the next request;
+* ``body_timeout``: longest wait for any body bytes during one read (and the
+  overall bound on draining an unread body);
+* ``send_timeout``: longest time one ``send_all`` may block;
+* ``close_linger``: after answering a request whose body we did not read, how
+  long to keep discarding input before closing, so the client reads the
+  answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Limits and timeouts of the HTTP server (sizes in bytes, times in seconds)."""
+
+    receive_size: int = 256 * 1024
+    """Bytes asked of one ``stream.receive_some``; smaller reads are much slower."""
+    max_header_bytes: int = 64 * 1024
+    """h11 ``max_incomplete_event_size``: a longer request head gets 431."""
+    header_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    body_timeout: float = 60.0
+    send_timeout: float = 60.0
+    close_linger: float = 2.0
+    drain_limit: int = 1024 * 1024
+    """Unread body bytes the server discards to keep a connection alive."""
+    coalesce_limit: int = 64 * 1024
+    """Response pieces smaller than this are joined with their neighbours
+    (head, chunk framing) into one send; larger ones are sent as they are."""
+    server_name: str | None = "s3gw"
+    """Value of the ``Server`` header (``None``: send none)."""
+    cleanup_timeout: float = 5.0
+    """Bound on the shielded teardown of a connection."""
+    tune_malloc: bool = True
+    """Let ``serve``/``serve_listeners`` pin glibc's malloc thresholds (see
+    ``server.tune_malloc``); process-wide."""
+
+    def __post_init__(self) -> None:
+        if self.receive_size < 1 or self.max_header_bytes < 1 or self.drain_limit < 0:
+            raise ValueError("receive_size and max_header_bytes must be positive")

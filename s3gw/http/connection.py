@@ -1,0 +1,585 @@
+"""One HTTP/1.1 connection: read a head, call the handler, send, repeat.
+
+Theory of operation
+-------------------
+``serve_connection`` owns one stream and one ``h11.Connection`` and runs
+request/response cycles on them in a single task (the handler may open its own
+nursery; it returns before the cycle goes on):
+
+1. **Head.**  Wait for the first byte of the next request (bounded by
+   ``keepalive_timeout``, or by ``header_timeout`` on a fresh connection), then
+   for the whole head (``header_timeout``).  h11 refuses heads longer than
+   ``max_header_bytes`` (-> 431) and malformed ones (-> 400); those are
+   answered through ``error_response`` and the connection is closed.
+2. **Handler.**  Build a ``Request`` whose ``Body`` pulls the socket on demand
+   (see ``body.py``) and await the handler.  An exception becomes a response
+   from the table in ``errors.py`` (``HttpError``) or a 500 (anything else,
+   traceback logged under the request id, never sent).
+3. **Send.**  The head goes out with the first body piece (so a streamed body
+   that fails before its first piece still gets a clean 500).  Pieces at least
+   ``coalesce_limit`` long are handed to ``stream.send_all`` as they are; small
+   pieces and framing bytes are joined into one send.  Every send is bounded
+   by ``send_timeout``; a failed send calls ``h11.send_failed()``.
+4. **Reuse or close.**  If the handler left body bytes unread: when the client
+   still waits for ``100 Continue`` it never sent them, and h11 cannot start a
+   new cycle, so the answer carries ``Connection: close``; when more than
+   ``drain_limit`` bytes are known to remain, likewise.  Otherwise up to
+   ``drain_limit`` bytes are discarded after the answer and the connection is
+   reused if the body ended.  Closing with unread input "lingers": send EOF,
+   discard input for ``close_linger`` seconds, so the client reads the answer
+   instead of a TCP reset.
+
+Teardown is in ``finally``: a shielded scope bounded by ``cleanup_timeout``
+around ``trio.aclose_forcefully``.  No exception escapes a connection (a bug
+is logged), so one bad connection never takes the server's nursery down.
+
+Logging: ``s3gw.access`` gets one INFO line per request (method, path, status,
+response body bytes, duration ms, request id, peer); ``s3gw.http`` gets
+tracebacks and protocol trouble.  ``current_request_id()`` /
+``current_request()`` read the cycle's context, so ``error_response`` can put
+the request id into its body.
+
+Memory per connection: h11's buffer (<= ``max_header_bytes`` for a head, one
+``receive_size`` read during a body) + one read in flight + the handler's own.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import os
+import time
+from contextvars import ContextVar
+from email.utils import formatdate
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import h11
+import trio
+
+from .body import Body, Feeder
+from .config import ServerConfig
+from .errors import ClientDisconnected, HttpError
+from .headers import Headers
+from .messages import Request, Response
+
+__all__ = [
+    "Handler",
+    "ErrorResponseFactory",
+    "serve_connection",
+    "current_request",
+    "current_request_id",
+]
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorResponseFactory = Callable[[int, str], Response]
+
+access_log = logging.getLogger("s3gw.access")
+log = logging.getLogger("s3gw.http")
+
+_request_id: ContextVar[str | None] = ContextVar("s3gw_http_request_id", default=None)
+_request: ContextVar[Request | None] = ContextVar("s3gw_http_request", default=None)
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_EOM = h11.EndOfMessage()
+_NO_BODY_STATUS = frozenset((204, 304))
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served by the calling task (None outside)."""
+    return _request_id.get()
+
+
+def current_request() -> Request | None:
+    """The ``Request`` being served by the calling task (None before its head parsed)."""
+    return _request.get()
+
+
+def new_request_id() -> str:
+    """16 uppercase hex characters (64 random bits)."""
+    return os.urandom(8).hex().upper()
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
+    return _date_cache[1]
+
+
+def plain_error_response(status: int, reason: str) -> Response:
+    """The minimal answer used when the app gave no ``error_response``."""
+    return Response(status, [("content-type", "text/plain")], f"{status} {reason}\n".encode())
+
+
+class _Abort(Exception):
+    """Internal: the response is broken mid-stream; drop the connection."""
+
+
+class _EarlyFailure(Exception):
+    """Internal: the response failed before any byte of it was sent."""
+
+
+async def serve_connection(
+    stream: trio.abc.HalfCloseableStream | trio.abc.Stream,
+    handler: Handler,
+    config: ServerConfig = ServerConfig(),
+    *,
+    error_response: ErrorResponseFactory | None = None,
+    remote: Any = None,
+) -> None:
+    """Serve HTTP/1.1 on one connected stream until it closes; then close it.
+
+    Args:
+        stream: a connected trio stream (``SocketStream``, or a
+            ``trio.testing`` memory/lockstep stream).
+        handler: ``async (Request) -> Response``.
+        config: limits and timeouts.
+        error_response: ``(status, reason) -> Response`` for answers the server
+            makes itself (400, 408, 431, 500); plain text when ``None``.
+        remote: the peer address to report in ``Request.remote`` and logs;
+            taken from the socket when omitted.
+
+    Never raises (except ``Cancelled``); the stream is closed on return.
+    """
+    if remote is None:
+        sock = getattr(stream, "socket", None)
+        if sock is not None:
+            try:
+                remote = sock.getpeername()
+            except OSError:
+                remote = None
+    await _Connection(stream, handler, config, error_response, remote).run()
+
+
+class _Connection:
+    def __init__(
+        self,
+        stream: Any,
+        handler: Handler,
+        config: ServerConfig,
+        error_response: ErrorResponseFactory | None,
+        remote: Any,
+    ) -> None:
+        self.stream = stream
+        self.handler = handler
+        self.config = config
+        self.error_response = error_response
+        self.remote = remote
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
+        self.feeder = Feeder(stream, self.h11, config.receive_size)
+        self.out: list[Any] = []
+        self.out_len = 0
+        self.eof = False
+        self.linger = False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            first = True
+            while await self._cycle(first):
+                first = False
+                self.h11.start_next_cycle()
+            if self.linger:
+                await self._linger()
+        except (ClientDisconnected, _Abort):
+            pass
+        except Exception:
+            log.exception("internal error on connection from %s", self.remote)
+        finally:
+            with trio.move_on_after(self.config.cleanup_timeout) as scope:
+                scope.shield = True
+                await trio.aclose_forcefully(self.stream)
+
+    async def _cycle(self, first: bool) -> bool:
+        """One request/response exchange.  Returns True to keep the connection."""
+        rid = new_request_id()
+        _request_id.set(rid)
+        _request.set(None)
+        head = await self._read_head(first)
+        started = time.perf_counter()
+        if head is None:
+            return False
+        if isinstance(head, int):
+            status = head
+            self.linger = not self.eof
+            nbytes = await self._send_final(self._error(status), b"GET", close=True)
+            self._log("-", "-", status, nbytes, started, rid)
+            return False
+        return await self._exchange(head, rid, started)
+
+    async def _read_head(self, first: bool) -> h11.Request | int | None:
+        """The next request head; an error status to answer; None to close quietly.
+
+        h11 checks ``max_incomplete_event_size`` only while a head is still
+        incomplete, so a long head that arrives in one read would pass; we
+        count the bytes fed to h11 and check the parsed head's size too.
+        """
+        conn = self.h11
+        fed = len(conn.trailing_data[0])  # pipelined bytes from the last cycle
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            return exc.error_status_hint
+        if type(event) is h11.Request:
+            return self._check_head_size(event, fed)
+        if event is not h11.NEED_DATA:
+            return None
+        if not first and not fed:
+            n = 0  # stays 0 if the idle timeout expires
+            with trio.move_on_after(self.config.keepalive_timeout):
+                n = await self._receive()
+            if not n:
+                return None
+            fed += n
+        with trio.move_on_after(self.config.header_timeout):
+            while True:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    return None if self.eof else exc.error_status_hint
+                if type(event) is h11.Request:
+                    return self._check_head_size(event, fed)
+                if event is not h11.NEED_DATA:
+                    return None
+                n = await self._receive()
+                if not n:
+                    self.eof = True
+                fed += n
+        # The head did not arrive in time.
+        return 408 if fed else None
+
+    def _check_head_size(self, event: h11.Request, fed: int) -> h11.Request | int:
+        if fed > self.config.max_header_bytes:
+            head_size = fed - len(self.h11.trailing_data[0])
+            if head_size > self.config.max_header_bytes:
+                return 431
+        return event
+
+    async def _receive(self) -> int:
+        """One read into h11; returns the byte count (0: EOF or broken)."""
+        try:
+            return await self.feeder.feed()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.h11.receive_data(b"")  # EOF for h11 too
+            self.eof = True
+            return 0
+
+    # -- one exchange -------------------------------------------------------
+
+    async def _exchange(self, event: h11.Request, rid: str, started: float) -> bool:
+        config = self.config
+        conn = self.h11
+        headers = Headers.from_raw(event.headers)
+        if "transfer-encoding" in headers:
+            length: int | None = None
+        else:
+            length = int(headers.get("content-length", "0"))
+        body = Body(
+            conn,
+            self.feeder,
+            length=length,
+            timeout=config.body_timeout,
+            send=self._send_all,
+        )
+        method = event.method.decode("ascii")
+        request = Request(
+            method=method,
+            target=event.target.decode("latin-1"),
+            headers=headers,
+            http_version=event.http_version.decode("ascii"),
+            id=rid,
+            remote=self.remote,
+            body=body,
+        )
+        _request.set(request)
+        status = 499  # nginx's "client closed request", for the log only
+        nbytes = 0
+        try:
+            response = await self._call_handler(request)
+            if response is None:
+                return False
+            status = response.status
+            if length == 0 and not body.complete:
+                await body.drain(0, io=False)  # free: only consumes EndOfMessage
+            close = False
+            if not body.complete:
+                remaining = None if length is None else length - body.consumed
+                if (
+                    body.failed is not None
+                    or conn.they_are_waiting_for_100_continue
+                    or (remaining is not None and remaining > config.drain_limit)
+                ):
+                    close = True
+                    self.linger = not isinstance(body.failed, ClientDisconnected)
+            try:
+                nbytes = await self._send_final(response, event.method, close=close)
+            except _EarlyFailure:
+                status = 500
+                nbytes = await self._send_final(self._error(500), event.method, close=close)
+            if close:
+                return False
+            if not body.complete:
+                with trio.move_on_after(config.body_timeout):
+                    await body.drain(config.drain_limit, io=True)
+                if not body.complete:
+                    self.linger = body.failed is None
+                    return False
+            return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        finally:
+            body.detach()
+            self._log(method, request.path, status, nbytes, started, rid)
+
+    async def _call_handler(self, request: Request) -> Response | None:
+        """Await the handler; turn its failure into a Response (None: peer gone)."""
+        try:
+            response = await self.handler(request)
+            if not isinstance(response, Response):
+                raise TypeError(f"handler returned {type(response).__name__}, not Response")
+            if not 200 <= response.status <= 999:
+                raise ValueError(f"handler returned status {response.status}")
+            return response
+        except Exception as exc:
+            failure = _find_http_error(exc)
+            if failure is None and isinstance(request.body.failed, HttpError):
+                failure = request.body.failed
+            if failure is None:
+                log.error("handler failed on request %s", request.id, exc_info=exc)
+                return self._error(500)
+            if failure.status is None:
+                log.info("request %s: %s", request.id, failure)
+                return None
+            log.info("request %s: %s", request.id, failure)
+            return self._error(failure.status)
+
+    def _error(self, status: int) -> Response:
+        reason = reason_phrase(status)
+        if self.error_response is not None:
+            try:
+                response = self.error_response(status, reason)
+                if isinstance(response, Response):
+                    return response
+                log.error("error_response returned %r", type(response))
+            except Exception:
+                log.exception("error_response(%d) failed", status)
+        return plain_error_response(status, reason)
+
+    # -- sending ------------------------------------------------------------
+
+    def _head(self, response: Response, length: int | None, close: bool) -> h11.Response:
+        """Build the h11 head (may raise on invalid header names/values)."""
+        status = response.status
+        raw: list[tuple[bytes, bytes]] = []
+        has_server = has_date = False
+        for name, value in response.headers:
+            lname = name.lower()
+            if lname in _FRAMING:
+                continue
+            if lname == "server":
+                has_server = True
+            elif lname == "date":
+                has_date = True
+            raw.append((name.encode("ascii"), value.encode("latin-1")))
+        if length is not None and status not in _NO_BODY_STATUS:
+            raw.append((b"content-length", str(length).encode("ascii")))
+        if not has_server and self.config.server_name:
+            raw.append((b"server", self.config.server_name.encode("latin-1")))
+        if not has_date:
+            raw.append((b"date", _http_date()))
+        if close:
+            raw.append((b"connection", b"close"))
+        return h11.Response(
+            status_code=status, headers=raw, reason=reason_phrase(status).encode("ascii")
+        )
+
+    async def _send_final(self, response: Response, method: bytes, *, close: bool) -> int:
+        """Send ``response``; return the body bytes sent.
+
+        Raises:
+            _EarlyFailure: nothing was sent (bad headers, or the body iterator
+                failed before its first piece); the caller may send a 500.
+            _Abort: the body failed mid-stream; the connection must be dropped.
+            ClientDisconnected: a send failed or timed out.
+        """
+        body = response.body
+        head_only = method == b"HEAD" or response.status in _NO_BODY_STATUS
+        if body is None:
+            length = response.content_length if response.content_length is not None else 0
+            stream = None
+        elif isinstance(body, _BYTES_LIKE):
+            length = memoryview(body).nbytes
+            stream = None
+        else:
+            length = response.content_length
+            stream = body
+        try:
+            head = self._head(response, length, close)
+        except Exception as exc:
+            log.error("invalid response head", exc_info=exc)
+            await _aclose_iterable(stream)
+            raise _EarlyFailure() from exc
+
+        if head_only or stream is None:
+            await _aclose_iterable(stream)
+            parts = [self.h11.send(head)]
+            if not head_only and length:
+                parts.extend(self.h11.send_with_data_passthrough(h11.Data(data=body)))
+            parts.append(self.h11.send(_EOM))
+            await self._write(parts)
+            await self._flush()
+            return 0 if head_only else length or 0
+
+        iterator = stream.__aiter__()
+        try:
+            try:
+                piece = await _first_piece(iterator)
+            except Exception as exc:
+                log.error("response body failed before its first piece", exc_info=exc)
+                raise _EarlyFailure() from exc
+            self._queue(self.h11.send(head))
+            sent = 0
+            while piece is not None:
+                if len(piece):
+                    try:
+                        parts = self.h11.send_with_data_passthrough(h11.Data(data=piece))
+                    except h11.LocalProtocolError as exc:
+                        log.error("response body longer than its Content-Length: %s", exc)
+                        raise _Abort() from exc
+                    await self._write(parts)
+                    n = memoryview(piece).nbytes
+                    sent += n
+                    if n < self.config.coalesce_limit:
+                        await self._flush()  # don't hold data back while we wait
+                try:
+                    piece = await iterator.__anext__()
+                except StopAsyncIteration:
+                    piece = None
+                except Exception as exc:
+                    log.error("response body failed after %d bytes", sent, exc_info=exc)
+                    raise _Abort() from exc
+            try:
+                self._queue(self.h11.send(_EOM))
+            except h11.LocalProtocolError as exc:
+                log.error("response body shorter than its Content-Length (%d sent)", sent)
+                raise _Abort() from exc
+            await self._flush()
+            return sent
+        finally:
+            await _aclose_iterable(iterator)
+
+    def _queue(self, part: Any) -> None:
+        self.out.append(part)
+        self.out_len += len(part)
+
+    async def _write(self, parts: list[Any]) -> None:
+        """Send big parts as they are; join small ones (see coalesce_limit)."""
+        limit = self.config.coalesce_limit
+        for part in parts:
+            if memoryview(part).nbytes >= limit:
+                await self._flush()
+                await self._send_all(part)
+            else:
+                self._queue(part)
+                if self.out_len >= limit:
+                    await self._flush()
+
+    async def _flush(self) -> None:
+        if self.out:
+            out = self.out
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.out = []
+            self.out_len = 0
+            await self._send_all(data)
+
+    async def _send_all(self, data: Any) -> None:
+        """``stream.send_all`` bounded by send_timeout; failures -> ClientDisconnected."""
+        with trio.move_on_after(self.config.send_timeout) as scope:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self.h11.send_failed()
+                raise ClientDisconnected(f"send failed: {exc!r}") from exc
+            except BaseException:
+                self.h11.send_failed()
+                raise
+        if scope.cancelled_caught:
+            self.h11.send_failed()
+            raise ClientDisconnected(f"send timed out after {self.config.send_timeout} s")
+
+    async def _linger(self) -> None:
+        """Half-close, then discard input briefly so the client sees our answer."""
+        self.linger = False
+        with trio.move_on_after(self.config.close_linger):
+            try:
+                send_eof = getattr(self.stream, "send_eof", None)
+                if send_eof is not None:
+                    await send_eof()
+                while await self.stream.receive_some(self.config.receive_size):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+
+    def _log(self, method: str, path: str, status: int, nbytes: int, started: float, rid: str) -> None:
+        access_log.info(
+            "%s %s %d %d %.1fms %s %s",
+            method,
+            path,
+            status,
+            nbytes,
+            (time.perf_counter() - started) * 1000.0,
+            rid,
+            _format_remote(self.remote),
+        )
+
+
+def _format_remote(remote: Any) -> str:
+    if isinstance(remote, tuple) and len(remote) >= 2:
+        return f"{remote[0]}:{remote[1]}"
+    return "-" if remote is None else str(remote)
+
+
+async def _first_piece(iterator: AsyncIterator[Any]) -> Any:
+    """First non-empty piece, or None if the iterator is exhausted."""
+    while True:
+        try:
+            piece = await iterator.__anext__()
+        except StopAsyncIteration:
+            return None
+        if len(piece):
+            return piece
+
+
+async def _aclose_iterable(iterable: Any) -> None:
+    aclose = getattr(iterable, "aclose", None)
+    if aclose is None:
+        return
+    with trio.move_on_after(5) as scope:
+        scope.shield = True
+        try:
+            await aclose()
+        except Exception:
+            log.exception("closing the response body failed")
+
+
+def _find_http_error(exc: BaseException) -> HttpError | None:
+    """The HttpError in ``exc``, looking inside exception groups."""
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find_http_error(inner)
+            if found is not None:
+                return found
+    return None

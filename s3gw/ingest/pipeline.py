@@ -1,0 +1,215 @@
+"""The write pipeline: body pieces -> blocks -> (stream hashes | chunker -> chunk hashes -> store).
+
+Theory of operation
+-------------------
+The trio task that owns the request pulls decoded body pieces (``read``)
+and copies them into fixed blocks (``block_size``, 1 MiB) taken from a small
+pool of preallocated buffers (no large temporary allocations: glibc's malloc
+makes those slow and erratic).  A full block goes to two stages that run in
+worker threads at the same time, one per core:
+
+* the *stream* stage feeds the whole-stream hashers that must see every
+  byte in order: MD5 (ETag, Content-MD5) -- the single-stream ceiling;
+* the *chunk* stage runs the content-defined chunker, hashes each chunk
+  (BLAKE3-256 address, XXH3-64 checksum), writes new chunks to the store,
+  and feeds any further stream hashes the request asked for (SHA-256 of a
+  signed payload, the ``x-amz-checksum-*`` algorithm).
+
+Each stage has its own channel of capacity 1; a block returns to the pool
+when both stages are done with it.  The reader waits for a free block, so
+the socket is read only as fast as the slowest stage goes (back-pressure).
+
+Memory per request: ``pool_blocks`` x ``block_size`` (4 MiB) + one chunk
+accumulation buffer of the chunker's max size (4 MiB) + the HTTP receive
+buffer: about 8.5 MiB, whatever the body size.
+
+Nothing here makes the data visible: the caller commits the returned
+manifest only after checking the digests.  On error or cancellation the
+chunks already written stay unreferenced and GC reclaims them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+import trio
+
+from ..store import chunker as chunker_mod
+from ..store import hashing
+from ..store.chunkstore import LocalChunkStore, WriteBatch
+from ..store.ids import ChunkRef, Manifest
+
+__all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage"]
+
+BLOCK_SIZE = 1 << 20
+POOL_BLOCKS = 4
+STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
+
+Reader = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass
+class IngestResult:
+    size: int
+    manifest: Manifest
+    digests: dict[str, bytes]
+    new_chunks: int = 0
+    new_bytes: int = 0
+    stats: dict = field(default_factory=dict)
+
+
+class ChunkStage:
+    """Chunker + chunk hashing + store writes, fed block by block (blocking; one thread).
+
+    Cut points depend only on the bytes: the scanner's state carries across
+    blocks.  A chunk that lies inside one block is hashed and written from
+    the block itself; one that spans blocks is gathered in ``_pending``.
+    """
+
+    def __init__(self, batch: WriteBatch, params=None, algorithms: Iterable[str] = ()):
+        p = params or chunker_mod.DEFAULT_PARAMS
+        self._scanner = chunker_mod.Scanner(p.min_size, p.avg_size, p.max_size)
+        self._pending = bytearray(p.max_size)
+        self._pending_view = memoryview(self._pending)
+        self._fill = 0
+        self._batch = batch
+        self.refs: list[ChunkRef] = []
+        algos = list(algorithms)
+        self._hasher = hashing.StreamHasher(algos) if algos else None
+
+    def feed(self, block) -> None:
+        view = memoryview(block)
+        if self._hasher is not None:
+            self._hasher.update(view)
+        pos = 0
+        end = len(view)
+        scan = self._scanner.scan
+        while pos < end:
+            cut = scan(view, pos)
+            if cut < 0:
+                self._append(view[pos:])
+                return
+            if self._fill:
+                self._append(view[pos:cut])
+                self._emit(self._pending_view[:self._fill])
+                self._fill = 0
+            else:
+                self._emit(view[pos:cut])
+            pos = cut
+
+    def finish(self) -> dict[str, bytes]:
+        if self._fill:
+            self._emit(self._pending_view[:self._fill])
+            self._fill = 0
+        self._scanner.reset()
+        self._batch.sync()
+        return self._hasher.digests() if self._hasher is not None else {}
+
+    def _append(self, piece) -> None:
+        n = len(piece)
+        self._pending_view[self._fill:self._fill + n] = piece
+        self._fill += n
+
+    def _emit(self, data) -> None:
+        cid = hashing.chunk_id(data)
+        self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), len(data)))
+        self._batch.put(cid, data)
+
+
+class _BlockPool:
+    """Preallocated blocks handed between the reader and the two stages."""
+
+    def __init__(self, count: int, size: int):
+        self._send, self._recv = trio.open_memory_channel(count)
+        for _ in range(count):
+            self._send.send_nowait(bytearray(size))
+        self._refs: dict[int, int] = {}
+
+    async def take(self) -> bytearray:
+        return await self._recv.receive()
+
+    def share(self, block: bytearray, users: int) -> None:
+        self._refs[id(block)] = users
+
+    def release(self, block: bytearray) -> None:
+        key = id(block)
+        self._refs[key] -= 1
+        if self._refs[key] == 0:
+            del self._refs[key]
+            self._send.send_nowait(block)
+
+
+async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
+                 params=None, block_size: int = BLOCK_SIZE, pool_blocks: int = POOL_BLOCKS,
+                 limiter: trio.CapacityLimiter | None = None) -> IngestResult:
+    """Stream a body into the chunk store.
+
+    Args:
+        read: ``await read(max_bytes)`` returns the next decoded piece, b"" at the end.
+            It raises (e.g. an S3 error) for a short or malformed body.
+        store: where new chunks go.
+        algorithms: whole-stream digests wanted (md5, sha256, sha1, crc32, crc32c).
+    Returns:
+        the size, the manifest and the requested digests (raw bytes).
+    Raises:
+        whatever ``read`` raises; OSError from the store.  Chunks written before
+        the failure stay unreferenced (garbage for GC).
+    """
+    algorithms = list(dict.fromkeys(algorithms))
+    stream_algos = [a for a in algorithms if a in STREAM_STAGE_ALGORITHMS]
+    chunk_algos = [a for a in algorithms if a not in STREAM_STAGE_ALGORITHMS]
+    stream_hasher = hashing.StreamHasher(stream_algos) if stream_algos else None
+    batch = store.batch()
+    stage = ChunkStage(batch, params, chunk_algos)
+    pool = _BlockPool(pool_blocks, block_size)
+    users = 2 if stream_hasher is not None else 1
+    size = 0
+
+    async def run_stage(recv, fn):
+        async with recv:
+            async for block, n in recv:
+                try:
+                    await trio.to_thread.run_sync(fn, memoryview(block)[:n], limiter=limiter)
+                finally:
+                    pool.release(block)
+
+    async with trio.open_nursery() as nursery:
+        chunk_send, chunk_recv = trio.open_memory_channel(1)
+        nursery.start_soon(run_stage, chunk_recv, stage.feed)
+        hash_send = None
+        if stream_hasher is not None:
+            hash_send, hash_recv = trio.open_memory_channel(1)
+            nursery.start_soon(run_stage, hash_recv, stream_hasher.update)
+        try:
+            done = False
+            while not done:
+                block = await pool.take()
+                view = memoryview(block)
+                n = 0
+                while n < block_size:
+                    piece = await read(block_size - n)
+                    if not piece:
+                        done = True
+                        break
+                    k = len(piece)
+                    view[n:n + k] = piece
+                    n += k
+                if n == 0:
+                    pool._send.send_nowait(block)
+                    break
+                size += n
+                pool.share(block, users)
+                await chunk_send.send((block, n))
+                if hash_send is not None:
+                    await hash_send.send((block, n))
+        finally:
+            await chunk_send.aclose()
+            if hash_send is not None:
+                await hash_send.aclose()
+
+    digests = await trio.to_thread.run_sync(stage.finish, limiter=limiter)
+    if stream_hasher is not None:
+        digests.update(stream_hasher.digests())
+    return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests,
+                        new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)

@@ -1,0 +1,368 @@
+"""The metadata store: repos, branches, commits and file trees in SQLite.
+
+Theory of operation
+-------------------
+* ``commits`` is the history: id (32 hex), repo, branch it was made on,
+  parent, depth (parent's + 1), time and message.  Commits are immutable.
+* ``objects`` holds contents: size, ETag, the packed chunk manifest and the
+  stored headers.  Files point at objects; a copy is a new pointer.
+* ``entries`` is the change log of file paths: (repo, path, commit) ->
+  object, or NULL for a delete.  It is what history reads walk.
+* ``tree`` is the materialised file tree of each branch head: (repo, branch,
+  path) -> object, the commit that last changed the path and its time.  Reads
+  and listings of a branch use it directly (an index range scan, already in
+  UTF-8 byte order because SQLite compares TEXT with memcmp).
+
+A write is one transaction (``BEGIN IMMEDIATE``): read the branch head, add
+the commit, its entries and tree rows, move the head.  SQLite serialises
+writers, so concurrent writers to one branch each get their own commit, each
+the parent of the next: none is lost.  WAL with ``synchronous=FULL`` makes a
+commit durable before ``commit()`` returns; chunks were made durable before
+(crash order: chunks -> manifest -> commit -> head).
+
+Connections: one writer connection behind a lock; one reader connection per
+thread (WAL readers never block the writer).  All methods block: callers run
+them in worker threads.
+
+This class is the metadata-store interface; a PostgreSQL implementation would
+keep the same methods and schema (``BEGIN IMMEDIATE`` becomes a row lock on
+the branch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from typing import Callable, Iterable, Sequence
+
+from .model import (
+    BranchExists, BranchInfo, CommitInfo, ConditionFailed, Delete, FileInfo, NoSuchBranch,
+    NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoInfo,
+)
+
+__all__ = ["SqliteMetadata", "SCHEMA_VERSION", "prefix_upper_bound"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS repos(name TEXT PRIMARY KEY, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS branches(
+    repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT, created_ns INTEGER NOT NULL,
+    PRIMARY KEY(repo, name));
+CREATE TABLE IF NOT EXISTS commits(
+    id TEXT PRIMARY KEY, repo TEXT NOT NULL, branch TEXT NOT NULL, parent TEXT,
+    depth INTEGER NOT NULL, time_ns INTEGER NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS commits_repo ON commits(repo, depth);
+CREATE TABLE IF NOT EXISTS objects(
+    id INTEGER PRIMARY KEY, size INTEGER NOT NULL, etag TEXT NOT NULL, manifest BLOB NOT NULL,
+    headers TEXT NOT NULL, checksums TEXT NOT NULL, parts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries(
+    repo TEXT NOT NULL, path TEXT NOT NULL, depth INTEGER NOT NULL, commit_id TEXT NOT NULL,
+    object INTEGER, PRIMARY KEY(repo, path, depth, commit_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
+CREATE TABLE IF NOT EXISTS tree(
+    repo TEXT NOT NULL, branch TEXT NOT NULL, path TEXT NOT NULL, object INTEGER NOT NULL,
+    commit_id TEXT NOT NULL, time_ns INTEGER NOT NULL,
+    PRIMARY KEY(repo, branch, path)) WITHOUT ROWID;
+"""
+
+Condition = Callable[[FileInfo | None], bool]
+
+
+class SqliteMetadata:
+    """Embedded metadata store (one SQLite file, WAL)."""
+
+    def __init__(self, path: str, *, durable: bool = True):
+        self.path = path
+        self.durable = durable
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        with self._write_lock:
+            self._writer.executescript(_SCHEMA)
+            self._writer.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
+                (str(SCHEMA_VERSION),))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        self._writer.close()
+
+    # -- transactions -------------------------------------------------------------------
+    def _write(self, fn):
+        with self._write_lock:
+            cur = self._writer.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+    # -- repos and branches -------------------------------------------------------------
+    def list_repos(self) -> list[RepoInfo]:
+        rows = self._reader.execute("SELECT name, created_ns FROM repos ORDER BY name")
+        return [RepoInfo(*r) for r in rows]
+
+    def list_branches(self, repo: str | None = None) -> list[BranchInfo]:
+        if repo is None:
+            rows = self._reader.execute(
+                "SELECT repo, name, head, created_ns FROM branches ORDER BY repo, name")
+        else:
+            rows = self._reader.execute(
+                "SELECT repo, name, head, created_ns FROM branches WHERE repo=? ORDER BY name",
+                (repo,))
+        return [BranchInfo(*r) for r in rows]
+
+    def get_branch(self, repo: str, branch: str) -> BranchInfo:
+        row = self._reader.execute(
+            "SELECT repo, name, head, created_ns FROM branches WHERE repo=? AND name=?",
+            (repo, branch)).fetchone()
+        if row is None:
+            raise NoSuchBranch(f"{branch}.{repo}")
+        return BranchInfo(*row)
+
+    def create_branch(self, repo: str, branch: str, now_ns: int,
+                      from_commit: str | None = None) -> BranchInfo:
+        """Create the repo if missing, then the branch (empty, or at ``from_commit``)."""
+
+        def tx(cur):
+            cur.execute("INSERT OR IGNORE INTO repos(name, created_ns) VALUES(?, ?)",
+                        (repo, now_ns))
+            if cur.execute("SELECT 1 FROM branches WHERE repo=? AND name=?",
+                           (repo, branch)).fetchone():
+                raise BranchExists(f"{branch}.{repo}")
+            head = None
+            if from_commit is not None:
+                c = self._commit_row(cur, from_commit)
+                if c is None or c.repo != repo:
+                    raise NoSuchCommit(from_commit)
+                head = c.id
+                self._materialise_tree(cur, repo, branch, c)
+            cur.execute("INSERT INTO branches(repo, name, head, created_ns) VALUES(?,?,?,?)",
+                        (repo, branch, head, now_ns))
+            return BranchInfo(repo, branch, head, now_ns)
+
+        return self._write(tx)
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        """Delete a branch, even if not empty; the repo goes with its last branch."""
+
+        def tx(cur):
+            if cur.execute("DELETE FROM branches WHERE repo=? AND name=?",
+                           (repo, branch)).rowcount == 0:
+                raise NoSuchBranch(f"{branch}.{repo}")
+            cur.execute("DELETE FROM tree WHERE repo=? AND branch=?", (repo, branch))
+            if cur.execute("SELECT 1 FROM branches WHERE repo=? LIMIT 1", (repo,)).fetchone():
+                return
+            cur.execute("DELETE FROM repos WHERE name=?", (repo,))
+            cur.execute("DELETE FROM entries WHERE repo=?", (repo,))
+            cur.execute("DELETE FROM commits WHERE repo=?", (repo,))
+
+        self._write(tx)
+
+    # -- commits ------------------------------------------------------------------------
+    def commit(self, repo: str, branch: str, changes: Sequence[Put | Delete], message: str,
+               now_ns: int, condition: Callable[[str, FileInfo | None], None] | None = None,
+               ) -> CommitInfo | None:
+        """Apply ``changes`` as one commit on the branch head, atomically.
+
+        ``condition(path, current)`` runs inside the transaction for each
+        change and may raise ``ConditionFailed``.  A batch that changes nothing
+        (deleting absent paths) makes no commit and returns None.
+        """
+
+        def tx(cur):
+            row = cur.execute("SELECT head FROM branches WHERE repo=? AND name=?",
+                              (repo, branch)).fetchone()
+            if row is None:
+                raise NoSuchBranch(f"{branch}.{repo}")
+            parent = row[0]
+            depth = 0
+            if parent is not None:
+                depth = cur.execute("SELECT depth FROM commits WHERE id=?",
+                                    (parent,)).fetchone()[0] + 1
+            commit_id = uuid.uuid4().hex
+            changed = False
+            for change in changes:
+                if condition is not None:
+                    condition(change.path, self._stat(cur, repo, branch, change.path))
+                if isinstance(change, Put):
+                    obj_id = change.object.id
+                    if obj_id is None:
+                        obj_id = self._insert_object(cur, change.object)
+                    cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)",
+                                (repo, change.path, depth, commit_id, obj_id))
+                    cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
+                                (repo, branch, change.path, obj_id, commit_id, now_ns))
+                    changed = True
+                else:
+                    if cur.execute("DELETE FROM tree WHERE repo=? AND branch=? AND path=?",
+                                   (repo, branch, change.path)).rowcount:
+                        cur.execute("INSERT INTO entries VALUES(?,?,?,?,NULL)",
+                                    (repo, change.path, depth, commit_id))
+                        changed = True
+            if not changed:
+                return None
+            cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
+                        (commit_id, repo, branch, parent, depth, now_ns, message))
+            cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
+                        (commit_id, repo, branch))
+            return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, message)
+
+        return self._write(tx)
+
+    def get_commit(self, commit_id: str) -> CommitInfo:
+        c = self._commit_row(self._reader, commit_id)
+        if c is None:
+            raise NoSuchCommit(commit_id)
+        return c
+
+    def log(self, repo: str, branch: str, limit: int = 100) -> list[CommitInfo]:
+        head = self.get_branch(repo, branch).head
+        out = []
+        while head is not None and len(out) < limit:
+            c = self.get_commit(head)
+            out.append(c)
+            head = c.parent
+        return out
+
+    @staticmethod
+    def _commit_row(cur, commit_id: str) -> CommitInfo | None:
+        row = cur.execute(
+            "SELECT id, repo, branch, parent, depth, time_ns, message FROM commits WHERE id=?",
+            (commit_id,)).fetchone()
+        return CommitInfo(*row) if row else None
+
+    def _materialise_tree(self, cur, repo: str, branch: str, commit: CommitInfo) -> None:
+        """Fill ``tree`` for a branch created at ``commit`` from the commit's history."""
+        ancestors = {}
+        c: CommitInfo | None = commit
+        while c is not None:
+            ancestors[c.id] = c
+            c = self._commit_row(cur, c.parent) if c.parent else None
+        rows = cur.execute(
+            "SELECT path, depth, commit_id, object FROM entries WHERE repo=? "
+            "ORDER BY path, depth DESC", (repo,)).fetchall()
+        seen = set()
+        for path, _depth, cid, obj in rows:
+            if path in seen or cid not in ancestors:
+                continue
+            seen.add(path)
+            if obj is not None:
+                cur.execute("INSERT INTO tree VALUES(?,?,?,?,?,?)",
+                            (repo, branch, path, obj, cid, ancestors[cid].time_ns))
+
+    # -- objects ------------------------------------------------------------------------
+    @staticmethod
+    def _insert_object(cur, obj: ObjectInfo) -> int:
+        cur.execute(
+            "INSERT INTO objects(size, etag, manifest, headers, checksums, parts) "
+            "VALUES(?,?,?,?,?,?)",
+            (obj.size, obj.etag, obj.manifest, json.dumps(obj.headers, sort_keys=True),
+             json.dumps(obj.checksums, sort_keys=True), json.dumps(list(obj.parts))))
+        return cur.lastrowid
+
+    _FILE_COLS = ("t.path, t.commit_id, t.time_ns, o.id, o.size, o.etag, o.manifest, o.headers, "
+                  "o.checksums, o.parts")
+
+    @staticmethod
+    def _file(row) -> FileInfo:
+        path, commit_id, time_ns, oid, size, etag, manifest, headers, checksums, parts = row
+        obj = ObjectInfo(size=size, etag=etag, manifest=manifest, headers=json.loads(headers),
+                         checksums=json.loads(checksums), parts=tuple(json.loads(parts)), id=oid)
+        return FileInfo(path, obj, commit_id, time_ns)
+
+    def _stat(self, cur, repo: str, branch: str, path: str) -> FileInfo | None:
+        row = cur.execute(
+            f"SELECT {self._FILE_COLS} FROM tree t JOIN objects o ON o.id = t.object "
+            "WHERE t.repo=? AND t.branch=? AND t.path=?", (repo, branch, path)).fetchone()
+        return self._file(row) if row else None
+
+    # -- reading files ------------------------------------------------------------------
+    def stat(self, repo: str, branch: str, path: str) -> FileInfo:
+        info = self._stat(self._reader, repo, branch, path)
+        if info is None:
+            self.get_branch(repo, branch)  # NoSuchBranch first
+            raise NoSuchFile(path)
+        return info
+
+    def list_files(self, repo: str, branch: str, prefix: str = "", after: str | None = None,
+                   limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
+        """Files of a branch head in UTF-8 byte order that start with ``prefix``.
+
+        Only paths ``> after`` (``>= after`` with ``inclusive``) are returned.
+        """
+        if after is None or after < prefix:
+            lo, op = prefix, ">="
+        else:
+            lo, op = after, ">=" if inclusive else ">"
+        sql = (f"SELECT {self._FILE_COLS} FROM tree t JOIN objects o ON o.id = t.object "
+               f"WHERE t.repo=? AND t.branch=? AND t.path {op} ?")
+        args: list = [repo, branch, lo]
+        if prefix:
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                sql += " AND t.path < ?"
+                args.append(upper)
+        sql += " ORDER BY t.path LIMIT ?"
+        args.append(limit)
+        return [self._file(r) for r in self._reader.execute(sql, args)]
+
+    # -- statistics ---------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        r = self._reader
+        return {
+            "repos": r.execute("SELECT count(*) FROM repos").fetchone()[0],
+            "branches": r.execute("SELECT count(*) FROM branches").fetchone()[0],
+            "commits": r.execute("SELECT count(*) FROM commits").fetchone()[0],
+            "objects": r.execute("SELECT count(*) FROM objects").fetchone()[0],
+            "files": r.execute("SELECT count(*) FROM tree").fetchone()[0],
+            "logical_bytes": r.execute(
+                "SELECT coalesce(sum(o.size), 0) FROM tree t JOIN objects o ON o.id=t.object"
+            ).fetchone()[0],
+            "object_bytes": r.execute("SELECT coalesce(sum(size), 0) FROM objects").fetchone()[0],
+        }
+
+    def referenced_manifests(self) -> Iterable[bytes]:
+        """Every manifest still reachable (for GC marking)."""
+        for (blob,) in self._reader.execute("SELECT manifest FROM objects"):
+            yield blob
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    # Increment the last code point; U+10FFFF has no successor, drop it and carry.
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:
+                nxt = 0xE000
+            return "".join(chars) + chr(nxt)
+    return None

@@ -1,0 +1,94 @@
+"""Request bodies as the ingest pipeline reads them: HTTP body -> (aws-chunked decode) -> pieces.
+
+``BodyReader.read(max_bytes)`` returns the next payload piece (at most
+``max_bytes``), ``b""`` at the end.  It classifies the body once
+(``s3.awschunked.body_shape``: plain, or aws-chunked signed/unsigned with or
+without trailers) and decodes aws-chunked framing incrementally, holding at
+most one socket read of decoded views.  ``finish()`` checks the declared
+length; the trailers (aws-chunked or HTTP chunked) are then in ``trailers``.
+Chunk signatures are kept for the auth layer (``shape``, ``decoder``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ...http import Request
+from ..awschunked import body_shape
+from ..errors import S3Error
+
+__all__ = ["BodyReader", "read_small_body"]
+
+RECEIVE_SIZE = 256 * 1024
+
+
+class BodyReader:
+    def __init__(self, req: Request):
+        self._body = req.body
+        self.shape = body_shape(req.headers)
+        self.decoder = self.shape.decoder()
+        self.payload_sha256 = self.shape.content_sha256
+        self.trailer_names = self.shape.trailer_names
+        self.trailers: dict[str, str] = {}
+        self.received = 0
+        self._queue: deque = deque()
+        self._ended = False
+        if self.decoder is None and req.body.length is None and \
+                "chunked" not in (req.headers.get("transfer-encoding") or "").lower():
+            raise S3Error("MissingContentLength")
+
+    async def read(self, max_bytes: int):
+        if self.decoder is None:
+            piece = await self._body.receive_some(max_bytes)
+            if not piece:
+                self._end()
+            self.received += len(piece)
+            return piece
+        while not self._queue:
+            if self._ended:
+                return b""
+            data = await self._body.receive_some(RECEIVE_SIZE)
+            if not data:
+                self.trailers.update(self.decoder.finish())
+                self._end()
+                return b""
+            self._queue.extend(p for p in self.decoder.feed(data) if len(p))
+        piece = self._queue[0]
+        if len(piece) > max_bytes:
+            self._queue[0] = piece[max_bytes:]
+            piece = piece[:max_bytes]
+        else:
+            self._queue.popleft()
+        self.received += len(piece)
+        return piece
+
+    def _end(self) -> None:
+        self._ended = True
+        for name, value in self._body.trailers:
+            self.trailers.setdefault(name, value)
+
+    def finish(self) -> None:
+        """Check the payload length against what the client declared."""
+        expected = self.shape.decoded_length
+        if expected is not None and self.received != expected:
+            raise S3Error("IncompleteBody")
+
+
+async def read_small_body(req: Request, limit: int) -> bytes:
+    """Read a whole (XML) request body of at most ``limit`` decoded bytes."""
+    reader = BodyReader(req) if req.body.length != 0 else None
+    if reader is None:
+        return b""
+    parts = []
+    total = 0
+    while True:
+        piece = await reader.read(RECEIVE_SIZE)
+        if not piece:
+            break
+        total += len(piece)
+        if total > limit:
+            raise S3Error("EntityTooLarge" if limit > 65536 else "MalformedXML",
+                          "The request body is too large.")
+        parts.append(bytes(piece))
+    reader.finish()
+    return b"".join(parts)

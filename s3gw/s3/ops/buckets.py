@@ -1,0 +1,90 @@
+"""Bucket operations: a bucket is a branch of a repo (``<branch>.<repo>``).
+
+CreateBucket creates the repo if missing, then the branch; DeleteBucket
+deletes the branch even when it holds files, and the repo with its last
+branch.  Location, versioning and ACL answers are canned: one region,
+versioning always on (every write is a commit), the owner has FULL_CONTROL.
+"""
+
+from __future__ import annotations
+
+from ...http import Request, Response
+from ...pfs.model import BranchExists
+from .. import xml as s3xml
+from ..errors import S3Error
+from ..metadata import check_acl
+from ..names import bucket_name
+from ..xmlparse import parse_create_bucket
+from .body import read_small_body
+from .service import OWNER, S3Service, operation
+
+__all__: list[str] = []
+
+XML = [("content-type", "application/xml")]
+
+
+@operation("ListBuckets")
+async def list_buckets(svc: S3Service, req: Request, r) -> Response:
+    branches = await svc.run(svc.meta.list_branches)
+    entries = sorted((s3xml.BucketEntry(bucket_name(b.repo, b.name), b.created_ns)
+                      for b in branches), key=lambda e: e.name)
+    return Response(200, list(XML), s3xml.list_buckets_result(entries, OWNER))
+
+
+@operation("CreateBucket")
+async def create_bucket(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    check_acl(req.headers.get("x-amz-acl"))
+    parse_create_bucket(await read_small_body(req, limit=64 * 1024))
+    try:
+        await svc.run(svc.meta.create_branch, ref.repo, ref.branch, svc.clock())
+    except BranchExists:
+        raise S3Error("BucketAlreadyOwnedByYou", bucket_name=r.bucket) from None
+    return Response(200, [("location", f"/{r.bucket}")], b"")
+
+
+@operation("HeadBucket")
+async def head_bucket(svc: S3Service, req: Request, r) -> Response:
+    await _existing(svc, r.bucket)
+    return Response(200, [("x-amz-bucket-region", svc.region)], None, content_length=0)
+
+
+@operation("DeleteBucket")
+async def delete_bucket(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    await svc.run(svc.meta.delete_branch, ref.repo, ref.branch)
+    return Response(204, [], b"")
+
+
+@operation("GetBucketLocation")
+async def get_bucket_location(svc: S3Service, req: Request, r) -> Response:
+    await _existing(svc, r.bucket)
+    return Response(200, list(XML), s3xml.location_constraint(svc.region))
+
+
+@operation("GetBucketVersioning")
+async def get_bucket_versioning(svc: S3Service, req: Request, r) -> Response:
+    await _existing(svc, r.bucket)
+    return Response(200, list(XML), s3xml.versioning_configuration("Enabled"))
+
+
+@operation("GetBucketAcl")
+async def get_bucket_acl(svc: S3Service, req: Request, r) -> Response:
+    await _existing(svc, r.bucket)
+    return Response(200, list(XML), s3xml.access_control_policy(OWNER))
+
+
+@operation("PutBucketAcl")
+async def put_bucket_acl(svc: S3Service, req: Request, r) -> Response:
+    await _existing(svc, r.bucket)
+    check_acl(req.headers.get("x-amz-acl"))
+    await read_small_body(req, limit=64 * 1024)
+    return Response(200, [], b"")
+
+
+async def _existing(svc: S3Service, name: str | None):
+    ref = svc.bucket(name)
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
+    if ref.commit is not None:
+        await svc.run(svc.meta.get_commit, ref.commit)
+    return ref

@@ -1,0 +1,145 @@
+"""ListObjects (v1) and ListObjectsV2 over a branch head's file tree.
+
+The plan (``collect``) walks the tree in UTF-8 byte order from the start
+position, rolling keys that contain the delimiter after the prefix into
+common prefixes and jumping past each common prefix in one index seek, so a
+listing of a folder with a million files under one sub-folder costs one row.
+``max-keys`` counts keys and common prefixes together, as S3 does.
+
+Continuation tokens (v2) are opaque to clients: base64url of the last key or
+common prefix returned.  A v1 marker or v2 start position equal to a common
+prefix skips everything under it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from ...http import Request, Response
+from ...pfs.metadata import prefix_upper_bound
+from .. import xml as s3xml
+from ..errors import S3Error
+from .service import OWNER, S3Service, operation
+
+__all__ = ["collect", "Listing"]
+
+MAX_KEYS = 1000
+_BATCH = 1000
+
+
+class Listing:
+    def __init__(self):
+        self.entries: list[s3xml.ListEntry] = []
+        self.prefixes: list[str] = []
+        self.truncated = False
+        self.last: str | None = None     # last key or common prefix returned
+
+
+def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, after: str | None,
+            max_keys: int) -> Listing:
+    """Blocking: one page of a listing (keys > ``after``)."""
+    out = Listing()
+    cursor, inclusive = after, False
+    if after is not None and delimiter and after.startswith(prefix) and \
+            after.endswith(delimiter) and delimiter in after[len(prefix):]:
+        cursor, inclusive = _past(after)
+    count = 0
+    while cursor is not _END:
+        files = meta.list_files(repo, branch, prefix=prefix, after=cursor, limit=_BATCH,
+                                inclusive=inclusive)
+        inclusive = False
+        for f in files:
+            if count >= max_keys:
+                out.truncated = True
+                return out
+            rest = f.path[len(prefix):]
+            cut = rest.find(delimiter) if delimiter else -1
+            count += 1
+            if cut >= 0:
+                cp = prefix + rest[:cut + len(delimiter)]
+                out.prefixes.append(cp)
+                out.last = cp
+                cursor, inclusive = _past(cp)
+                break  # seek past everything under the common prefix
+            out.entries.append(s3xml.ListEntry(f.path, f.time_ns, f.object.etag, f.object.size))
+            out.last = cursor = f.path
+        else:
+            if len(files) < _BATCH:
+                return out
+    return out
+
+
+_END = object()
+
+
+def _past(common_prefix: str):
+    """The (inclusive) position just after every key starting with ``common_prefix``."""
+    upper = prefix_upper_bound(common_prefix)
+    return (_END, False) if upper is None else (upper, True)
+
+
+def _params(svc: S3Service, r):
+    ref = svc.bucket(r.bucket)
+    q = r.query
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter") or None
+    raw = q.get("max-keys", str(MAX_KEYS))
+    if not raw.isdigit():
+        raise S3Error("InvalidArgument", "max-keys must be a non-negative integer.",
+                      argument_name="max-keys", argument_value=raw)
+    max_keys = min(int(raw), MAX_KEYS)
+    encoding = s3xml.check_encoding_type(q.get("encoding-type"))
+    return ref, prefix, delimiter, max_keys, encoding
+
+
+async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
+    if ref.commit is not None:
+        raise S3Error("NotImplemented", "Listing a commit-pinned bucket is not implemented yet.")
+    return await svc.run(collect, svc.meta, ref.repo, ref.branch, prefix, delimiter, after,
+                         max_keys)
+
+
+@operation("ListObjects")
+async def list_objects(svc: S3Service, req: Request, r) -> Response:
+    ref, prefix, delimiter, max_keys, encoding = _params(svc, r)
+    marker = r.query.get("marker", "")
+    page = await _page(svc, ref, prefix, delimiter, marker or None, max_keys)
+    doc = s3xml.list_objects_v1(
+        r.bucket, page.entries, page.prefixes, prefix=prefix, marker=marker, delimiter=delimiter,
+        max_keys=max_keys, is_truncated=page.truncated,
+        next_marker=page.last if page.truncated and delimiter else None,
+        encoding_type=encoding, owner=OWNER)
+    return Response(200, [("content-type", "application/xml")], doc)
+
+
+@operation("ListObjectsV2")
+async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
+    ref, prefix, delimiter, max_keys, encoding = _params(svc, r)
+    token = r.query.get("continuation-token")
+    start_after = r.query.get("start-after") or None
+    after = start_after
+    if token is not None:
+        after = _decode_token(token)
+    page = await _page(svc, ref, prefix, delimiter, after, max_keys)
+    next_token = _encode_token(page.last) if page.truncated and page.last is not None else None
+    fetch_owner = r.query.get("fetch-owner", "").lower() == "true"
+    doc = s3xml.list_objects_v2(
+        r.bucket, page.entries, page.prefixes, prefix=prefix, delimiter=delimiter,
+        max_keys=max_keys, is_truncated=page.truncated, continuation_token=token,
+        next_continuation_token=next_token, start_after=start_after, encoding_type=encoding,
+        owner=OWNER if fetch_owner else None)
+    return Response(200, [("content-type", "application/xml")], doc)
+
+
+def _encode_token(position: str) -> str:
+    return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect.",
+                      argument_name="continuation-token") from None

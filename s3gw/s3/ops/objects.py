@@ -1,0 +1,321 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, ACLs.
+
+PutObject streams the body through the ingest pipeline (chunks land in the
+store as they are cut), checks every digest the client gave (Content-MD5,
+``x-amz-checksum-*`` header or trailer, a hex ``x-amz-content-sha256``) and
+only then commits: a failed write leaves nothing visible.
+
+GetObject plans the byte range over the manifest (pure) and streams the
+chunk slices (verified reads in a worker thread, one chunk read ahead of the
+socket so disk and network overlap).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import trio
+
+from ...http import Request, Response
+from ...ingest.pipeline import ingest
+from ...pfs.model import Delete, FileInfo, ObjectInfo, Put
+from ...store.ids import Manifest
+from .. import xml as s3xml
+from ..xmlparse import parse_delete
+from ..dates import http_date, parse_http_date
+from ..errors import S3Error
+from ..metadata import content_md5, stored_headers
+from ..names import validate_key
+from ..ranges import content_range, parse_range
+from .body import BodyReader, read_small_body
+from .service import OWNER, S3Service, operation
+
+__all__ = ["stream_object", "check_preconditions", "object_headers"]
+
+CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_READ_AHEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-read")
+
+
+# -- PutObject --------------------------------------------------------------------------
+@operation("PutObject")
+async def put_object(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket before the body
+    headers = dict(stored_headers(req.headers))
+    result, checksums = await receive_object(svc, req)
+    obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
+                     manifest=result.manifest.pack(), headers=headers, checksums=checksums)
+    commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
+                           f"PUT /{key}", svc.clock())
+    out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", commit.id)]
+    out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
+    return Response(200, out, b"")
+
+
+async def receive_object(svc: S3Service, req: Request):
+    """Stream the request body into the chunk store and verify every digest the client sent.
+
+    Returns (IngestResult, checksums to store {algorithm: base64}).
+    Raises S3Error (BadDigest, XAmzContentSHA256Mismatch, IncompleteBody, ...).
+    """
+    md5_expected = content_md5(req.headers.get("content-md5"))
+    reader = BodyReader(req)
+    wanted = checksum_algorithms(req, reader)
+    algorithms = ["md5", *wanted]
+    sha_hex = reader.payload_sha256
+    if sha_hex is not None and "sha256" not in algorithms:
+        algorithms.append("sha256")
+    result = await ingest(reader.read, svc.store, algorithms=algorithms, limiter=svc.limiter)
+    reader.finish()
+    digests = result.digests
+    if md5_expected is not None and md5_expected != digests["md5"]:
+        raise S3Error("BadDigest")
+    if sha_hex is not None and digests["sha256"].hex() != sha_hex:
+        raise S3Error("XAmzContentSHA256Mismatch",
+                      "The provided 'x-amz-content-sha256' header does not match what was computed.")
+    checksums = {}
+    for algo in wanted:
+        given = req.headers.get(f"x-amz-checksum-{algo}") or reader.trailers.get(
+            f"x-amz-checksum-{algo}")
+        actual = base64.b64encode(digests[algo]).decode()
+        if given is None:
+            continue
+        if given != actual:
+            raise S3Error("BadDigest", f"The {algo.upper()} you specified did not match the "
+                                       "calculated checksum.")
+        checksums[algo] = actual
+    return result, checksums
+
+
+def checksum_algorithms(req: Request, reader: BodyReader) -> list[str]:
+    """The x-amz-checksum-* algorithms this request carries (header or announced trailer)."""
+    out = []
+    for algo in CHECKSUM_ALGORITHMS:
+        value = req.headers.get(f"x-amz-checksum-{algo}")
+        if value is not None:
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != {"crc32": 4, "crc32c": 4, "sha1": 20, "sha256": 32}[algo]:
+                raise S3Error("InvalidRequest",
+                              f"Value for x-amz-checksum-{algo} header is invalid.")
+            out.append(algo)
+    for name in reader.trailer_names:
+        if name.startswith("x-amz-checksum-"):
+            algo = name[len("x-amz-checksum-"):]
+            if algo not in CHECKSUM_ALGORITHMS:
+                raise S3Error("InvalidRequest", f"Unsupported trailing checksum {name}.")
+            if algo not in out:
+                out.append(algo)
+    sdk = req.headers.get("x-amz-sdk-checksum-algorithm")
+    if sdk and sdk.lower() not in CHECKSUM_ALGORITHMS and sdk.lower() != "crc64nvme":
+        raise S3Error("InvalidRequest", "Invalid value for x-amz-sdk-checksum-algorithm.")
+    if (sdk or "").lower() == "crc64nvme" or req.headers.get("x-amz-checksum-crc64nvme"):
+        raise S3Error("NotImplemented", "CRC64NVME checksums are not supported yet.")
+    return out
+
+
+# -- GetObject / HeadObject -------------------------------------------------------------
+@operation("GetObject")
+async def get_object(svc: S3Service, req: Request, r) -> Response:
+    return await read_object(svc, req, r, head=False)
+
+
+@operation("HeadObject")
+async def head_object(svc: S3Service, req: Request, r) -> Response:
+    return await read_object(svc, req, r, head=True)
+
+
+async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Response:
+    ref = svc.bucket(r.bucket)
+    key = validate_key(r.key)
+    info: FileInfo = await svc.run(resolve_file, svc, ref, key)
+    obj = info.object
+    preconditions = check_preconditions(req.headers, obj.etag, info.time_ns)
+    if preconditions is not None:
+        status, headers = preconditions, [("etag", f'"{obj.etag}"'),
+                                          ("last-modified", http_date(info.time_ns))]
+        if status == 304:
+            return Response(304, headers, None, content_length=0)
+        raise S3Error("PreconditionFailed", condition=_failed_condition(req.headers))
+    size = obj.size
+    rng = parse_range(req.headers.get("range"), size) if "range" in req.headers else None
+    headers = object_headers(info, r.query)
+    if rng is None:
+        start, end, status = 0, size, 200
+        if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            headers.extend((f"x-amz-checksum-{a}", v) for a, v in obj.checksums.items())
+    else:
+        start, end, status = rng[0], rng[1] + 1, 206
+        headers.append(("content-range", content_range(rng[0], rng[1], size)))
+    length = end - start
+    if head:
+        return Response(status, headers, None, content_length=length)
+    body = stream_object(svc, Manifest.unpack(obj.manifest), start, end)
+    return Response(status, headers, body, content_length=length)
+
+
+def resolve_file(svc: S3Service, ref, key: str) -> FileInfo:
+    """Blocking: the file at the bucket's branch head (or pinned commit)."""
+    if ref.commit is not None:
+        return svc.meta.stat_at(ref.repo, ref.branch, ref.commit, key)
+    return svc.meta.stat(ref.repo, ref.branch, key)
+
+
+_OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+
+
+def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str]]:
+    """Response headers of a GET/HEAD: ETag, Last-Modified, stored headers, overrides."""
+    obj = info.object
+    stored = dict(obj.headers)
+    stored.setdefault("content-type", "binary/octet-stream")
+    for param, header in _OVERRIDES.items():
+        if param in query:
+            stored[header] = query[param]
+    headers = [("etag", f'"{obj.etag}"'), ("last-modified", http_date(info.time_ns)),
+               ("accept-ranges", "bytes"), ("x-amz-version-id", info.commit_id)]
+    headers.extend(stored.items())
+    if obj.parts:
+        headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
+    return headers
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    for candidate in header.split(","):
+        c = candidate.strip()
+        if c == "*":
+            return True
+        if c.startswith("W/"):
+            c = c[2:]
+        if c.strip('"') == etag:
+            return True
+    return False
+
+
+def check_preconditions(headers, etag: str, time_ns: int) -> int | None:
+    """RFC 9110 section 13.2.2 order, as S3 applies it to GET/HEAD.
+
+    Returns None to proceed, 412 for PreconditionFailed or 304 for Not Modified.
+    If-Match decides over If-Unmodified-Since, If-None-Match over If-Modified-Since.
+    """
+    modified_s = time_ns // 1_000_000_000
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not _etag_matches(if_match, etag):
+            return 412
+    else:
+        ius = parse_http_date(headers.get("if-unmodified-since"))
+        if ius is not None and modified_s > ius // 1_000_000_000:
+            return 412
+    if_none = headers.get("if-none-match")
+    if if_none is not None:
+        if _etag_matches(if_none, etag):
+            return 304
+    else:
+        ims = parse_http_date(headers.get("if-modified-since"))
+        if ims is not None and modified_s <= ims // 1_000_000_000:
+            return 304
+    return None
+
+
+def _failed_condition(headers) -> str:
+    return "If-Match" if headers.get("if-match") is not None else "If-Unmodified-Since"
+
+
+async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int):
+    """Yield the bytes [start, end) chunk slice by chunk slice, each chunk verified.
+
+    The next chunk is read (and its checksum checked) in a worker thread
+    while the current one is sent.  A corrupt chunk raises ChunkCorrupt: the
+    response is cut short (the client sees a truncated body and retries),
+    never completed with bad bytes.
+    """
+    plan = manifest.plan(start, end)
+    if not plan:
+        return
+    read = svc.store.read
+    pending = _READ_AHEAD.submit(read, *plan[0])
+    for i in range(len(plan)):
+        data = await trio.to_thread.run_sync(pending.result, limiter=svc.limiter)
+        if i + 1 < len(plan):
+            pending = _READ_AHEAD.submit(read, *plan[i + 1])
+        yield data
+
+
+# -- DeleteObject(s) --------------------------------------------------------------------
+@operation("DeleteObject")
+async def delete_object(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    if r.query.get("versionId") not in (None, "", "null"):
+        raise S3Error("InvalidRequest", "History is immutable: a commit's version of an "
+                                        "object cannot be deleted.")
+    commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Delete(key)],
+                           f"DELETE /{key}", svc.clock())
+    headers = []
+    if commit is not None:
+        headers.append(("x-amz-version-id", commit.id))
+    return Response(204, headers, b"")
+
+
+@operation("DeleteObjects")
+async def delete_objects(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    body = await read_small_body(req, limit=2 * 1024 * 1024)
+    md5 = content_md5(req.headers.get("content-md5"))
+    if md5 is not None and hashlib.md5(body).digest() != md5:
+        raise S3Error("BadDigest")
+    quiet, objects = parse_delete(body)
+    deleted, errors, changes = [], [], []
+    for key, version in objects:
+        try:
+            validate_key(key)
+            if version not in (None, "", "null"):
+                raise S3Error("InvalidRequest", "History is immutable.")
+        except S3Error as exc:
+            errors.append(s3xml.DeleteError(key=key, code=exc.code, message=exc.message,
+                                            version_id=version))
+            continue
+        changes.append(Delete(key))
+        deleted.append(s3xml.Deleted(key=key, version_id=version))
+    commit = None
+    if changes:
+        await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
+        commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, changes,
+                               f"DELETE {len(changes)} objects", svc.clock())
+    doc = s3xml.delete_result(errors if quiet else deleted + errors)
+    headers = [("content-type", "application/xml")]
+    if commit is not None:
+        headers.append(("x-amz-version-id", commit.id))
+    return Response(200, headers, doc)
+
+
+# -- ACLs: canned, no effect ------------------------------------------------------------
+@operation("GetObjectAcl")
+async def get_object_acl(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    await svc.run(resolve_file, svc, ref, validate_key(r.key))
+    return Response(200, [("content-type", "application/xml")], s3xml.access_control_policy(OWNER))
+
+
+@operation("PutObjectAcl")
+async def put_object_acl(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    await read_small_body(req, limit=64 * 1024)
+    stored_headers(req.headers)  # validates a canned x-amz-acl
+    await svc.run(resolve_file, svc, ref, validate_key(r.key))
+    return Response(200, [], b"")

@@ -1,0 +1,129 @@
+"""The S3 service: route a request, run its operation, answer S3 XML errors.
+
+``S3Service.handle`` is the HTTP server's handler.  It routes the request
+(pure: ``s3.router``), looks the operation up in ``OPERATIONS`` (one async
+function per S3 operation, named as AWS names it) and runs it.  Every
+exception is translated once (``s3.errors.to_s3_error``): an S3 error goes
+out as its XML document with its status (HEAD: no body); anything unknown is
+logged with its traceback and answered ``InternalError`` with the request id
+only -- a 500 is always a bug.
+
+Operations reach PFS and the chunk store only through worker threads
+(``self.run``, capped by the app's ``CapacityLimiter``): SQLite and file I/O
+block.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+import trio
+
+from ...http import ClientDisconnected, Request, Response
+from ...pfs.metadata import SqliteMetadata
+from ...store.chunkstore import ChunkError, LocalChunkStore
+from .. import xml as s3xml
+from ..errors import S3Error, error_xml, to_s3_error
+from ..names import BucketRef, parse_bucket
+from ..router import route
+
+__all__ = ["S3Service", "OPERATIONS", "OWNER"]
+
+log = logging.getLogger("s3gw.s3")
+OWNER = s3xml.Owner(id="s3gw", display_name="s3gw")
+
+Operation = Callable[["S3Service", Request, object], Awaitable[Response]]
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str):
+    """Register an async operation handler under its AWS operation name."""
+
+    def register(fn):
+        OPERATIONS[name] = fn
+        return fn
+
+    return register
+
+
+class S3Service:
+    def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
+                 domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
+                 clock: Callable[[], int] = time.time_ns):
+        self.meta = meta
+        self.store = store
+        self.region = region
+        self.domain = domain
+        self.limiter = limiter
+        self.clock = clock
+
+    async def run(self, fn, *args):
+        """Run a blocking PFS/store call in a worker thread."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # -- the handler ----------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        routed = None
+        try:
+            routed = route(request.method, request.path, request.query, request.headers,
+                           domain=self.domain, host=request.headers.get("host"))
+            op = OPERATIONS.get(routed.endpoint.name)
+            if op is None or not routed.endpoint.implemented:
+                raise S3Error("NotImplemented",
+                              f"{routed.endpoint.name} is not implemented by s3gw.")
+            response = await op(self, request, routed)
+        except ClientDisconnected:
+            raise
+        except ChunkError:
+            log.exception("chunk store error in request %s", request.id)
+            return self.error_response(request, S3Error("InternalError"))
+        except Exception as exc:
+            err = to_s3_error(exc)
+            if err.code == "InternalError":
+                log.exception("unhandled error in request %s", request.id)
+            elif routed is not None and not isinstance(exc, S3Error):
+                if err.code == "NoSuchKey":
+                    err.fields.setdefault("Key", routed.key or "")
+                elif err.code == "NoSuchBucket":
+                    err.fields.setdefault("BucketName", routed.bucket or "")
+            return self.error_response(request, err)
+        response.headers.extend(self.common_headers(request))
+        return response
+
+    def common_headers(self, request: Request) -> list[tuple[str, str]]:
+        return [("x-amz-request-id", request.id), ("x-amz-id-2", request.id)]
+
+    def error_response(self, request: Request, err: S3Error) -> Response:
+        headers = [("content-type", "application/xml")]
+        headers.extend(err.headers.items())
+        headers.extend(self.common_headers(request))
+        if request.method == "HEAD" or not err.has_body:
+            return Response(err.status, headers, None, content_length=0)
+        body = error_xml(err, resource=request.path, request_id=request.id)
+        return Response(err.status, headers, body)
+
+    def http_error_response(self, status: int, reason: str = "") -> Response:
+        """Errors the HTTP layer answers itself (malformed requests, 500s): S3 XML too."""
+        code = {400: "InvalidRequest", 408: "RequestTimeout", 413: "EntityTooLarge",
+                431: "InvalidRequest"}.get(status, "InternalError")
+        err = S3Error(code)
+        body = error_xml(err, resource="/", request_id="-")
+        return Response(err.status if code != "InvalidRequest" else status,
+                        [("content-type", "application/xml")], body)
+
+    # -- helpers shared by operations -----------------------------------------------------
+    def bucket(self, name: str | None) -> BucketRef:
+        if not name:
+            raise S3Error("InvalidBucketName", "A bucket name is required.")
+        return parse_bucket(name)
+
+    def writable(self, name: str | None) -> BucketRef:
+        ref = self.bucket(name)
+        if ref.commit is not None:
+            raise S3Error("AccessDenied", "Bucket is pinned to a commit and is read-only.",
+                          bucket_name=name)
+        return ref
+
+

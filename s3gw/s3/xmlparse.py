@@ -1,0 +1,190 @@
+"""Parsers for the small XML request bodies S3 clients send.
+
+Theory of operation
+-------------------
+Bodies are parsed with :mod:`xml.etree.ElementTree` after three guards:
+
+1. a size cap (``MAX_XML_BODY``, 4 MiB: 1000 DeleteObjects keys of 1 KiB or
+   10 000 Complete parts with checksums fit easily);
+2. the body must be UTF-8 (a UTF-8 BOM is allowed), as S3 requires;
+3. no markup declarations: any ``<!`` other than a comment or CDATA
+   (``<!DOCTYPE``, ``<!ENTITY`` …) is refused, so no entity expansion
+   (internal or external) can happen.
+
+Parsing is tolerant of what real clients send (CLIENTS.md 3.13): the S3
+namespace or none (elements are matched by local name), any element order,
+character references (``&#252;``, ``&#34;``), and ETags quoted, ``&#34;``-
+escaped or bare.  Text is taken verbatim (keys are not stripped: spaces are
+key bytes); numbers, booleans, ETags and version ids are stripped.
+
+Anything else wrong -> ``S3Error("MalformedXML")``; rules S3 states in its
+own terms keep their codes (``InvalidPartOrder``, ``InvalidArgument`` for a
+part number outside 1..10000).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+from .errors import S3Error
+
+__all__ = [
+    "MAX_DELETE_KEYS",
+    "MAX_PARTS",
+    "MAX_XML_BODY",
+    "parse_complete_multipart",
+    "parse_create_bucket",
+    "parse_delete",
+]
+
+MAX_XML_BODY = 4 * 1024 * 1024
+MAX_DELETE_KEYS = 1000
+MAX_PARTS = 10000
+_DECL = re.compile(r"<!(?!--|\[CDATA\[)")
+_CHECKSUMS = {
+    "ChecksumCRC32": "crc32",
+    "ChecksumCRC32C": "crc32c",
+    "ChecksumCRC64NVME": "crc64nvme",
+    "ChecksumSHA1": "sha1",
+    "ChecksumSHA256": "sha256",
+}
+
+
+def _malformed(why: str = "") -> S3Error:
+    msg = None
+    if why:
+        msg = (
+            "The XML you provided was not well-formed or did not validate against "
+            f"our published schema: {why}."
+        )
+    return S3Error("MalformedXML", msg)
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _root(body: bytes, name: str, max_size: int) -> ET.Element:
+    if len(body) > max_size:
+        raise _malformed("body too large")
+    try:
+        text = bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _malformed("not UTF-8") from None
+    if _DECL.search(text):
+        raise _malformed("markup declarations are not allowed")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        raise _malformed() from None
+    if _local(root.tag) != name:
+        raise _malformed(f"expected a {name} element")
+    return root
+
+
+def _children(el: ET.Element, name: str) -> Iterator[ET.Element]:
+    return (c for c in el if _local(c.tag) == name)
+
+
+def _child(el: ET.Element, name: str) -> ET.Element | None:
+    return next(_children(el, name), None)
+
+
+def _strip(el: ET.Element | None) -> str | None:
+    if el is None:
+        return None
+    return (el.text or "").strip()
+
+
+def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY) -> tuple[bool, list[tuple[str, str | None]]]:
+    """Parse a DeleteObjects body.
+
+    Returns:
+        ``(quiet, [(key, version_id or None), …])`` in document order.  A
+        ``<Key/>`` gives ``""`` (the operation reports it per key).
+
+    Raises:
+        S3Error: ``MalformedXML`` (not a Delete document, no objects, more
+            than 1000, an Object without Key, Quiet not true/false).
+    """
+    root = _root(body, "Delete", max_size)
+    quiet_text = _strip(_child(root, "Quiet"))
+    if quiet_text is None:
+        quiet = False
+    elif quiet_text.lower() in ("true", "false"):
+        quiet = quiet_text.lower() == "true"
+    else:
+        raise _malformed("Quiet must be true or false")
+    objects: list[tuple[str, str | None]] = []
+    for obj in _children(root, "Object"):
+        key_el = _child(obj, "Key")
+        if key_el is None:
+            raise _malformed("Object without Key")
+        version = _strip(_child(obj, "VersionId")) or None
+        objects.append((key_el.text or "", version))
+        if len(objects) > MAX_DELETE_KEYS:
+            raise _malformed(f"more than {MAX_DELETE_KEYS} keys")
+    if not objects:
+        raise _malformed("no Object elements")
+    return quiet, objects
+
+
+def parse_complete_multipart(
+    body: bytes, *, max_size: int = MAX_XML_BODY
+) -> list[tuple[int, str, dict[str, str]]]:
+    """Parse a CompleteMultipartUpload body.
+
+    Returns:
+        ``[(part_number, etag without quotes, {"crc32": …, …}), …]`` in
+        ascending part order.
+
+    Raises:
+        S3Error: ``MalformedXML`` (no parts, missing/non-numeric PartNumber,
+            missing ETag); ``InvalidArgument`` (part number outside
+            1..10000); ``InvalidPartOrder`` (not strictly ascending).
+    """
+    root = _root(body, "CompleteMultipartUpload", max_size)
+    parts: list[tuple[int, str, dict[str, str]]] = []
+    for part in _children(root, "Part"):
+        num_text = _strip(_child(part, "PartNumber"))
+        etag = _strip(_child(part, "ETag"))
+        if not num_text or not num_text.isascii() or not num_text.isdigit():
+            raise _malformed("PartNumber missing or not a number")
+        if etag is None:
+            raise _malformed("ETag missing")
+        number = int(num_text)
+        if not 1 <= number <= MAX_PARTS:
+            raise S3Error(
+                "InvalidArgument",
+                "Part number must be an integer between 1 and 10000, inclusive",
+                argument_name="partNumber",
+                argument_value=num_text,
+            )
+        if parts and number <= parts[-1][0]:
+            raise S3Error("InvalidPartOrder")
+        checksums = {
+            _CHECKSUMS[_local(c.tag)]: (c.text or "").strip() for c in part if _local(c.tag) in _CHECKSUMS
+        }
+        parts.append((number, etag.strip('"').strip(), checksums))
+    if not parts:
+        raise _malformed("no Part elements")
+    return parts
+
+
+def parse_create_bucket(body: bytes, *, max_size: int = MAX_XML_BODY) -> str | None:
+    """Parse a CreateBucket body (may be empty).
+
+    Returns:
+        The ``LocationConstraint`` value, or ``None`` for an empty body or an
+        empty/absent constraint.
+
+    Raises:
+        S3Error: ``MalformedXML`` for a non-empty body that is not a
+            ``CreateBucketConfiguration`` document.
+    """
+    if not bytes(body).strip():
+        return None
+    root = _root(body, "CreateBucketConfiguration", max_size)
+    return _strip(_child(root, "LocationConstraint")) or None

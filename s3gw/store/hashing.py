@@ -1,0 +1,98 @@
+"""Chunk and stream hashing for the store: picks the native driver or its pure twin.
+
+Theory of operation
+-------------------
+* ``chunk_id(data) -> bytes``: BLAKE3-256, a chunk's address (32 bytes).
+* ``chunk_checksum(data) -> int``: XXH3-64, checked on every chunk read.
+* ``StreamHasher(algorithms)``: whole-stream md5/sha1/sha256/crc32/crc32c;
+  ``digests()`` returns raw digests, CRCs as 4 big-endian bytes.
+
+The work is done by hashlib (OpenSSL), zlib, crc32c, blake3 and xxhash, which
+all release the GIL for large buffers (hashlib from 2 KiB, zlib.crc32 above
+5 KiB, crc32c from 32 KiB, xxh3 from about 100 KB, blake3 always; measured,
+see ``_native/hashing.pyx``): run big pieces in a worker thread and both
+cores work.  The compiled ``s3gw._native.hashing`` only trims Python-level
+overhead per call; the pure twin ``_hashing_py`` gives the same digests.
+
+Selection as for the chunker: native unless ``S3GW_PUREPYTHON=1``, the
+extension is missing, or its ``API_VERSION`` differs (then ``FALLBACK_REASON``
+says why and a warning is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from s3gw.store import _hashing_py
+
+__all__ = [
+    "ALGORITHMS",
+    "FALLBACK_REASON",
+    "IMPLEMENTATION",
+    "StreamHasher",
+    "chunk_checksum",
+    "chunk_id",
+    "self_test",
+]
+
+_log = logging.getLogger(__name__)
+
+_API_VERSION = 1
+
+
+def _select():
+    if os.environ.get("S3GW_PUREPYTHON") == "1":
+        return _hashing_py, "python", "S3GW_PUREPYTHON=1"
+    try:
+        from s3gw._native import hashing as native
+    except ImportError as exc:
+        return _hashing_py, "python", f"native hashing not built ({exc})"
+    version = getattr(native, "API_VERSION", None)
+    if version != _API_VERSION:
+        return _hashing_py, "python", (
+            f"native hashing API_VERSION {version} != {_API_VERSION}; rebuild it "
+            "(python setup.py build_ext --inplace)")
+    return native, "cython", None
+
+
+_impl, IMPLEMENTATION, FALLBACK_REASON = _select()
+if IMPLEMENTATION == "python" and os.environ.get("S3GW_PUREPYTHON") != "1":
+    _log.warning("using the pure-Python hashing driver: %s", FALLBACK_REASON)
+
+ALGORITHMS = _hashing_py.ALGORITHMS
+chunk_id = _impl.chunk_id
+chunk_checksum = _impl.chunk_checksum
+StreamHasher = _impl.StreamHasher
+
+# Known answers for b"abc" (BLAKE3 and XXH3-64 from their reference test
+# vectors; the rest are the usual published values).
+_SELF_TEST = {
+    "blake3": "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+    "xxh3": 0x78AF5F94892F3950,
+    "md5": "900150983cd24fb0d6963f7d28e17f72",
+    "sha1": "a9993e364706816aba3e25717850c26c9cd0d89d",
+    "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    "crc32": "352441c2",
+    "crc32c": "364b3fb7",
+}
+
+
+def self_test() -> bool:
+    """Check the selected driver against known answers for ``b"abc"``.
+
+    Returns:
+        True.
+
+    Raises:
+        RuntimeError: a digest differs.
+    """
+    got = {"blake3": chunk_id(b"abc").hex(), "xxh3": chunk_checksum(b"abc")}
+    hasher = StreamHasher(["md5", "sha1", "sha256", "crc32", "crc32c"])
+    hasher.update(b"a")
+    hasher.update(memoryview(b"bc"))
+    got.update((k, v.hex()) for k, v in hasher.digests().items())
+    if got != _SELF_TEST:
+        bad = sorted(k for k in _SELF_TEST if got.get(k) != _SELF_TEST[k])
+        raise RuntimeError(f"{IMPLEMENTATION} hashing self-test failed for {bad}: {got}")
+    return True

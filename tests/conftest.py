@@ -1,0 +1,137 @@
+"""Shared fixtures: a real s3gw server process on a loopback port, and clients for it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``s3gw serve`` in a child process, as a user runs it."""
+
+    def __init__(self, data_dir: str, env: dict | None = None, extra_args=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "s3gw", "serve", "--data", self.data_dir,
+             "--port", str(self.port), *self.extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"s3gw exited early:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"s3gw did not start:\n{self.log()}")
+
+    def stop(self, sig: int | None = None) -> int:
+        if self.proc is None:
+            return 0
+        if sig is None:
+            self.proc.terminate()
+        else:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._log.close()
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self._log.close()
+            self.proc = None
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def rss_peak_kib(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    srv = ServerProcess(str(tmp_path_factory.mktemp("s3gw") / "data")).start()
+    yield srv
+    srv.stop()
+    internal = [line for line in srv.log().splitlines() if " 500 " in line and "s3gw.access" in line]
+    assert not internal, f"the server answered 500s:\n" + "\n".join(internal)
+
+
+def make_client(endpoint: str):
+    import boto3
+    from botocore.config import Config
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    return make_client(server.endpoint)
+
+
+@pytest.fixture
+def bucket(s3):
+    name = f"master.r{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def aws_env(server, tmp_path_factory):
+    home = tmp_path_factory.mktemp("awshome")
+    env = dict(os.environ)
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+               AWS_CONFIG_FILE=str(home / "config"), AWS_SHARED_CREDENTIALS_FILE=str(home / "creds"),
+               HOME=str(home))
+    return env
+
+
+@pytest.fixture
+def aws(server, aws_env):
+    """Run the real aws cli against the server; returns CompletedProcess."""
+
+    def run(*args, check=True):
+        proc = subprocess.run(["aws", "--endpoint-url", server.endpoint, *args], env=aws_env,
+                              capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run

@@ -1,0 +1,165 @@
+"""Big bodies stream through with bounded memory; one test on a real socket."""
+
+from __future__ import annotations
+
+import resource
+
+import trio
+import trio.testing
+
+from http_testlib import RawClient, read_all, request, start
+from s3gw.http import Response, ServerConfig, serve
+
+MiB = 1024 * 1024
+
+
+def _max_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+async def test_256_mib_put_streams_with_bounded_memory(nursery):
+    size = 256 * MiB
+    block = bytes(range(256)) * (MiB // 256)  # reused: the client holds 1 MiB
+    seen = {"total": 0, "max_piece": 0, "pieces": 0, "checksum": 0}
+
+    async def handler(req):
+        while piece := await req.body.receive_some():
+            seen["total"] += len(piece)
+            seen["pieces"] += 1
+            seen["max_piece"] = max(seen["max_piece"], len(piece))
+            seen["checksum"] = (seen["checksum"] + piece[0] + piece[-1]) % 65521
+        return Response(200, [("x-total", str(seen["total"]))])
+
+    rss_before = _max_rss()
+    # lockstep: the client's send_all returns only when the server has taken
+    # the bytes, so anything buffered would show up in the server, not here.
+    client = start(nursery, handler, lockstep=True)
+    await client.send(request("PUT", "/big", [("Content-Length", str(size))]))
+    for _ in range(size // MiB):
+        await client.send(block)
+    status, h, _ = await client.response()
+    assert status == 200 and h["x-total"] == str(size)
+    assert seen["total"] == size
+    assert seen["max_piece"] <= 256 * 1024 + 64 * 1024
+    assert seen["pieces"] >= size // (320 * 1024)
+    assert _max_rss() - rss_before < 64 * MiB
+
+
+async def test_256_mib_get_streams(nursery):
+    size = 256 * MiB
+    block = b"g" * MiB
+
+    async def handler(req):
+        async def gen():
+            for _ in range(size // MiB):
+                yield block
+
+        return Response(200, [], gen(), content_length=size)
+
+    rss_before = _max_rss()
+    client = start(nursery, handler, lockstep=True)
+    await client.send(request("GET", "/big"))
+    status, h, _ = await client.read_head()
+    assert h["content-length"] == str(size)
+    got = len(client.buf)
+    client.buf.clear()
+    while got < size:
+        data = await client.stream.receive_some(MiB)
+        assert data
+        got += len(data)
+    assert got == size
+    assert _max_rss() - rss_before < 64 * MiB
+
+
+async def test_loopback_socket():
+    """Real TCP on 127.0.0.1, port 0: keep-alive, a 16 MiB PUT and GET, 100-continue."""
+    stored: dict[str, bytes] = {}
+
+    async def handler(req):
+        if req.method == "PUT":
+            stored[req.path] = await read_all(req.body)
+            return Response(200, [("etag", '"x"')])
+        data = stored.get(req.path)
+        if data is None:
+            return Response(404, [], b"missing")
+
+        async def gen():
+            view = memoryview(data)
+            for i in range(0, len(view), MiB):
+                yield view[i : i + MiB]
+
+        return Response(200, [], gen(), content_length=len(data))
+
+    payload = bytes(range(251)) * (16 * MiB // 251)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(serve, handler, "127.0.0.1", 0)
+        port = listeners[0].socket.getsockname()[1]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        await client.send(
+            request("PUT", "/b/k", [("Content-Length", str(len(payload))), ("Expect", "100-continue")])
+        )
+        status, _, _ = await client.read_head()
+        assert status == 100
+        await client.send(payload)
+        assert (await client.response())[0] == 200
+        await client.send(request("GET", "/b/k"))
+        status, h, body = await client.response()
+        assert status == 200 and body == payload
+        await client.send(request("GET", "/nope", [("Connection", "close")]))
+        assert (await client.response())[2] == b"missing"
+        assert await client.at_eof()
+        await stream.aclose()
+
+        # A plain blocking socket client in a thread.
+        def blocking_client() -> bytes:
+            import socket
+
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(request("GET", "/b/k", [("Connection", "close")]))
+                chunks = []
+                while data := sock.recv(MiB):
+                    chunks.append(data)
+            return b"".join(chunks)
+
+        raw = await trio.to_thread.run_sync(blocking_client)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and body == payload
+        nursery.cancel_scope.cancel()
+
+
+async def test_unread_body_then_close_is_not_reset():
+    """A PUT answered without reading a body far over drain_limit: the client
+    still reads the answer (linger) instead of getting a reset."""
+
+    async def handler(req):
+        return Response(403, [], b"denied")
+
+    config = ServerConfig(drain_limit=64 * 1024, close_linger=2)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(lambda task_status: serve(handler, "127.0.0.1", 0, config=config, task_status=task_status))
+        port = listeners[0].socket.getsockname()[1]
+
+        def blocking_client() -> bytes:
+            import socket
+
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(request("PUT", "/k", [("Content-Length", str(64 * MiB))]))
+                sent = 0
+                try:
+                    while sent < 8 * MiB:
+                        sock.sendall(b"z" * MiB)
+                        sent += MiB
+                except OSError:
+                    pass
+                chunks = []
+                try:
+                    while data := sock.recv(65536):
+                        chunks.append(data)
+                except ConnectionResetError:
+                    chunks.append(b"<RESET>")
+                return b"".join(chunks)
+
+        raw = await trio.to_thread.run_sync(blocking_client)
+        assert raw.startswith(b"HTTP/1.1 403 ") and raw.endswith(b"denied")
+        nursery.cancel_scope.cancel()
