@@ -45,7 +45,8 @@ def test_corrupt_chunk_is_reported_never_served(tmp_path, damage):
     store = LocalChunkStore(str(tmp_path))
     ref, _ = put(store, bytes(range(256)) * 64)
     path = store.path_of(ref.id)
-    data = bytearray(open(path, "rb").read())
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
     if damage == "flip":
         data[100] ^= 1
     elif damage == "truncate":
