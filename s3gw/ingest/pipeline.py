@@ -20,17 +20,23 @@ when both stages are done with it.  The reader waits for a free block, so
 the socket is read only as fast as the slowest stage goes (back-pressure).
 
 Memory per request: ``pool_blocks`` x ``block_size`` (4 MiB) + one chunk
-accumulation buffer of the chunker's max size (4 MiB) + the HTTP receive
-buffer: about 8.5 MiB, whatever the body size.
+accumulation buffer and ``WRITE_BUFFERS`` write buffers of the chunker's
+max size (16 MiB) + the HTTP receive buffer: about 21 MiB, whatever the
+body size.
 
-Nothing here makes the data visible: the caller commits the returned
-manifest only after checking the digests.  On error or cancellation the
-chunks already written stay unreferenced and GC reclaims them.
+Nothing here makes the data visible: new chunks are staged in temp files
+(their writeback started at once, so disk I/O overlaps hashing); the caller
+checks the digests, then ``keep()`` makes the chunks durable at their
+addresses and commits the manifest; on any failure ``discard()`` (or an
+error inside ``ingest``) removes the staged files: a failed upload leaves
+no trace.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 import trio
@@ -44,6 +50,9 @@ __all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage"]
 
 BLOCK_SIZE = 1 << 20
 POOL_BLOCKS = 4
+WRITE_BUFFERS = 3
+# Writer threads shared by all uploads (disk writes block in the kernel, GIL released).
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-chunk-writer")
 STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
 
 Reader = Callable[[int], Awaitable[bytes]]
@@ -51,20 +60,42 @@ Reader = Callable[[int], Awaitable[bytes]]
 
 @dataclass
 class IngestResult:
+    """What ``ingest`` received.  The new chunks are staged, not yet durable:
+    call ``await result.keep(limiter)`` once every check passed (before the
+    commit), or ``await result.discard()`` to leave no trace."""
+
     size: int
     manifest: Manifest
     digests: dict[str, bytes]
+    batch: WriteBatch
     new_chunks: int = 0
     new_bytes: int = 0
-    stats: dict = field(default_factory=dict)
+
+    async def keep(self, limiter: trio.CapacityLimiter | None = None) -> None:
+        await trio.to_thread.run_sync(self.batch.sync, limiter=limiter)
+
+    async def discard(self) -> None:
+        await _discard(self.batch)
+
+
+async def _discard(batch: WriteBatch) -> None:
+    with trio.CancelScope(shield=True):
+        with trio.move_on_after(30):
+            await trio.to_thread.run_sync(batch.discard)
 
 
 class ChunkStage:
-    """Chunker + chunk hashing + store writes, fed block by block (blocking; one thread).
+    """Chunker + chunk hashing, fed block by block (blocking; one thread), with
+    new chunks written by a shared pool of writer threads.
 
     Cut points depend only on the bytes: the scanner's state carries across
-    blocks.  A chunk that lies inside one block is hashed and written from
-    the block itself; one that spans blocks is gathered in ``_pending``.
+    blocks.  A chunk that lies inside one block is hashed from the block
+    itself; one that spans blocks is gathered in ``_pending``.  A new chunk
+    is copied into one of ``WRITE_BUFFERS`` preallocated buffers and written
+    by a writer thread, so a slow disk (dirty-page throttling, fsync) runs
+    in parallel with chunking and hashing; when every buffer is in flight
+    the stage waits for the oldest write (back-pressure, bounded memory:
+    ``WRITE_BUFFERS`` x max chunk size).
     """
 
     def __init__(self, batch: WriteBatch, params=None, algorithms: Iterable[str] = ()):
@@ -74,6 +105,8 @@ class ChunkStage:
         self._pending_view = memoryview(self._pending)
         self._fill = 0
         self._batch = batch
+        self._free = [bytearray(p.max_size) for _ in range(WRITE_BUFFERS)]
+        self._inflight: deque = deque()
         self.refs: list[ChunkRef] = []
         algos = list(algorithms)
         self._hasher = hashing.StreamHasher(algos) if algos else None
@@ -99,12 +132,27 @@ class ChunkStage:
             pos = cut
 
     def finish(self) -> dict[str, bytes]:
+        """Emit the final partial chunk, wait for the writes; return this stage's digests."""
         if self._fill:
             self._emit(self._pending_view[:self._fill])
             self._fill = 0
         self._scanner.reset()
-        self._batch.sync()
+        self.drain()
         return self._hasher.digests() if self._hasher is not None else {}
+
+    def drain(self) -> None:
+        """Wait for every write in flight (errors propagate)."""
+        while self._inflight:
+            self._free.append(self._wait_oldest())
+
+    def abandon(self) -> None:
+        """Wait for the writes in flight, ignoring their errors (the upload failed)."""
+        while self._inflight:
+            fut, buf = self._inflight.popleft()
+            try:
+                fut.result()
+            except Exception:
+                pass
 
     def _append(self, piece) -> None:
         n = len(piece)
@@ -113,8 +161,19 @@ class ChunkStage:
 
     def _emit(self, data) -> None:
         cid = hashing.chunk_id(data)
-        self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), len(data)))
-        self._batch.put(cid, data)
+        n = len(data)
+        self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), n))
+        if not self._batch.claim(cid, n):
+            return
+        buf = self._free.pop() if self._free else self._wait_oldest()
+        view = memoryview(buf)[:n]
+        view[:] = data
+        self._inflight.append((_WRITERS.submit(self._batch.write_claimed, cid, view), buf))
+
+    def _wait_oldest(self) -> bytearray:
+        fut, buf = self._inflight.popleft()
+        fut.result()
+        return buf
 
 
 class _BlockPool:
@@ -153,8 +212,8 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
     Returns:
         the size, the manifest and the requested digests (raw bytes).
     Raises:
-        whatever ``read`` raises; OSError from the store.  Chunks written before
-        the failure stay unreferenced (garbage for GC).
+        whatever ``read`` raises; OSError from the store.  The chunks staged
+        before the failure are removed.
     """
     algorithms = list(dict.fromkeys(algorithms))
     stream_algos = [a for a in algorithms if a in STREAM_STAGE_ALGORITHMS]
@@ -164,6 +223,16 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
     stage = ChunkStage(batch, params, chunk_algos)
     pool = _BlockPool(pool_blocks, block_size)
     users = 2 if stream_hasher is not None else 1
+    try:
+        return await _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(stage.abandon)
+        await _discard(batch)
+        raise
+
+
+async def _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch):
     size = 0
 
     async def run_stage(recv, fn):
@@ -211,5 +280,5 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
     digests = await trio.to_thread.run_sync(stage.finish, limiter=limiter)
     if stream_hasher is not None:
         digests.update(stream_hasher.digests())
-    return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests,
+    return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests, batch=batch,
                         new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)

@@ -8,18 +8,18 @@ local-disk store keeps one file per chunk at ``chunks/<h0h1h2>/<hex id>``
 opened) so no directory grows past a few thousand entries even for ten
 million chunks.
 
-Writing (``put``) is: write to ``tmp/<random>``, ``fdatasync``, rename to the
-address.  A chunk that already exists is not written again (deduplication
-across files, versions, branches and repos).  Renames are made durable in a
-batch: the caller collects the directories it touched in a ``WriteBatch`` and
-calls ``sync()`` once before committing metadata that refers to them (crash
-order: chunks -> manifest -> commit -> branch head).
-
-A chunk that was renamed into place by a writer whose batch is not yet synced
-could still be lost in a crash; so ``has()`` reports only chunks this process
-knows to be durable (present at start or synced since), and a concurrent
-writer of the same content writes it again rather than trust an unsynced
-file.  Chunk files left by a failed or aborted upload are garbage for GC.
+Writing goes through a ``WriteBatch`` (one per upload): each new chunk is
+written to ``tmp/`` and its writeback started at once (``sync_file_range``,
+no waiting); ``sync()`` -- called only after every digest of the upload
+checked out -- waits for the data (``fdatasync``), renames each chunk to its
+address and fsyncs the directories, before the metadata commit refers to
+them (crash order: chunks -> manifest -> commit -> branch head).  A chunk
+file at its address is therefore always whole and durable, and ``has()``
+can trust it: an existing chunk is not written again (deduplication across
+files, versions, branches and repos).  A crash before ``sync`` leaves only
+temp files, removed at the next start; ``discard()`` removes them at once
+for a failed upload.  Chunks synced by an upload whose commit then failed
+are unreferenced: GC reclaims them.
 
 Reading (``read``) returns a slice of the chunk after checking the whole
 chunk's XXH3-64 checksum and length against the manifest's reference: a
@@ -36,8 +36,11 @@ amortise that, but measured chunk files already reach the disk's speed here.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
+import secrets
 import threading
 from typing import Iterator, Protocol
 
@@ -69,37 +72,83 @@ class ChunkCorrupt(ChunkError):
 
 
 class WriteBatch:
-    """The chunks one upload wrote; ``sync()`` makes them durable together."""
+    """The chunks one upload writes; ``sync()`` makes them durable and visible together.
+
+    ``put`` writes a new chunk to a temp file and asks the kernel to start
+    writing it back (``sync_file_range``), without waiting: disk I/O overlaps
+    the chunking and hashing of the next chunks.  ``sync`` then waits for
+    each file (``fdatasync``, mostly already done), renames it to its address
+    and fsyncs the directories.  So a chunk file at its address is always
+    complete and durable: a crash before ``sync`` leaves only temp files,
+    removed at the next start, and nothing ever trusts a half-written chunk.
+    ``discard`` removes the temp files of a failed or aborted upload.
+    """
 
     def __init__(self, store: "LocalChunkStore"):
         self._store = store
-        self._dirs: set[str] = set()
-        self._ids: list[bytes] = []
+        self._staged: list[tuple[str, str]] = []   # (temp path, final path)
+        self._written: set[bytes] = set()
+        self._lock = threading.Lock()
         self.new_chunks = 0
         self.new_bytes = 0
         self.total_chunks = 0
         self.total_bytes = 0
 
     def put(self, chunk_id: bytes, data) -> bool:
-        """Store one chunk (if new).  Returns True when it was written."""
-        self.total_chunks += 1
-        self.total_bytes += len(data)
-        written_dir = self._store._write(chunk_id, data)
-        if written_dir is None:
+        """Stage one chunk (if new).  Returns True when it was written."""
+        if not self.claim(chunk_id, len(data)):
             return False
-        self._dirs.add(written_dir)
-        self._ids.append(chunk_id)
-        self.new_chunks += 1
-        self.new_bytes += len(data)
+        self.write_claimed(chunk_id, data)
         return True
 
+    def claim(self, chunk_id: bytes, length: int) -> bool:
+        """Count a chunk; True if it is new and the caller must ``write_claimed`` it."""
+        with self._lock:
+            self.total_chunks += 1
+            self.total_bytes += length
+            if chunk_id in self._written:  # repeated within this upload
+                return False
+            if self._store.has(chunk_id):
+                return False
+            self._written.add(chunk_id)
+            self.new_chunks += 1
+            self.new_bytes += length
+            return True
+
+    def write_claimed(self, chunk_id: bytes, data) -> None:
+        """Write a claimed chunk to its temp file (thread-safe; may run in a writer thread)."""
+        staged = self._store._write_temp(chunk_id, data)
+        with self._lock:
+            self._staged.append(staged)
+
     def sync(self) -> None:
-        """fsync the directories holding the renamed chunks; then they count as durable."""
-        for d in sorted(self._dirs):
-            _fsync_dir(d)
-        self._store._mark_durable(self._ids)
-        self._dirs.clear()
-        self._ids.clear()
+        """Make every staged chunk durable, then move it to its address."""
+        store = self._store
+        dirs = set()
+        for tmp, final in self._staged:
+            if store.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+            os.rename(tmp, final)
+            dirs.add(os.path.dirname(final))
+        if store.fsync:
+            for d in sorted(dirs):
+                _fsync_dir(d)
+        self._staged.clear()
+        self._written.clear()
+
+    def discard(self) -> None:
+        """Remove the staged temp files (the upload failed): no trace is left."""
+        for tmp, _final in self._staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        self._staged.clear()
+        self._written.clear()
 
 
 class ChunkStore(Protocol):
@@ -120,8 +169,6 @@ class LocalChunkStore:
         self.fsync = fsync
         os.makedirs(self.chunk_root, exist_ok=True)
         os.makedirs(self.tmp_root, exist_ok=True)
-        self._lock = threading.Lock()
-        self._pending: set[bytes] = set()  # renamed in this process, not yet synced
         self._make_fanout()
         self._clean_tmp()
 
@@ -144,6 +191,7 @@ class LocalChunkStore:
         _fsync_dir(self.chunk_root)
 
     def _clean_tmp(self) -> None:
+        """Remove temp files of uploads a crash interrupted (never referenced)."""
         for name in os.listdir(self.tmp_root):
             try:
                 os.unlink(os.path.join(self.tmp_root, name))
@@ -155,37 +203,23 @@ class LocalChunkStore:
         return WriteBatch(self)
 
     def has(self, chunk_id: bytes) -> bool:
-        with self._lock:
-            if chunk_id in self._pending:
-                return False
+        """True when the chunk is at its address (whole and durable)."""
         return os.path.exists(self.path_of(chunk_id))
 
-    def _write(self, chunk_id: bytes, data) -> str | None:
-        """Write a chunk if absent; return the directory to fsync, or None if it existed."""
-        if self.has(chunk_id):
-            return None
-        final = self.path_of(chunk_id)
-        directory = os.path.dirname(final)
-        tmp = os.path.join(self.tmp_root, f"{chunk_id.hex()[:16]}.{os.getpid()}."
-                           f"{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    def _write_temp(self, chunk_id: bytes, data) -> tuple[str, str]:
+        """Write a chunk to a unique temp file and start its writeback; no waiting."""
+        tmp = os.path.join(self.tmp_root, f"{chunk_id.hex()[:16]}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
             if self.fsync:
-                os.fdatasync(fd)
+                _start_writeback(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, final)
-        with self._lock:
-            self._pending.add(chunk_id)
-        return directory if self.fsync else None
-
-    def _mark_durable(self, ids: list[bytes]) -> None:
-        with self._lock:
-            self._pending.difference_update(ids)
+        return tmp, self.path_of(chunk_id)
 
     # -- reading ------------------------------------------------------------------------
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes:
@@ -233,6 +267,29 @@ class LocalChunkStore:
             count += 1
             size += os.stat(self.path_of(cid)).st_size
         return count, size
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages now (Linux), without waiting."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def _fsync_dir(path: str) -> None:

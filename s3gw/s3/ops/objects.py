@@ -71,6 +71,16 @@ async def receive_object(svc: S3Service, req: Request):
     if sha_hex is not None and "sha256" not in algorithms:
         algorithms.append("sha256")
     result = await ingest(reader.read, svc.store, algorithms=algorithms, limiter=svc.limiter)
+    try:
+        checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
+        await result.keep(svc.limiter)
+    except BaseException:
+        await result.discard()
+        raise
+    return result, checksums
+
+
+def _verify(req, reader, result, md5_expected, sha_hex, wanted) -> dict[str, str]:
     reader.finish()
     digests = result.digests
     if md5_expected is not None and md5_expected != digests["md5"]:
@@ -89,7 +99,7 @@ async def receive_object(svc: S3Service, req: Request):
             raise S3Error("BadDigest", f"The {algo.upper()} you specified did not match the "
                                        "calculated checksum.")
         checksums[algo] = actual
-    return result, checksums
+    return checksums
 
 
 def checksum_algorithms(req: Request, reader: BodyReader) -> list[str]:
