@@ -239,6 +239,25 @@ class LocalChunkStore:
         end = ref.length if length is None else offset + length
         return data[offset:end]
 
+    def read_into(self, ref: ChunkRef, buf: bytearray, offset: int = 0,
+                  length: int | None = None) -> memoryview:
+        """Like ``read``, into a caller's buffer (no allocation); returns a view of ``buf``."""
+        path = self.path_of(ref.id)
+        view = memoryview(buf)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                n = f.readinto(view[:ref.length])
+                extra = f.read(1)
+        except FileNotFoundError:
+            raise ChunkMissing(ref.id, path) from None
+        if n != ref.length or extra:
+            raise ChunkCorrupt(ref.id, path, f"length differs from {ref.length}")
+        data = view[:n]
+        if hashing.chunk_checksum(data) != ref.checksum:
+            raise ChunkCorrupt(ref.id, path, "xxh3 checksum mismatch")
+        end = ref.length if length is None else offset + length
+        return data[offset:end]
+
     def verify(self, chunk_id: bytes) -> bool:
         """Full check for fsck: the content hashes to its name."""
         path = self.path_of(chunk_id)

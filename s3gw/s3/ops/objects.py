@@ -257,12 +257,17 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
     plan = manifest.plan(start, end)
     if not plan:
         return
-    read = svc.store.read
-    pending = _READ_AHEAD.submit(read, *plan[0])
+    # Two buffers: the next chunk is read into one while the other is being sent
+    # (the HTTP layer has finished sending a piece before it asks for the next).
+    size = max(ref.length for ref, _, _ in plan)
+    buffers = (bytearray(size), bytearray(size))
+    read_into = svc.store.read_into
+    pending = _READ_AHEAD.submit(read_into, plan[0][0], buffers[0], plan[0][1], plan[0][2])
     for i in range(len(plan)):
         data = await trio.to_thread.run_sync(pending.result, limiter=svc.limiter)
         if i + 1 < len(plan):
-            pending = _READ_AHEAD.submit(read, *plan[i + 1])
+            ref, off, n = plan[i + 1]
+            pending = _READ_AHEAD.submit(read_into, ref, buffers[(i + 1) % 2], off, n)
         yield data
 
 
