@@ -163,3 +163,46 @@ async def test_unread_body_then_close_is_not_reset():
         raw = await trio.to_thread.run_sync(blocking_client)
         assert raw.startswith(b"HTTP/1.1 403 ") and raw.endswith(b"denied")
         nursery.cancel_scope.cancel()
+
+
+async def test_loopback_body_timeout_and_disconnect():
+    """The socket fast path (readv + wait_readable) honours body_timeout and EOF."""
+    from s3gw.http import BodyTimeout, ClientDisconnected
+
+    outcomes: list[str] = []
+
+    async def handler(req):
+        try:
+            await read_all(req.body)
+        except BodyTimeout:
+            outcomes.append("timeout")
+            raise
+        except ClientDisconnected:
+            outcomes.append("disconnected")
+            raise
+        return Response(200, [])
+
+    config = ServerConfig(body_timeout=0.3, close_linger=0.1)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            lambda task_status: serve(handler, "127.0.0.1", 0, config=config, task_status=task_status)
+        )
+        port = listeners[0].socket.getsockname()[1]
+        # Stall mid-body: 408 after ~0.3 s.
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        t0 = trio.current_time()
+        await client.send(request("PUT", "/", [("Content-Length", "100")]) + b"x" * 10)
+        status, h, _ = await client.response()
+        assert status == 408 and 0.25 < trio.current_time() - t0 < 2
+        assert await client.at_eof()
+        await stream.aclose()
+        # Close mid-body: ClientDisconnected, nothing sent back.
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        await client.send(request("PUT", "/", [("Content-Length", "100")]) + b"x" * 10)
+        await stream.send_eof()
+        assert await client.at_eof() and client.raw == b""
+        await stream.aclose()
+        assert outcomes == ["timeout", "disconnected"]
+        nursery.cancel_scope.cancel()

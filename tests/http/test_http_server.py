@@ -475,3 +475,46 @@ def test_headers_object():
     assert "X-A" in h and len(h) == 3
     raw = Headers.from_raw([(b"x-meta", "caf\u00e9".encode("latin-1"))])
     assert raw.get("x-meta").encode("latin-1") == b"caf\xe9"
+
+
+async def test_100_continue_handler_raises_closes(nursery):
+    async def handler(req):
+        raise KeyError("secret")
+
+    client = start(nursery, handler, ServerConfig(close_linger=0.1))
+    await client.send(request("PUT", "/o", [("Content-Length", "10"), ("Expect", "100-continue")]))
+    status, h, _ = await client.response()
+    assert status == 500 and h["connection"] == "close"
+    assert b"100 Continue" not in client.raw and b"secret" not in client.raw
+    assert await client.at_eof()
+
+
+async def test_body_read_in_a_child_task_and_busy_guard(nursery):
+    async def handler(req):
+        results = {}
+
+        async def reader():
+            results["data"] = await read_all(req.body)
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BusyResourceError):
+                await req.body.receive_some()
+        return Response(200, [], results["data"])
+
+    client = start(nursery, handler)
+    await client.send(request("PUT", "/", [("Content-Length", "5")]))
+    await trio.testing.wait_all_tasks_blocked()
+    await client.send(b"hello")
+    assert (await client.response())[2] == b"hello"
+
+
+async def test_content_length_header_stands_in(nursery):
+    async def handler(req):
+        return Response(200, [("Content-Length", "42"), ("Transfer-Encoding", "gzip")])
+
+    client = start(nursery, handler)
+    await client.send(request("HEAD", "/"))
+    status, h, _ = await client.response("HEAD")
+    assert h["content-length"] == "42" and "transfer-encoding" not in h
