@@ -33,7 +33,7 @@ class BodyReader:
         self.received = 0
         self._queue: deque = deque()
         self._ended = False
-        if self.decoder is None and req.body.length is None and \
+        if req.headers.get("content-length") is None and \
                 "chunked" not in (req.headers.get("transfer-encoding") or "").lower():
             raise S3Error("MissingContentLength")
 
@@ -76,9 +76,9 @@ class BodyReader:
 
 async def read_small_body(req: Request, limit: int) -> bytes:
     """Read a whole (XML) request body of at most ``limit`` decoded bytes."""
-    reader = BodyReader(req) if req.body.length != 0 else None
-    if reader is None:
+    if req.body.length == 0:
         return b""
+    reader = BodyReader(req)
     parts = []
     total = 0
     while True:

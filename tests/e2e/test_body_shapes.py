@@ -1,0 +1,143 @@
+"""The four request body shapes of CLIENTS.md 3.1, sent raw to a real server, plus 100-continue."""
+
+import base64
+import hashlib
+import socket
+import zlib
+
+import pytest
+
+from tests.e2e.rawhttp import read_response
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def aws_chunks(data: bytes, size: int, signed: bool, trailer: str | None) -> bytes:
+    out = []
+    sig = ";chunk-signature=" + "0" * 64 if signed else ""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out.append(f"{len(piece):x}{sig}\r\n".encode() + piece + b"\r\n")
+    out.append(f"0{sig}\r\n".encode())
+    if trailer:
+        out.append(trailer.encode() + b"\r\n")
+        if signed:
+            out.append(b"x-amz-trailer-signature:" + b"0" * 64 + b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def http_chunked(body: bytes, size: int = 7000) -> bytes:
+    out = [f"{len(body[i:i + size]):x}\r\n".encode() + body[i:i + size] + b"\r\n"
+           for i in range(0, len(body), size)]
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+def send(port, method, path, headers: dict, body: bytes = b""):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        s.sendall(head.encode() + body)
+        return read_response(s)
+
+
+DATA = bytes(range(256)) * 400  # 102400 bytes
+
+
+@pytest.mark.parametrize("shape", ["unsigned-trailer-te", "unsigned-trailer-cl", "signed",
+                                   "signed-trailer", "signed-no-content-encoding"])
+def test_aws_chunked_shapes_store_decoded_bytes(server, s3, bucket, shape):
+    trailer = f"x-amz-checksum-crc32:{crc32_b64(DATA)}"
+    headers = {"x-amz-decoded-content-length": str(len(DATA))}
+    if shape.startswith("unsigned"):
+        encoded = aws_chunks(DATA, 65536, False, trailer)
+        headers.update({"x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                        "content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32"})
+    elif shape == "signed-trailer":
+        encoded = aws_chunks(DATA, 8192, True, trailer)
+        headers.update({"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+                        "content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32"})
+    else:
+        encoded = aws_chunks(DATA, 8192, True, None)
+        headers["x-amz-content-sha256"] = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+        if shape == "signed":
+            headers["content-encoding"] = "aws-chunked,gzip"
+    if shape == "unsigned-trailer-te":
+        headers["transfer-encoding"] = "chunked"
+        body = http_chunked(encoded)
+    else:
+        headers["content-length"] = str(len(encoded))
+        body = encoded
+    status, resp_headers, resp_body = send(server.port, "PUT", f"/{bucket}/{shape}", headers, body)
+    assert status == 200, resp_body
+    assert resp_headers["etag"] == f'"{hashlib.md5(DATA).hexdigest()}"'
+    got = s3.get_object(Bucket=bucket, Key=shape)
+    assert got["Body"].read() == DATA
+    assert got["ContentLength"] == len(DATA)
+    if shape == "signed":
+        assert got["ContentEncoding"] == "gzip"  # stored without the aws-chunked token
+
+
+def test_bad_trailer_checksum_is_bad_digest_and_leaves_nothing(server, s3, bucket):
+    encoded = aws_chunks(DATA, 65536, False, "x-amz-checksum-crc32:AAAAAA==")
+    status, _, body = send(server.port, "PUT", f"/{bucket}/bad", {
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "content-encoding": "aws-chunked",
+        "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-decoded-content-length": str(len(DATA)),
+        "content-length": str(len(encoded))}, encoded)
+    assert status == 400 and b"<Code>BadDigest</Code>" in body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_wrong_decoded_length_is_incomplete_body(server, s3, bucket):
+    encoded = aws_chunks(DATA, 65536, False, None)
+    status, _, body = send(server.port, "PUT", f"/{bucket}/short", {
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "content-encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(DATA) + 1), "content-length": str(len(encoded))}, encoded)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_payload_sha256_mismatch(server, s3, bucket):
+    status, _, body = send(server.port, "PUT", f"/{bucket}/sha", {
+        "x-amz-content-sha256": hashlib.sha256(b"other").hexdigest(), "content-length": "5"}, b"hello")
+    assert status == 400 and b"XAmzContentSHA256Mismatch" in body
+    status, _, body = send(server.port, "PUT", f"/{bucket}/sha", {
+        "x-amz-content-sha256": hashlib.sha256(b"hello").hexdigest(), "content-length": "5"}, b"hello")
+    assert status == 200
+
+
+def test_put_without_length_is_411(server, bucket):
+    status, _, body = send(server.port, "PUT", f"/{bucket}/nolen", {})
+    assert status == 411 and b"MissingContentLength" in body
+
+
+def test_plain_http_chunked_put(server, s3, bucket):
+    status, _, body = send(server.port, "PUT", f"/{bucket}/te", {"transfer-encoding": "chunked"},
+                           http_chunked(DATA))
+    assert status == 200, body
+    assert s3.get_object(Bucket=bucket, Key="te")["Body"].read() == DATA
+
+
+def test_expect_100_continue(server, s3, bucket):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(f"PUT /{bucket}/cont HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  f"Expect: 100-continue\r\n\r\n".encode())
+        interim = s.recv(100)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        s.sendall(b"hello")
+        buf = interim.split(b"\r\n\r\n", 1)[1]
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        assert buf.startswith(b"HTTP/1.1 200 ")
+    assert s3.get_object(Bucket=bucket, Key="cont")["Body"].read() == b"hello"
+
+
+def test_expect_100_rejected_without_reading_closes(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"PUT /master.nosuchrepo-xyz/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        status, headers, body = read_response(s)
+        assert status == 404 and b"NoSuchBucket" in body
+        assert s.recv(10) == b""  # the server closed: the body was never sent
