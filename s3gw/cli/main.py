@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bucket")
     p.add_argument("-n", type=int, default=20)
 
+    p = sub.add_parser("gc", help="delete chunks and objects nothing references")
+    _data_arg(p)
+    p.add_argument("--grace", type=float, default=3600.0,
+                   help="keep unreferenced chunks younger than this many seconds (uploads in flight)")
+    p.add_argument("--dry-run", action="store_true")
+
+    p = sub.add_parser("fsck", help="verify every chunk's content against its address")
+    _data_arg(p)
+
     p = sub.add_parser("branch", help="list branches")
     _data_arg(p)
     p.add_argument("action", choices=["list"])
@@ -137,7 +146,31 @@ def _cmd_branch(args) -> int:
     return 0
 
 
-_COMMANDS = {"serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+def _cmd_gc(args) -> int:
+    from ..pfs.gc import collect_garbage
+    from ..store.chunkstore import LocalChunkStore
+    meta = _open_meta(args)
+    r = collect_garbage(meta, LocalChunkStore(args.data), grace_s=args.grace, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
+          f"objects; {r.chunks_kept} chunks referenced")
+    return 0
+
+
+def _cmd_fsck(args) -> int:
+    from ..store.chunkstore import LocalChunkStore
+    store = LocalChunkStore(args.data)
+    bad = checked = 0
+    for cid in store.iter_ids():
+        checked += 1
+        if not store.verify(cid):
+            bad += 1
+            print(f"CORRUPT {store.path_of(cid)}")
+    print(f"checked {checked} chunks: {bad} corrupt")
+    return 1 if bad else 0
+
+
+_COMMANDS = {"gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
              "log": _cmd_log, "branch": _cmd_branch}
 
 if __name__ == "__main__":

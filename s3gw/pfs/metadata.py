@@ -36,6 +36,7 @@ import os
 import sqlite3
 import threading
 import uuid
+from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
 from .model import (
@@ -188,12 +189,16 @@ class SqliteMetadata:
     # -- commits ------------------------------------------------------------------------
     def commit(self, repo: str, branch: str, changes: Sequence[Put | Delete], message: str,
                now_ns: int, condition: Callable[[str, FileInfo | None], None] | None = None,
+               also: Callable[[sqlite3.Cursor], None] | None = None,
                ) -> CommitInfo | None:
         """Apply ``changes`` as one commit on the branch head, atomically.
 
         ``condition(path, current)`` runs inside the transaction for each
-        change and may raise ``ConditionFailed``.  A batch that changes nothing
-        (deleting absent paths) makes no commit and returns None.
+        change and may raise ``ConditionFailed``.  ``also(cursor)`` runs in the
+        same transaction before the commit is written (e.g. removing a
+        completed multipart upload's staging rows); if it raises, nothing is
+        committed.  A batch that changes nothing (deleting absent paths) makes
+        no commit and returns None.
         """
 
         def tx(cur):
@@ -207,6 +212,8 @@ class SqliteMetadata:
                 depth = cur.execute("SELECT depth FROM commits WHERE id=?",
                                     (parent,)).fetchone()[0] + 1
             commit_id = uuid.uuid4().hex
+            if also is not None:
+                also(cur)
             changed = False
             for change in changes:
                 if condition is not None:
@@ -349,9 +356,26 @@ class SqliteMetadata:
         }
 
     def referenced_manifests(self) -> Iterable[bytes]:
-        """Every manifest still reachable (for GC marking)."""
+        """Every manifest of a stored object or staged upload part (for GC marking)."""
         for (blob,) in self._reader.execute("SELECT manifest FROM objects"):
             yield blob
+        yield from self.uploads.referenced_manifests()
+
+    def delete_unreferenced_objects(self) -> int:
+        """Remove object rows no tree row or history entry points at; returns how many."""
+
+        def tx(cur):
+            return cur.execute(
+                "DELETE FROM objects WHERE id NOT IN (SELECT object FROM entries "
+                "WHERE object IS NOT NULL) AND id NOT IN (SELECT object FROM tree)").rowcount
+
+        return self._write(tx)
+
+    @cached_property
+    def uploads(self):
+        """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
+        from .uploads import UploadStaging
+        return UploadStaging(self)
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

@@ -12,7 +12,8 @@ class PatternSource:
 
     def __init__(self, seed: int = 1, pool_mib: int = 64):
         import random
-        self.pool = random.Random(seed).randbytes(pool_mib << 20)
+        rng = random.Random(seed)
+        self.pool = b"".join(rng.randbytes(1 << 24) for _ in range((pool_mib + 15) // 16))
         self.view = memoryview(self.pool)
         self.pool_mib = pool_mib
 
