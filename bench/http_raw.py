@@ -9,10 +9,12 @@ buffer with a Content-Length.  This process is a plain blocking-socket client:
 ``sendall`` of one preallocated 1 MiB buffer for the PUT, ``recv_into`` a
 preallocated 1 MiB buffer for the GET, so the client costs as little as it can.
 Each transfer is repeated and the best and median rates are printed in GB/s
-(10^9 bytes/s).  DESIGN.md's reference figures on this machine kind: about
+(10^9 bytes/s), with the server process's CPU time (user+sys, from /proc)
+per GB: wall-clock rates swing 2x when other work shares the 2 cores, the
+CPU cost much less.  DESIGN.md's reference figures on this machine kind: about
 4 GB/s receive, 2.5 GB/s send.
 
-Usage: ``python bench/http_raw.py [--size-mib 2048] [--repeat 3]``
+Usage: ``python bench/http_raw.py [--size-mib 2048] [--repeat 3] [--no-tune-malloc]``
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 MiB = 1024 * 1024
 
 
-def run_server() -> None:
+def run_server(tune: bool) -> None:
     import trio
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from s3gw.http import Response, serve
+    from s3gw.http import Response, ServerConfig, serve
 
     block = b"\xa5" * MiB
 
@@ -52,7 +55,9 @@ def run_server() -> None:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(serve, handler, "127.0.0.1", 0)
+            listeners = await nursery.start(
+                partial(serve, handler, "127.0.0.1", 0, config=ServerConfig(tune_malloc=tune))
+            )
             print(listeners[0].socket.getsockname()[1], flush=True)
 
     trio.run(main)
@@ -98,31 +103,53 @@ def get(sock: socket.socket, size: int, buf: memoryview) -> float:
     return elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", action="store_true")
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-tune-malloc", action="store_true", help="ServerConfig(tune_malloc=False)")
     args = parser.parse_args()
     if args.serve:
-        run_server()
+        run_server(not args.no_tune_malloc)
         return
-    server = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve"], stdout=subprocess.PIPE, text=True
-    )
+    command = [sys.executable, os.path.abspath(__file__), "--serve"]
+    if args.no_tune_malloc:
+        command.append("--no-tune-malloc")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
         size = args.size_mib * MiB
         buf = memoryview(bytearray(MiB))
         with socket.create_connection(("127.0.0.1", port)) as sock:
             results = {"PUT (server receives)": [], "GET (server sends)": []}
+            cpu = {name: [] for name in results}
             for _ in range(args.repeat):
-                results["PUT (server receives)"].append(size / put(sock, size) / 1e9)
-                results["GET (server sends)"].append(size / get(sock, size, buf) / 1e9)
+                for name, run in (
+                    ("PUT (server receives)", lambda: put(sock, size)),
+                    ("GET (server sends)", lambda: get(sock, size, buf)),
+                ):
+                    c0 = cpu_seconds(server.pid)
+                    elapsed = run()
+                    cpu[name].append((cpu_seconds(server.pid) - c0) / (size / 1e9))
+                    results[name].append(size / elapsed / 1e9)
         for name, rates in results.items():
             print(
                 f"{name:24s} {args.size_mib} MiB: best {max(rates):.2f} GB/s, "
-                f"median {statistics.median(rates):.2f} GB/s  ({', '.join(f'{r:.2f}' for r in rates)})"
+                f"median {statistics.median(rates):.2f} GB/s  ({', '.join(f'{r:.2f}' for r in rates)}); "
+                f"server CPU {min(cpu[name]):.3f} s/GB (best)"
             )
     finally:
         server.terminate()

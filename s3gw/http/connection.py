@@ -271,7 +271,9 @@ class _Connection:
     async def _receive(self) -> int:
         """One read into h11; returns the byte count (0: EOF or broken)."""
         try:
-            return await self.feeder.feed()
+            n = await self.feeder.feed()
+            assert n is not None
+            return n
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.h11.receive_data(b"")  # EOF for h11 too
             self.eof = True
@@ -415,14 +417,17 @@ class _Connection:
         """
         body = response.body
         head_only = method == b"HEAD" or response.status in _NO_BODY_STATUS
+        given = response.content_length
+        if given is None:
+            given = _header_content_length(response.headers)
         if body is None:
-            length = response.content_length if response.content_length is not None else 0
+            length = given if given is not None else 0
             stream = None
         elif isinstance(body, _BYTES_LIKE):
             length = memoryview(body).nbytes
             stream = None
         else:
-            length = response.content_length
+            length = given
             stream = body
         try:
             head = self._head(response, length, close)
@@ -542,6 +547,19 @@ class _Connection:
             rid,
             _format_remote(self.remote),
         )
+
+
+def _header_content_length(headers: list[tuple[str, str]]) -> int | None:
+    """A Content-Length the handler put in ``headers`` (used when
+    ``Response.content_length`` is None)."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+            return length if length >= 0 else None
+    return None
 
 
 def _format_remote(remote: Any) -> str:

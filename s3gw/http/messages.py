@@ -18,8 +18,10 @@ and routes the path exactly as the client sent it.
 * To a HEAD request only the head is sent, including the Content-Length the
   handler gave; a streamed body is closed (``aclose``) without being iterated.
 * Framing headers in ``headers`` (Content-Length, Transfer-Encoding) are
-  ignored in favour of ``body``/``content_length``; ``Connection: close`` is
-  honoured.  ``Server`` and ``Date`` are added when absent.
+  replaced by what the server computes from ``body``/``content_length``; a
+  Content-Length header stands in for ``content_length`` when that is None.
+  ``Connection: close`` is honoured.  ``Server`` and ``Date`` are added when
+  absent.
 """
 
 from __future__ import annotations
