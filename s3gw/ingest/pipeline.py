@@ -51,6 +51,8 @@ __all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage"]
 BLOCK_SIZE = 1 << 20
 POOL_BLOCKS = 4
 WRITE_BUFFERS = 3
+SMALL_CHUNK = 64 * 1024         # chunks up to this size are copied, not pooled
+SMALL_BODY = 256 * 1024         # bodies up to this size are handled in one worker call
 # Writer threads shared by all uploads (disk writes block in the kernel, GIL released).
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-chunk-writer")
 STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
@@ -101,17 +103,19 @@ class ChunkStage:
     def __init__(self, batch: WriteBatch, params=None, algorithms: Iterable[str] = ()):
         p = params or chunker_mod.DEFAULT_PARAMS
         self._scanner = chunker_mod.Scanner(p.min_size, p.avg_size, p.max_size)
-        self._pending = bytearray(p.max_size)
-        self._pending_view = memoryview(self._pending)
+        self._max = p.max_size
+        self._pending_view: memoryview | None = None   # allocated when a chunk spans blocks
         self._fill = 0
         self._batch = batch
-        self._free = [bytearray(p.max_size) for _ in range(WRITE_BUFFERS)]
+        self._free: list[bytearray] = []
+        self._buffers = 0                               # write buffers allocated so far
         self._inflight: deque = deque()
         self.refs: list[ChunkRef] = []
         algos = list(algorithms)
         self._hasher = hashing.StreamHasher(algos) if algos else None
 
-    def feed(self, block) -> None:
+    def feed(self, block, final: bool = False) -> None:
+        """Chunk the next block; ``final`` says it ends the stream (its tail is the last chunk)."""
         view = memoryview(block)
         if self._hasher is not None:
             self._hasher.update(view)
@@ -121,7 +125,10 @@ class ChunkStage:
         while pos < end:
             cut = scan(view, pos)
             if cut < 0:
-                self._append(view[pos:])
+                if final and not self._fill:
+                    self._emit(view[pos:])
+                else:
+                    self._append(view[pos:])
                 return
             if self._fill:
                 self._append(view[pos:cut])
@@ -143,7 +150,9 @@ class ChunkStage:
     def drain(self) -> None:
         """Wait for every write in flight (errors propagate)."""
         while self._inflight:
-            self._free.append(self._wait_oldest())
+            buf = self._wait_oldest()
+            if buf is not None:
+                self._free.append(buf)
 
     def abandon(self) -> None:
         """Wait for the writes in flight, ignoring their errors (the upload failed)."""
@@ -156,6 +165,8 @@ class ChunkStage:
 
     def _append(self, piece) -> None:
         n = len(piece)
+        if self._pending_view is None:
+            self._pending_view = memoryview(bytearray(self._max))
         self._pending_view[self._fill:self._fill + n] = piece
         self._fill += n
 
@@ -165,7 +176,17 @@ class ChunkStage:
         self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), n))
         if not self._batch.claim(cid, n):
             return
-        buf = self._free.pop() if self._free else self._wait_oldest()
+        if n <= SMALL_CHUNK:
+            buf = bytes(data)  # small: a copy is cheaper than a pooled buffer
+            self._inflight.append((_WRITERS.submit(self._batch.write_claimed, cid, buf), None))
+            return
+        if self._free:
+            buf = self._free.pop()
+        elif self._buffers < WRITE_BUFFERS:
+            buf = bytearray(self._max)
+            self._buffers += 1
+        else:
+            buf = self._wait_oldest()
         view = memoryview(buf)[:n]
         view[:] = data
         self._inflight.append((_WRITERS.submit(self._batch.write_claimed, cid, view), buf))
@@ -201,7 +222,8 @@ class _BlockPool:
 
 async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
                  params=None, block_size: int = BLOCK_SIZE, pool_blocks: int = POOL_BLOCKS,
-                 limiter: trio.CapacityLimiter | None = None) -> IngestResult:
+                 limiter: trio.CapacityLimiter | None = None,
+                 size_hint: int | None = None) -> IngestResult:
     """Stream a body into the chunk store.
 
     Args:
@@ -209,6 +231,9 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
             It raises (e.g. an S3 error) for a short or malformed body.
         store: where new chunks go.
         algorithms: whole-stream digests wanted (md5, sha256, sha1, crc32, crc32c).
+        size_hint: the declared body length, if known.  A small body (up to
+            ``SMALL_BODY``) is gathered and processed in a single worker call:
+            for 4 KiB objects the per-block pipeline would cost more than the work.
     Returns:
         the size, the manifest and the requested digests (raw bytes).
     Raises:
@@ -221,15 +246,45 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
     stream_hasher = hashing.StreamHasher(stream_algos) if stream_algos else None
     batch = store.batch()
     stage = ChunkStage(batch, params, chunk_algos)
-    pool = _BlockPool(pool_blocks, block_size)
     users = 2 if stream_hasher is not None else 1
     try:
+        if size_hint is not None and size_hint <= SMALL_BODY:
+            return await _run_small(read, stage, stream_hasher, limiter, batch)
+        pool = _BlockPool(pool_blocks, block_size)
         return await _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch)
     except BaseException:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(stage.abandon)
         await _discard(batch)
         raise
+
+
+async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult:
+    pieces = []
+    size = 0
+    while True:
+        piece = await read(SMALL_BODY)
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+        if size > 2 * SMALL_BODY:  # more than declared: the reader will reject the body
+            raise ValueError("body longer than its declared length")
+    body = b"".join(pieces)
+
+    def work():
+        if stream_hasher is not None:
+            stream_hasher.update(body)
+        if body:
+            stage.feed(body, final=True)
+        digests = stage.finish()
+        if stream_hasher is not None:
+            digests.update(stream_hasher.digests())
+        return digests
+
+    digests = await trio.to_thread.run_sync(work, limiter=limiter)
+    return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests, batch=batch,
+                        new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
 
 
 async def _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch):

@@ -83,6 +83,8 @@ class SqliteMetadata:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_CommitRequest] = []
         self._writer = self._connect()
         with self._write_lock:
             self._writer.executescript(_SCHEMA)
@@ -189,59 +191,92 @@ class SqliteMetadata:
     # -- commits ------------------------------------------------------------------------
     def commit(self, repo: str, branch: str, changes: Sequence[Put | Delete], message: str,
                now_ns: int, condition: Callable[[str, FileInfo | None], None] | None = None,
-               also: Callable[[sqlite3.Cursor], None] | None = None,
                ) -> CommitInfo | None:
-        """Apply ``changes`` as one commit on the branch head, atomically.
+        """Apply ``changes`` as one commit on the branch head, atomically and durably.
 
         ``condition(path, current)`` runs inside the transaction for each
-        change and may raise ``ConditionFailed``.  ``also(cursor)`` runs in the
-        same transaction before the commit is written (e.g. removing a
-        completed multipart upload's staging rows); if it raises, nothing is
-        committed.  A batch that changes nothing (deleting absent paths) makes
-        no commit and returns None.
+        change and may raise ``ConditionFailed``.  A batch that changes nothing
+        (deleting absent paths) makes no commit and returns None.
+
+        Group commit: concurrent callers queue their requests; whichever gets
+        the write lock applies every queued request, each in its own savepoint
+        (its own commit on the chain, failing alone), and makes them durable
+        with one transaction (one WAL fsync).  Each caller still returns only
+        once its own commit is durable.
         """
+        req = _CommitRequest(repo, branch, changes, message, now_ns, condition)
+        with self._queue_lock:
+            self._queue.append(req)
+        with self._write_lock:
+            if not req.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._apply_batch(batch)
+        if req.error is not None:
+            raise req.error
+        return req.result
 
-        def tx(cur):
-            row = cur.execute("SELECT head FROM branches WHERE repo=? AND name=?",
-                              (repo, branch)).fetchone()
-            if row is None:
-                raise NoSuchBranch(f"{branch}.{repo}")
-            parent = row[0]
-            depth = 0
-            if parent is not None:
-                depth = cur.execute("SELECT depth FROM commits WHERE id=?",
-                                    (parent,)).fetchone()[0] + 1
-            commit_id = uuid.uuid4().hex
-            if also is not None:
-                also(cur)
-            changed = False
-            for change in changes:
-                if condition is not None:
-                    condition(change.path, self._stat(cur, repo, branch, change.path))
-                if isinstance(change, Put):
-                    obj_id = change.object.id
-                    if obj_id is None:
-                        obj_id = self._insert_object(cur, change.object)
-                    cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)",
-                                (repo, change.path, depth, commit_id, obj_id))
-                    cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
-                                (repo, branch, change.path, obj_id, commit_id, now_ns))
+    def _apply_batch(self, batch: list["_CommitRequest"]) -> None:
+        cur = self._writer.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for r in batch:
+                cur.execute("SAVEPOINT one_commit")
+                try:
+                    r.result = self._commit_tx(cur, r)
+                except Exception as exc:  # this request fails alone
+                    cur.execute("ROLLBACK TO one_commit")
+                    r.error = exc
+                cur.execute("RELEASE one_commit")
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            if self._writer.in_transaction:
+                cur.execute("ROLLBACK")
+            for r in batch:
+                r.result, r.error = None, r.error or exc
+            raise
+        finally:
+            for r in batch:
+                r.done = True
+
+    def _commit_tx(self, cur, r: "_CommitRequest") -> CommitInfo | None:
+        repo, branch, now_ns = r.repo, r.branch, r.now_ns
+        row = cur.execute("SELECT head FROM branches WHERE repo=? AND name=?",
+                          (repo, branch)).fetchone()
+        if row is None:
+            raise NoSuchBranch(f"{branch}.{repo}")
+        parent = row[0]
+        depth = 0
+        if parent is not None:
+            depth = cur.execute("SELECT depth FROM commits WHERE id=?",
+                                (parent,)).fetchone()[0] + 1
+        commit_id = uuid.uuid4().hex
+        changed = False
+        for change in r.changes:
+            if r.condition is not None:
+                r.condition(change.path, self._stat(cur, repo, branch, change.path))
+            if isinstance(change, Put):
+                obj_id = change.object.id
+                if obj_id is None:
+                    obj_id = self._insert_object(cur, change.object)
+                cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)",
+                            (repo, change.path, depth, commit_id, obj_id))
+                cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
+                            (repo, branch, change.path, obj_id, commit_id, now_ns))
+                changed = True
+            else:
+                if cur.execute("DELETE FROM tree WHERE repo=? AND branch=? AND path=?",
+                               (repo, branch, change.path)).rowcount:
+                    cur.execute("INSERT INTO entries VALUES(?,?,?,?,NULL)",
+                                (repo, change.path, depth, commit_id))
                     changed = True
-                else:
-                    if cur.execute("DELETE FROM tree WHERE repo=? AND branch=? AND path=?",
-                                   (repo, branch, change.path)).rowcount:
-                        cur.execute("INSERT INTO entries VALUES(?,?,?,?,NULL)",
-                                    (repo, change.path, depth, commit_id))
-                        changed = True
-            if not changed:
-                return None
-            cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
-                        (commit_id, repo, branch, parent, depth, now_ns, message))
-            cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
-                        (commit_id, repo, branch))
-            return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, message)
-
-        return self._write(tx)
+        if not changed:
+            return None
+        cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
+                    (commit_id, repo, branch, parent, depth, now_ns, r.message))
+        cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
+                    (commit_id, repo, branch))
+        return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, r.message)
 
     def get_commit(self, commit_id: str) -> CommitInfo:
         c = self._commit_row(self._reader, commit_id)
@@ -376,6 +411,18 @@ class SqliteMetadata:
         """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
         from .uploads import UploadStaging
         return UploadStaging(self)
+
+
+class _CommitRequest:
+    __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "done",
+                 "result", "error")
+
+    def __init__(self, repo, branch, changes, message, now_ns, condition):
+        self.repo, self.branch, self.changes = repo, branch, changes
+        self.message, self.now_ns, self.condition = message, now_ns, condition
+        self.done = False
+        self.result: CommitInfo | None = None
+        self.error: BaseException | None = None
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

@@ -29,13 +29,15 @@ from ..dates import http_date, parse_http_date
 from ..errors import S3Error
 from ..metadata import content_md5, stored_headers
 from ..names import validate_key
+from ..parts import parse_part_number, part_range
 from ..ranges import content_range, parse_range
 from .body import BodyReader, read_small_body
 from .service import OWNER, S3Service, operation
 
 __all__ = ["stream_object", "check_preconditions", "object_headers"]
 
-CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
+CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+CHECKSUM_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _READ_AHEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-read")
 
@@ -57,22 +59,26 @@ async def put_object(svc: S3Service, req: Request, r) -> Response:
     return Response(200, out, b"")
 
 
-async def receive_object(svc: S3Service, req: Request):
+async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] = ()):
     """Stream the request body into the chunk store and verify every digest the client sent.
 
+    ``compute``: checksum algorithms to compute (and return) even when the
+    client sent none (a multipart upload's announced algorithm).
     Returns (IngestResult, checksums to store {algorithm: base64}).
     Raises S3Error (BadDigest, XAmzContentSHA256Mismatch, IncompleteBody, ...).
     """
     md5_expected = content_md5(req.headers.get("content-md5"))
     reader = BodyReader(req)
     wanted = checksum_algorithms(req, reader)
+    wanted += [a for a in compute if a not in wanted]
     algorithms = ["md5", *wanted]
     sha_hex = reader.payload_sha256
     if sha_hex is not None and "sha256" not in algorithms:
         algorithms.append("sha256")
-    result = await ingest(reader.read, svc.store, algorithms=algorithms, limiter=svc.limiter)
+    result = await ingest(reader.read, svc.store, algorithms=algorithms, limiter=svc.limiter,
+                          size_hint=reader.shape.decoded_length)
     try:
-        checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
+        checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted, compute)
         await result.keep(svc.limiter)
     except BaseException:
         await result.discard()
@@ -80,7 +86,8 @@ async def receive_object(svc: S3Service, req: Request):
     return result, checksums
 
 
-def _verify(req, reader, result, md5_expected, sha_hex, wanted) -> dict[str, str]:
+def _verify(req, reader, result, md5_expected, sha_hex, wanted,
+            computed_anyway=()) -> dict[str, str]:
     reader.finish()
     digests = result.digests
     if md5_expected is not None and md5_expected != digests["md5"]:
@@ -94,6 +101,8 @@ def _verify(req, reader, result, md5_expected, sha_hex, wanted) -> dict[str, str
             f"x-amz-checksum-{algo}")
         actual = base64.b64encode(digests[algo]).decode()
         if given is None:
+            if algo in computed_anyway:
+                checksums[algo] = actual
             continue
         if given != actual:
             raise S3Error("BadDigest", f"The {algo.upper()} you specified did not match the "
@@ -112,7 +121,7 @@ def checksum_algorithms(req: Request, reader: BodyReader) -> list[str]:
                 raw = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 raw = b""
-            if len(raw) != {"crc32": 4, "crc32c": 4, "sha1": 20, "sha256": 32}[algo]:
+            if len(raw) != CHECKSUM_SIZES[algo]:
                 raise S3Error("InvalidRequest",
                               f"Value for x-amz-checksum-{algo} header is invalid.")
             out.append(algo)
@@ -124,10 +133,8 @@ def checksum_algorithms(req: Request, reader: BodyReader) -> list[str]:
             if algo not in out:
                 out.append(algo)
     sdk = req.headers.get("x-amz-sdk-checksum-algorithm")
-    if sdk and sdk.lower() not in CHECKSUM_ALGORITHMS and sdk.lower() != "crc64nvme":
+    if sdk and sdk.lower() not in CHECKSUM_ALGORITHMS:
         raise S3Error("InvalidRequest", "Invalid value for x-amz-sdk-checksum-algorithm.")
-    if (sdk or "").lower() == "crc64nvme" or req.headers.get("x-amz-checksum-crc64nvme"):
-        raise S3Error("NotImplemented", "CRC64NVME checksums are not supported yet.")
     return out
 
 
@@ -157,6 +164,27 @@ async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Respons
     size = obj.size
     rng = parse_range(req.headers.get("range"), size) if "range" in req.headers else None
     headers = object_headers(info, r.query)
+    if "partNumber" in r.query:
+        # One part of a multipart object: a 206 of that part's bytes, no checksum.
+        # A single-part object has one part, the whole object (200).
+        if rng is not None:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber "
+                                            "query parameter.")
+        first, stop = part_range(obj.parts, size, parse_part_number(r.query["partNumber"]))
+        if obj.parts and stop > first:
+            rng = (first, stop - 1)
+        elif obj.parts:
+            start, end, status = first, stop, 206
+            headers.append(("content-range", f"bytes */{size}"))
+            if head:
+                return Response(status, headers, None, content_length=0)
+            return Response(status, headers, b"")
+        else:
+            start, end, status = 0, size, 200
+            if head:
+                return Response(status, headers, None, content_length=size)
+            body = stream_object(svc, Manifest.unpack(obj.manifest), 0, size)
+            return Response(status, headers, body, content_length=size)
     if rng is None:
         start, end, status = 0, size, 200
         if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
