@@ -37,7 +37,9 @@ def http_chunked(body: bytes, size: int = 7000) -> bytes:
 
 def send(port, method, path, headers: dict, body: bytes = b""):
     with socket.create_connection(("127.0.0.1", port)) as s:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+        headers = dict(headers)
+        host = headers.pop("host", "127.0.0.1")
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         s.sendall(head.encode() + body)
         return read_response(s)
@@ -141,3 +143,25 @@ def test_expect_100_rejected_without_reading_closes(server):
         status, headers, body = read_response(s)
         assert status == 404 and b"NoSuchBucket" in body
         assert s.recv(10) == b""  # the server closed: the body was never sent
+
+
+def test_malformed_request_gets_s3_xml_400(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        status, headers, body = read_response(s)
+    assert status == 400
+    assert body.startswith(b"<?xml") and b"<Code>" in body and b"<RequestId>" in body
+
+
+def test_virtual_host_style_needs_domain(tmp_path):
+    from tests.conftest import ServerProcess
+    srv = ServerProcess(str(tmp_path / "data"), extra_args=["--domain", "s3.local"]).start()
+    try:
+        assert send(srv.port, "PUT", "/master.vhost", {"content-length": "0"})[0] == 200
+        status, _, _ = send(srv.port, "PUT", "/a/b.txt", {"host": "master.vhost.s3.local",
+                                                          "content-length": "2"}, b"hi")
+        assert status == 200
+        status, _, body = send(srv.port, "GET", "/master.vhost/a/b.txt", {})
+        assert (status, body) == (200, b"hi")
+    finally:
+        srv.stop()

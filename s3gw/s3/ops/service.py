@@ -21,11 +21,11 @@ from typing import Awaitable, Callable
 
 import trio
 
-from ...http import ClientDisconnected, Request, Response
+from ...http import ClientDisconnected, Request, Response, current_request, current_request_id
 from ...pfs.metadata import SqliteMetadata
 from ...store.chunkstore import ChunkError, LocalChunkStore
 from .. import xml as s3xml
-from ..errors import S3Error, error_xml, to_s3_error
+from ..errors import ERRORS, S3Error, error_xml, to_s3_error
 from ..names import BucketRef, parse_bucket
 from ..router import route
 
@@ -107,11 +107,16 @@ class S3Service:
     def http_error_response(self, status: int, reason: str = "") -> Response:
         """Errors the HTTP layer answers itself (malformed requests, 500s): S3 XML too."""
         code = {400: "InvalidRequest", 408: "RequestTimeout", 413: "EntityTooLarge",
-                431: "InvalidRequest"}.get(status, "InternalError")
+                431: "RequestHeaderSectionTooLarge"}.get(status, "InternalError")
+        if code not in ERRORS:
+            code = "InvalidRequest"
         err = S3Error(code)
-        body = error_xml(err, resource="/", request_id="-")
-        return Response(err.status if code != "InvalidRequest" else status,
-                        [("content-type", "application/xml")], body)
+        request = current_request()
+        request_id = current_request_id() or "-"
+        body = error_xml(err, resource=request.path if request is not None else "/",
+                         request_id=request_id)
+        headers = [("content-type", "application/xml"), ("x-amz-request-id", request_id)]
+        return Response(status, headers, body)
 
     # -- helpers shared by operations -----------------------------------------------------
     def bucket(self, name: str | None) -> BucketRef:
