@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 import trio
@@ -36,6 +37,7 @@ class AppConfig:
     domain: str | None = None
     fsync: bool = True
     worker_threads: int = 8
+    upload_expiry: float = 7 * 86400   # seconds an unfinished multipart upload lives; 0: forever
 
 
 class App:
@@ -45,6 +47,7 @@ class App:
         self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
                                    durable=config.fsync)
         self.store = LocalChunkStore(config.data_dir, fsync=config.fsync)
+        self.meta.uploads  # create the multipart staging tables now
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
                             limiter=self.limiter)
@@ -58,6 +61,23 @@ class App:
                     task_status=task_status)
 
 
+    async def expire_uploads(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Abort multipart uploads older than ``upload_expiry``, periodically (runs
+        under the server's nursery; their chunks become garbage for GC)."""
+        expiry = self.config.upload_expiry
+        task_status.started()
+        if expiry <= 0:
+            return
+        interval = min(max(expiry / 10, 0.5), 3600.0)
+        while True:
+            cutoff = time.time_ns() - int(expiry * 1e9)
+            expired = await trio.to_thread.run_sync(self.meta.uploads.expire, cutoff,
+                                                    limiter=self.limiter)
+            if expired:
+                log.info("expired %d abandoned multipart upload(s)", len(expired))
+            await trio.sleep(interval)
+
+
 async def run_server(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly."""
     app = App(config)
@@ -65,6 +85,7 @@ async def run_server(config: AppConfig) -> None:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 await nursery.start(app.serve)
+                await nursery.start(app.expire_uploads)
                 log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
                          os.path.abspath(config.data_dir))
                 async for signum in signals:

@@ -9,7 +9,6 @@ Every subcommand takes ``--data`` (env ``S3GW_DATA``, default ``./s3gw-data``).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import os
@@ -27,6 +26,21 @@ def _data_arg(p: argparse.ArgumentParser) -> None:
                    help="data folder (env S3GW_DATA; default ./s3gw-data)")
 
 
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = str(text).strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a duration cannot be negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3gw", description="versioned data store with an S3 front door")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,17 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fsync", action="store_true",
                    help="skip fsync (faster, NOT crash safe; for throwaway data)")
     p.add_argument("--log-level", default=_env("S3GW_LOG_LEVEL", "INFO"))
+    p.add_argument("--upload-expiry", type=_duration, default=_env("S3GW_UPLOAD_EXPIRY", "7d"),
+                   help="abort unfinished multipart uploads after this long: seconds, or "
+                        "with a unit s/m/h/d; 0 keeps them (env S3GW_UPLOAD_EXPIRY; default 7d)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)
     p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("log", help="commits of a bucket (<branch>.<repo>)")
-    _data_arg(p)
-    p.add_argument("bucket")
-    p.add_argument("-n", type=int, default=20)
 
     p = sub.add_parser("gc", help="delete chunks and objects nothing references")
     _data_arg(p)
@@ -62,9 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fsck", help="verify every chunk's content against its address")
     _data_arg(p)
 
-    p = sub.add_parser("branch", help="list branches")
-    _data_arg(p)
-    p.add_argument("action", choices=["list"])
+    from .history import add_parsers  # log, branch, diff
+    add_parsers(sub, _data_arg)
     return parser
 
 
@@ -85,7 +96,8 @@ def _cmd_serve(args) -> int:
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
                                    "ok" if chunker.self_test() else "FAILED")
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
-                       domain=args.domain, fsync=not args.no_fsync)
+                       domain=args.domain, fsync=not args.no_fsync,
+                       upload_expiry=args.upload_expiry)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -128,22 +140,11 @@ def _cmd_stats(args) -> int:
     return 0
 
 
-def _cmd_log(args) -> int:
-    meta = _open_meta(args)
-    branch, _, repo = args.bucket.partition(".")
-    if not repo:
-        repo, branch = branch, "master"
-    for c in meta.log(repo, branch, args.n):
-        t = datetime.datetime.fromtimestamp(c.time_ns / 1e9, datetime.timezone.utc)
-        print(f"{c.id}  {t:%Y-%m-%d %H:%M:%S}  {c.message}")
-    return 0
-
-
-def _cmd_branch(args) -> int:
-    meta = _open_meta(args)
-    for b in meta.list_branches():
-        print(f"{b.name}.{b.repo}\t{b.head or '-'}")
-    return 0
+def _history_command(name):
+    def run(args) -> int:
+        from .history import COMMANDS
+        return COMMANDS[name](args, _open_meta(args))
+    return run
 
 
 def _cmd_gc(args) -> int:
@@ -171,7 +172,8 @@ def _cmd_fsck(args) -> int:
 
 
 _COMMANDS = {"gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
-             "log": _cmd_log, "branch": _cmd_branch}
+             "log": _history_command("log"), "branch": _history_command("branch"),
+             "diff": _history_command("diff")}
 
 if __name__ == "__main__":
     sys.exit(main())

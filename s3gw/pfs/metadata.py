@@ -39,6 +39,7 @@ import uuid
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
+from . import history as _history
 from .model import (
     BranchExists, BranchInfo, CommitInfo, ConditionFailed, Delete, FileInfo, NoSuchBranch,
     NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoInfo,
@@ -91,6 +92,8 @@ class SqliteMetadata:
             self._writer.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
                 (str(SCHEMA_VERSION),))
+            _history.ensure_schema(self._writer)
+        self._write(_history.backfill)  # skip pointers of commits older than the table
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -184,6 +187,8 @@ class SqliteMetadata:
                 return
             cur.execute("DELETE FROM repos WHERE name=?", (repo,))
             cur.execute("DELETE FROM entries WHERE repo=?", (repo,))
+            cur.execute("DELETE FROM commit_skip WHERE id IN (SELECT id FROM commits "
+                        "WHERE repo=?)", (repo,))
             cur.execute("DELETE FROM commits WHERE repo=?", (repo,))
 
         self._write(tx)
@@ -191,11 +196,15 @@ class SqliteMetadata:
     # -- commits ------------------------------------------------------------------------
     def commit(self, repo: str, branch: str, changes: Sequence[Put | Delete], message: str,
                now_ns: int, condition: Callable[[str, FileInfo | None], None] | None = None,
+               also: Callable[[sqlite3.Cursor], None] | None = None,
                ) -> CommitInfo | None:
         """Apply ``changes`` as one commit on the branch head, atomically and durably.
 
         ``condition(path, current)`` runs inside the transaction for each
-        change and may raise ``ConditionFailed``.  A batch that changes nothing
+        change and may raise ``ConditionFailed``.  ``also(cursor)`` runs in the
+        same transaction (the commit's savepoint) before the commit is written,
+        e.g. removing a completed multipart upload's staging rows; if it
+        raises, nothing of this commit is applied.  A batch that changes nothing
         (deleting absent paths) makes no commit and returns None.
 
         Group commit: concurrent callers queue their requests; whichever gets
@@ -204,7 +213,7 @@ class SqliteMetadata:
         with one transaction (one WAL fsync).  Each caller still returns only
         once its own commit is durable.
         """
-        req = _CommitRequest(repo, branch, changes, message, now_ns, condition)
+        req = _CommitRequest(repo, branch, changes, message, now_ns, condition, also)
         with self._queue_lock:
             self._queue.append(req)
         with self._write_lock:
@@ -251,6 +260,8 @@ class SqliteMetadata:
             depth = cur.execute("SELECT depth FROM commits WHERE id=?",
                                 (parent,)).fetchone()[0] + 1
         commit_id = uuid.uuid4().hex
+        if r.also is not None:
+            r.also(cur)
         changed = False
         for change in r.changes:
             if r.condition is not None:
@@ -274,6 +285,7 @@ class SqliteMetadata:
             return None
         cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
                     (commit_id, repo, branch, parent, depth, now_ns, r.message))
+        _history.record_commit(cur, commit_id, parent, depth)
         cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
                     (commit_id, repo, branch))
         return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, r.message)
@@ -406,6 +418,31 @@ class SqliteMetadata:
 
         return self._write(tx)
 
+    # -- history (pfs.history) ----------------------------------------------------------
+    @cached_property
+    def history(self) -> "_history.History":
+        """History reads: commit ancestry, files and listings at a commit, versions, diff."""
+        return _history.History(self)
+
+    def stat_at(self, repo: str, branch: str, commit: str, path: str) -> FileInfo:
+        """The file as it was at ``commit`` (a version spec) on the branch's lineage."""
+        return self.history.stat_at(repo, branch, commit, path)
+
+    def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
+                limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
+        """Files of a commit's tree, as ``list_files`` lists a branch head."""
+        return self.history.list_at(repo, commit, prefix, after, limit, inclusive=inclusive)
+
+    def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
+                 version_marker: str | None = None, limit: int = 1000, **kw):
+        """One page of ListObjectVersions (``pfs.history.History.versions``)."""
+        return self.history.versions(repo, branch, prefix, key_marker, version_marker, limit,
+                                     **kw)
+
+    def resolve_version(self, repo: str, branch: str, spec: str, pinned: str | None = None):
+        """The commit a version spec names on the branch (None for ``null``)."""
+        return self.history.resolve(repo, branch, spec, pinned)
+
     @cached_property
     def uploads(self):
         """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
@@ -414,12 +451,13 @@ class SqliteMetadata:
 
 
 class _CommitRequest:
-    __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "done",
+    __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "also", "done",
                  "result", "error")
 
-    def __init__(self, repo, branch, changes, message, now_ns, condition):
+    def __init__(self, repo, branch, changes, message, now_ns, condition, also=None):
         self.repo, self.branch, self.changes = repo, branch, changes
         self.message, self.now_ns, self.condition = message, now_ns, condition
+        self.also = also
         self.done = False
         self.result: CommitInfo | None = None
         self.error: BaseException | None = None

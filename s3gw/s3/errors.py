@@ -78,6 +78,7 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The list of parts was not in ascending order. Parts must be ordered by part number.",
     ),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
@@ -159,6 +160,7 @@ LOWER_ERRORS: dict[str, str] = {
     "NoSuchCommit": "NoSuchVersion",
     "InvalidName": "InvalidBucketName",
     "ConditionFailed": "PreconditionFailed",
+    "InvalidVersion": "InvalidArgument",
     "NoSuchUpload": "NoSuchUpload",
     # http (the request body failed)
     "BodyTimeout": "RequestTimeout",

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 * ``chunk_id(data) -> bytes``: BLAKE3-256, a chunk's address (32 bytes).
 * ``chunk_checksum(data) -> int``: XXH3-64, checked on every chunk read.
-* ``StreamHasher(algorithms)``: whole-stream md5/sha1/sha256/crc32/crc32c;
-  ``digests()`` returns raw digests, CRCs as 4 big-endian bytes.
+* ``StreamHasher(algorithms)``: whole-stream md5/sha1/sha256/crc32/crc32c/
+  crc64nvme; ``digests()`` returns raw digests, CRCs big-endian (4 bytes; 8
+  for crc64nvme).
 
 The work is done by hashlib (OpenSSL), zlib, crc32c, blake3 and xxhash, which
 all release the GIL for large buffers (hashlib from 2 KiB, zlib.crc32 above
@@ -38,7 +39,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_API_VERSION = 1
+_API_VERSION = 2
 
 
 def _select():
@@ -75,6 +76,7 @@ _SELF_TEST = {
     "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     "crc32": "352441c2",
     "crc32c": "364b3fb7",
+    "crc64nvme": "05e5cabb3fc1faeb",
 }
 
 
@@ -88,7 +90,7 @@ def self_test() -> bool:
         RuntimeError: a digest differs.
     """
     got = {"blake3": chunk_id(b"abc").hex(), "xxh3": chunk_checksum(b"abc")}
-    hasher = StreamHasher(["md5", "sha1", "sha256", "crc32", "crc32c"])
+    hasher = StreamHasher(["md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme"])
     hasher.update(b"a")
     hasher.update(memoryview(b"bc"))
     got.update((k, v.hex()) for k, v in hasher.digests().items())

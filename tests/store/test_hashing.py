@@ -17,6 +17,7 @@ import blake3
 import crc32c
 import pytest
 import xxhash
+from awscrt import checksums as awscrt_checksums
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,7 @@ else:
     _NATIVE_MISSING = ""
 
 IMPLS = {"py": _hashing_py, "c": _native_hashing}
-ALL = ("md5", "sha1", "sha256", "crc32", "crc32c")
+ALL = ("md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme")
 
 
 @pytest.fixture(scope="module", params=[
@@ -50,13 +51,15 @@ def reference(algorithms, data: bytes) -> dict[str, bytes]:
             out[name] = zlib.crc32(data).to_bytes(4, "big")
         elif name == "crc32c":
             out[name] = crc32c.crc32c(data).to_bytes(4, "big")
+        elif name == "crc64nvme":
+            out[name] = awscrt_checksums.crc64nvme(data).to_bytes(8, "big")
         else:
             out[name] = hashlib.new(name, data).digest()
     return out
 
 
 def test_api_version(impl):
-    assert impl.API_VERSION == 1
+    assert impl.API_VERSION == 2
     assert impl.ALGORITHMS == frozenset(ALL)
 
 
@@ -168,10 +171,12 @@ def test_stream_digests_then_continue(impl):
 
 
 def test_stream_crc_big_endian(impl):
-    hasher = impl.StreamHasher(["crc32", "crc32c"])
-    hasher.update(b"123456789")   # the CRC catalogue check input
+    hasher = impl.StreamHasher(["crc32", "crc32c", "crc64nvme"])
+    hasher.update(b"1234")
+    hasher.update(memoryview(b"56789"))   # the CRC catalogue check input
     assert hasher.digests() == {"crc32": bytes.fromhex("cbf43926"),
-                                "crc32c": bytes.fromhex("e3069283")}
+                                "crc32c": bytes.fromhex("e3069283"),
+                                "crc64nvme": bytes.fromhex("ae8b14860a799888")}
 
 
 def test_stream_algorithms_attribute(impl):

@@ -21,6 +21,7 @@ from ...pfs.metadata import prefix_upper_bound
 from .. import xml as s3xml
 from ..errors import S3Error
 from .service import OWNER, S3Service, operation
+from .versions import pinned_commit
 
 __all__ = ["collect", "Listing"]
 
@@ -37,8 +38,9 @@ class Listing:
 
 
 def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, after: str | None,
-            max_keys: int) -> Listing:
-    """Blocking: one page of a listing (keys > ``after``)."""
+            max_keys: int, commit: str | None = None) -> Listing:
+    """Blocking: one page of a listing (keys > ``after``) of the branch head, or of
+    ``commit`` (a pinned bucket)."""
     out = Listing()
     cursor, inclusive = after, False
     if after is not None and delimiter and after.startswith(prefix) and \
@@ -46,8 +48,12 @@ def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, af
         cursor, inclusive = _past(after)
     count = 0
     while cursor is not _END:
-        files = meta.list_files(repo, branch, prefix=prefix, after=cursor, limit=_BATCH,
-                                inclusive=inclusive)
+        if commit is None:
+            files = meta.list_files(repo, branch, prefix=prefix, after=cursor, limit=_BATCH,
+                                    inclusive=inclusive)
+        else:
+            files = meta.list_at(repo, commit, prefix=prefix, after=cursor, limit=_BATCH,
+                                 inclusive=inclusive)
         inclusive = False
         for f in files:
             if count >= max_keys:
@@ -95,10 +101,9 @@ def _params(svc: S3Service, r):
 
 async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
     await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
-    if ref.commit is not None:
-        raise S3Error("NotImplemented", "Listing a commit-pinned bucket is not implemented yet.")
+    commit = await svc.run(pinned_commit, svc, ref)
     return await svc.run(collect, svc.meta, ref.repo, ref.branch, prefix, delimiter, after,
-                         max_keys)
+                         max_keys, commit)
 
 
 @operation("ListObjects")

@@ -21,18 +21,20 @@ import trio
 
 from ...http import Request, Response
 from ...ingest.pipeline import ingest
-from ...pfs.model import Delete, FileInfo, ObjectInfo, Put
+from ...pfs.model import Delete, FileInfo, NoSuchFile, ObjectInfo, Put
 from ...store.ids import Manifest
 from .. import xml as s3xml
 from ..xmlparse import parse_delete
-from ..dates import http_date, parse_http_date
+from ..dates import http_date
 from ..errors import S3Error
 from ..metadata import content_md5, stored_headers
+from .. import conditions
 from ..names import validate_key
 from ..parts import parse_part_number, part_range
 from ..ranges import content_range, parse_range
 from .body import BodyReader, read_small_body
 from .service import OWNER, S3Service, operation
+from .versions import resolve_version_file
 
 __all__ = ["stream_object", "check_preconditions", "object_headers"]
 
@@ -48,12 +50,15 @@ async def put_object(svc: S3Service, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
     await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket before the body
+    condition = conditions.write_condition(req.headers)
+    if condition is not None:  # fail before the body; decided again inside the commit
+        condition(key, await svc.run(_stat_or_none, svc, ref, key))
     headers = dict(stored_headers(req.headers))
     result, checksums = await receive_object(svc, req)
     obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
                      manifest=result.manifest.pack(), headers=headers, checksums=checksums)
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
-                           f"PUT /{key}", svc.clock())
+                           f"PUT /{key}", svc.clock(), condition)
     out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", commit.id)]
     out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
     return Response(200, out, b"")
@@ -152,17 +157,20 @@ async def head_object(svc: S3Service, req: Request, r) -> Response:
 async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Response:
     ref = svc.bucket(r.bucket)
     key = validate_key(r.key)
-    info: FileInfo = await svc.run(resolve_file, svc, ref, key)
+    info: FileInfo = await svc.run(resolve_file, svc, ref, key, r.query.get("versionId"))
     obj = info.object
     preconditions = check_preconditions(req.headers, obj.etag, info.time_ns)
     if preconditions is not None:
         status, headers = preconditions, [("etag", f'"{obj.etag}"'),
-                                          ("last-modified", http_date(info.time_ns))]
+                                          ("last-modified", http_date(info.time_ns)),
+                                          ("x-amz-version-id", info.commit_id)]
         if status == 304:
             return Response(304, headers, None, content_length=0)
         raise S3Error("PreconditionFailed", condition=_failed_condition(req.headers))
     size = obj.size
-    rng = parse_range(req.headers.get("range"), size) if "range" in req.headers else None
+    rng = None
+    if "range" in req.headers and conditions.if_range_holds(req.headers, obj.etag, info.time_ns):
+        rng = parse_range(req.headers.get("range"), size)
     headers = object_headers(info, r.query)
     if "partNumber" in r.query:
         # One part of a multipart object: a 206 of that part's bytes, no checksum.
@@ -199,11 +207,17 @@ async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Respons
     return Response(status, headers, body, content_length=length)
 
 
-def resolve_file(svc: S3Service, ref, key: str) -> FileInfo:
-    """Blocking: the file at the bucket's branch head (or pinned commit)."""
-    if ref.commit is not None:
-        return svc.meta.stat_at(ref.repo, ref.branch, ref.commit, key)
-    return svc.meta.stat(ref.repo, ref.branch, key)
+def resolve_file(svc: S3Service, ref, key: str, version: str | None = None) -> FileInfo:
+    """Blocking: the file at the bucket's branch head (or pinned commit), or at
+    ``version`` (a versionId: see ``ops.versions``)."""
+    return resolve_version_file(svc, ref, key, version)
+
+
+def _stat_or_none(svc: S3Service, ref, key: str) -> FileInfo | None:
+    try:
+        return svc.meta.stat(ref.repo, ref.branch, key)
+    except NoSuchFile:
+        return None
 
 
 _OVERRIDES = {
@@ -232,46 +246,16 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
     return headers
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    for candidate in header.split(","):
-        c = candidate.strip()
-        if c == "*":
-            return True
-        if c.startswith("W/"):
-            c = c[2:]
-        if c.strip('"') == etag:
-            return True
-    return False
-
-
 def check_preconditions(headers, etag: str, time_ns: int) -> int | None:
-    """RFC 9110 section 13.2.2 order, as S3 applies it to GET/HEAD.
+    """RFC 9110 section 13.2.2 order, as S3 applies it to GET/HEAD (``s3.conditions``).
 
     Returns None to proceed, 412 for PreconditionFailed or 304 for Not Modified.
-    If-Match decides over If-Unmodified-Since, If-None-Match over If-Modified-Since.
     """
-    modified_s = time_ns // 1_000_000_000
-    if_match = headers.get("if-match")
-    if if_match is not None:
-        if not _etag_matches(if_match, etag):
-            return 412
-    else:
-        ius = parse_http_date(headers.get("if-unmodified-since"))
-        if ius is not None and modified_s > ius // 1_000_000_000:
-            return 412
-    if_none = headers.get("if-none-match")
-    if if_none is not None:
-        if _etag_matches(if_none, etag):
-            return 304
-    else:
-        ims = parse_http_date(headers.get("if-modified-since"))
-        if ims is not None and modified_s <= ims // 1_000_000_000:
-            return 304
-    return None
+    return conditions.evaluate_read(headers, etag, time_ns)
 
 
 def _failed_condition(headers) -> str:
-    return "If-Match" if headers.get("if-match") is not None else "If-Unmodified-Since"
+    return conditions.failed_condition(headers)
 
 
 async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int):

@@ -1,0 +1,132 @@
+"""History subcommands: ``s3gw log``, ``s3gw branch list|create``, ``s3gw diff``.
+
+* ``s3gw log <bucket> [path]``: the commits of a bucket (``<branch>.<repo>``,
+  ``<repo>`` or a pinned ``<commit>.<branch>.<repo>``), newest first; with a
+  path (``/a/b.csv`` or ``a/b.csv``) only the commits that changed it, with
+  ``M`` (written) or ``D`` (deleted), size and ETag.
+* ``s3gw branch create <branch>.<repo> --from <commit|branch|branch.repo>``:
+  a new branch whose head *is* that commit: no data and no commit copied.
+* ``s3gw diff <commit> <commit>``: paths added (A), modified (M), deleted (D)
+  from the first commit to the second (same repo), in UTF-8 byte order.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sys
+import time
+
+__all__ = ["add_parsers", "COMMANDS"]
+
+_COMMIT = re.compile(r"[0-9a-f]{32}")
+
+
+def add_parsers(sub, data_arg) -> None:
+    p = sub.add_parser("log", help="commits of a bucket (<branch>.<repo>), or of one path in it")
+    data_arg(p)
+    p.add_argument("bucket")
+    p.add_argument("path", nargs="?", help="only commits that changed this file")
+    p.add_argument("-n", type=int, default=20, help="at most this many commits (default 20)")
+
+    p = sub.add_parser("branch", help="list branches, or create one at a commit or branch")
+    actions = p.add_subparsers(dest="action", required=True)
+    data_arg(actions.add_parser("list", help="every branch of every repo, with its head"))
+    c = actions.add_parser("create", help="a new branch at a commit (no data copied)")
+    data_arg(c)
+    c.add_argument("name", help="<branch>.<repo>")
+    c.add_argument("--from", dest="source", metavar="COMMIT|BRANCH", required=True,
+                   help="a commit id, a branch name of the same repo, or <branch>.<repo>")
+
+    p = sub.add_parser("diff", help="paths added/modified/deleted between two commits")
+    data_arg(p)
+    p.add_argument("old")
+    p.add_argument("new")
+
+
+def _time(ns: int) -> str:
+    t = datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc)
+    return f"{t:%Y-%m-%d %H:%M:%S}"
+
+
+def _fail(msg: str) -> int:
+    print(f"s3gw: {msg}", file=sys.stderr)
+    return 1
+
+
+def _cmd_log(args, meta) -> int:
+    from ..pfs.model import NoSuchBranch, NoSuchCommit
+    from ..s3.errors import S3Error
+    from ..s3.names import parse_bucket
+    try:
+        ref = parse_bucket(args.bucket)
+        if args.path is None:
+            if ref.commit is not None:
+                commits, c = [], meta.get_commit(ref.commit)
+                while c is not None and len(commits) < args.n:
+                    commits.append(c)
+                    c = meta.get_commit(c.parent) if c.parent else None
+            else:
+                commits = meta.log(ref.repo, ref.branch, args.n)
+            for c in commits:
+                print(f"{c.id}  {_time(c.time_ns)}  {c.message}")
+            return 0
+        path = args.path[1:] if args.path.startswith("/") else args.path
+        for v in meta.history.path_log(ref.repo, ref.branch, path, args.n, pinned=ref.commit):
+            what = "D" if v.object is None else f"M  {v.object.size:>12}  {v.object.etag}"
+            print(f"{v.commit_id}  {_time(v.time_ns)}  {what}")
+        return 0
+    except S3Error as exc:
+        return _fail(exc.message)
+    except (NoSuchBranch, NoSuchCommit) as exc:
+        return _fail(f"no such bucket or commit: {exc}")
+
+
+def _cmd_branch(args, meta) -> int:
+    from ..pfs.model import BranchExists, NoSuchBranch, NoSuchCommit
+    from ..s3.errors import S3Error
+    from ..s3.names import parse_bucket
+    if args.action == "list":
+        for b in meta.list_branches():
+            print(f"{b.name}.{b.repo}\t{b.head or '-'}")
+        return 0
+    if not args.name or not args.source:
+        return _fail("usage: s3gw branch create <branch>.<repo> --from <commit|branch>")
+    try:
+        ref = parse_bucket(args.name)
+        if ref.commit is not None:
+            return _fail("a branch name cannot be pinned to a commit")
+        src = args.source
+        if _COMMIT.fullmatch(src):
+            commit = meta.get_commit(src)
+            if commit.repo != ref.repo:
+                return _fail(f"commit {src} belongs to repo {commit.repo}, not {ref.repo}")
+            head = commit.id
+        else:
+            sref = parse_bucket(src) if "." in src else parse_bucket(f"{src}.{ref.repo}")
+            if sref.repo != ref.repo:
+                return _fail("a branch can only start from a commit of its own repo")
+            head = sref.commit or meta.get_branch(sref.repo, sref.branch).head
+        b = meta.create_branch(ref.repo, ref.branch, time.time_ns(), from_commit=head)
+    except S3Error as exc:
+        return _fail(exc.message)
+    except BranchExists:
+        return _fail(f"branch {args.name} already exists")
+    except (NoSuchBranch, NoSuchCommit) as exc:
+        return _fail(f"no such branch or commit: {exc}")
+    print(f"{b.name}.{b.repo}\t{b.head or '-'}")
+    return 0
+
+
+def _cmd_diff(args, meta) -> int:
+    from ..pfs.model import NoSuchCommit
+    try:
+        entries = meta.history.diff(args.old, args.new)
+    except NoSuchCommit as exc:
+        return _fail(f"no such commit (or not the same repo): {exc}")
+    for e in entries:
+        print(f"{e.status}\t/{e.path}")
+    return 0
+
+
+COMMANDS = {"log": _cmd_log, "branch": _cmd_branch, "diff": _cmd_diff}

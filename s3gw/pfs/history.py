@@ -1,0 +1,655 @@
+"""History reads: files as they were at a commit, version listings, diffs.
+
+Theory of operation
+-------------------
+Commits form a tree (one parent each; branches fork, nothing merges).  Each
+commit has a ``depth`` (the root's is 0, a child's its parent's + 1), and
+``entries`` records, per path, every commit that changed it (``object`` NULL
+for a delete), keyed ``(repo, path, depth, commit_id)``.
+
+*Ancestry.*  Commit ``a`` is an ancestor of ``b`` iff the ancestor of ``b``
+at ``depth(a)`` is ``a``.  To find the ancestor at a given depth without
+walking thousands of parents, every commit stores one extra pointer in
+``commit_skip``: its ancestor at depth ``skip_depth(depth)`` (the skip list
+of Bitcoin Core's ``CBlockIndex::pskip``).  Following parent and skip
+pointers reaches any ancestor in O(log n) row lookups; the pointer is
+computed in the commit's own transaction (``record_commit``) and back-filled
+for databases written before this table existed (``ensure_schema``).  A
+commit without a skip row is still handled: the walk steps to its parent.
+
+:class:`Lineage` answers "which commit of this lineage has depth d" for one
+tip, memoising what it learnt, so that listing a commit or a key's versions
+(depths descending) costs a couple of lookups per row.
+
+*A file at a commit* is the entry with the greatest depth among the entries
+of that path whose commit lies on the commit's lineage: one index range scan
+``(repo, path, depth <= tip) ORDER BY depth DESC``, skipping entries made on
+other branches (checked with the lineage).
+
+*Listing a commit* seeks from path to path through the ``entries`` index
+(``path > previous LIMIT 1``), resolving each path as above: two index seeks
+per path, independent of how many commits the branch has.
+
+*Version specs* (S3 ``versionId``): a 32-hex commit id, ``HEAD``, followed by
+any number of ``^``, ``^N``, ``~``, ``~N``: each steps N (default 1)
+generations back along the lineage.  Without merges git's ``^N`` (N-th
+parent) has no meaning, so here ``^N`` = ``~N``.  ``null`` means the current
+file.  A commit must lie on the lineage of the bucket's branch head (or of
+the pinned commit): a commit of another branch is ``NoSuchCommit``.
+
+Known weaknesses: a path changed many times on a *sibling* branch after the
+fork costs a scan over those entries when read on this branch (they have
+depths <= the tip's but are not ancestors).  ``diff`` walks the commits
+between the two tips and their common ancestor (O(distance)).
+
+All functions block and take a SQLite connection (or cursor); they do not
+write, except ``record_commit`` / ``ensure_schema`` inside the writer's
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+from typing import Iterator
+
+from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, PfsError
+
+__all__ = [
+    "History", "Lineage", "VersionInfo", "VersionPage", "DiffEntry", "FileDeleted",
+    "InvalidVersion", "parse_version", "skip_depth", "record_commit", "ensure_schema", "backfill",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS commit_skip(id TEXT PRIMARY KEY, skip TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+
+class InvalidVersion(PfsError):
+    """A version spec that does not parse (S3: InvalidArgument)."""
+
+
+class FileDeleted(NoSuchFile):
+    """The path's latest change at the commit read was a delete (a delete marker).
+
+    ``commit_id`` / ``time_ns``: the commit that deleted it.
+    """
+
+    def __init__(self, path: str, commit_id: str, time_ns: int):
+        super().__init__(path)
+        self.commit_id = commit_id
+        self.time_ns = time_ns
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    path: str
+    commit_id: str
+    time_ns: int
+    object: ObjectInfo | None      # None: a delete (delete marker)
+    is_latest: bool
+
+
+@dataclass
+class VersionPage:
+    versions: list[VersionInfo]
+    prefixes: list[str]
+    truncated: bool = False
+    next_key_marker: str | None = None
+    next_version_marker: str | None = None
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    status: str                    # "A", "M" or "D"
+    path: str
+
+
+# -- version specs (pure) -----------------------------------------------------------------
+_SPEC = re.compile(r"(HEAD|[0-9a-f]{32})((?:[\^~][0-9]{0,9})*)")
+_STEP = re.compile(r"[\^~]([0-9]{0,9})")
+
+
+def parse_version(spec: str) -> tuple[str, int] | None:
+    """``"null"`` -> None; ``HEAD~2`` -> ("HEAD", 2); ``<id>^^`` -> (id, 2).
+
+    Raises:
+        InvalidVersion: anything else.
+    """
+    if spec == "null":
+        return None
+    m = _SPEC.fullmatch(spec)
+    if m is None:
+        raise InvalidVersion(spec)
+    back = sum(int(n) if n else 1 for n in _STEP.findall(m.group(2)))
+    return m.group(1), back
+
+
+# -- the skip list ----------------------------------------------------------------------
+def _clear_lowest(n: int) -> int:
+    return n & (n - 1)
+
+
+def skip_depth(depth: int) -> int:
+    """The depth of the ancestor a commit at ``depth`` keeps a skip pointer to."""
+    if depth < 2:
+        return 0
+    if depth & 1:
+        return _clear_lowest(_clear_lowest(depth - 1)) + 1
+    return _clear_lowest(depth)
+
+
+def _walk(step, start: str, depth: int, target: int) -> str:
+    """Ancestor of ``start`` (at ``depth``) at depth ``target`` <= depth.
+
+    ``step(id) -> (parent, skip | None)``.
+    """
+    walk, h = start, depth
+    while h > target:
+        parent, skip = step(walk)
+        hs, hsp = skip_depth(h), skip_depth(h - 1)
+        if skip is not None and (hs == target or (
+                hs > target and not (hsp < hs - 2 and hsp >= target))):
+            walk, h = skip, hs
+        else:
+            if parent is None:
+                raise NoSuchCommit(walk)   # inconsistent depths: never expected
+            walk, h = parent, h - 1
+    return walk
+
+
+def _db_step(conn):
+    def step(cid: str):
+        row = conn.execute(
+            "SELECT c.parent, s.skip FROM commits c LEFT JOIN commit_skip s ON s.id = c.id "
+            "WHERE c.id=?", (cid,)).fetchone()
+        if row is None:
+            raise NoSuchCommit(cid)
+        return row
+    return step
+
+
+def record_commit(cur, commit_id: str, parent: str | None, depth: int) -> None:
+    """Store the new commit's skip pointer (inside its commit transaction)."""
+    if parent is None:
+        return
+    skip = _walk(_db_step(cur), parent, depth - 1, skip_depth(depth))
+    cur.execute("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", (commit_id, skip))
+
+
+def ensure_schema(conn) -> None:
+    """Create ``commit_skip`` (outside a transaction: ``executescript`` commits)."""
+    conn.executescript(SCHEMA)
+
+
+def backfill(cur) -> int:
+    """Store skip pointers of commits written before ``commit_skip`` existed (inside a
+    write transaction); returns how many."""
+    missing = cur.execute(
+        "SELECT count(*) FROM commits c WHERE c.parent IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM commit_skip s WHERE s.id = c.id)").fetchone()[0]
+    if not missing:
+        return 0
+    parent_of: dict[str, str | None] = {}
+    skip_of: dict[str, str] = {}
+    for cid, parent, skip in cur.execute(
+            "SELECT c.id, c.parent, s.skip FROM commits c LEFT JOIN commit_skip s "
+            "ON s.id = c.id"):
+        parent_of[cid] = parent
+        if skip is not None:
+            skip_of[cid] = skip
+
+    def step(cid):
+        return parent_of[cid], skip_of.get(cid)
+
+    rows = []
+    for cid, parent, depth in cur.execute(
+            "SELECT id, parent, depth FROM commits WHERE parent IS NOT NULL ORDER BY depth"
+    ).fetchall():
+        if cid not in skip_of:
+            skip_of[cid] = _walk(step, parent, depth - 1, skip_depth(depth))
+            rows.append((cid, skip_of[cid]))
+    cur.executemany("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", rows)
+    return len(rows)
+
+
+class Lineage:
+    """The ancestors of one commit (the tip), resolved on demand and memoised.
+
+    Every commit a walk passes is remembered (depth -> id), so resolving many
+    depths of one lineage (a listing, a key's versions) visits each commit
+    at most about once.  ``step`` may be shared: (parent, skip) of a commit
+    never changes.
+    """
+
+    def __init__(self, conn, tip: CommitInfo | None, step=None):
+        self.conn = conn
+        self.tip = tip
+        self._step = step or _db_step(conn)
+        self._known: dict[int, str] = {} if tip is None else {tip.depth: tip.id}
+        self._depths: list[int] = sorted(self._known)
+
+    def at(self, depth: int) -> str | None:
+        """The id of the tip's ancestor at ``depth`` (None above the tip or below 0)."""
+        if self.tip is None or depth > self.tip.depth or depth < 0:
+            return None
+        known = self._known
+        hit = known.get(depth)
+        if hit is not None:
+            return hit
+        i = bisect_left(self._depths, depth)
+        h = self._depths[i]
+        walk = known[h]
+        while h > depth:                     # _walk, remembering each commit passed
+            parent, skip = self._step(walk)
+            hs, hsp = skip_depth(h), skip_depth(h - 1)
+            if skip is not None and (hs == depth or (
+                    hs > depth and not (hsp < hs - 2 and hsp >= depth))):
+                walk, h = skip, hs
+            else:
+                if parent is None:
+                    raise NoSuchCommit(walk)
+                walk, h = parent, h - 1
+            if h not in known:
+                known[h] = walk
+                insort(self._depths, h)
+        return walk
+
+    def contains(self, commit_id: str, depth: int) -> bool:
+        return self.at(depth) == commit_id
+
+
+class _StepCache:
+    """(parent, skip) per commit id, read through to SQLite; bounded, shared."""
+
+    def __init__(self, history: "History", limit: int = 1 << 18):
+        self.history, self.limit = history, limit
+        self.cache: dict[str, tuple[str | None, str | None]] = {}
+
+    def __call__(self, cid: str):
+        hit = self.cache.get(cid)
+        if hit is None:
+            hit = tuple(_db_step(self.history.conn)(cid))
+            if len(self.cache) >= self.limit:
+                self.cache.clear()
+            self.cache[cid] = hit
+        return hit
+
+
+# -- reads --------------------------------------------------------------------------------
+_OBJ_COLS = "o.id, o.size, o.etag, o.manifest, o.headers, o.checksums, o.parts"
+
+
+def _object(row) -> ObjectInfo:
+    oid, size, etag, manifest, headers, checksums, parts = row
+    return ObjectInfo(size=size, etag=etag, manifest=manifest, headers=json.loads(headers),
+                      checksums=json.loads(checksums), parts=tuple(json.loads(parts)), id=oid)
+
+
+class History:
+    """History queries over a ``SqliteMetadata`` (its per-thread reader connection)."""
+
+    def __init__(self, meta):
+        self.meta = meta
+        self._step = _StepCache(self)
+
+    @property
+    def conn(self):
+        return self.meta._reader
+
+    # -- commits ----------------------------------------------------------------------
+    def _commit(self, commit_id: str) -> CommitInfo:
+        row = self.conn.execute(
+            "SELECT id, repo, branch, parent, depth, time_ns, message FROM commits WHERE id=?",
+            (commit_id,)).fetchone()
+        if row is None:
+            raise NoSuchCommit(commit_id)
+        return CommitInfo(*row)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True if ``ancestor`` is ``descendant`` or one of its ancestors."""
+        a, d = self._commit(ancestor), self._commit(descendant)
+        return a.repo == d.repo and self.lineage(d).contains(a.id, a.depth)
+
+    def resolve(self, repo: str, branch: str, spec: str,
+                pinned: str | None = None) -> CommitInfo | None:
+        """The commit a version spec names on a branch (or below a pinned commit).
+
+        Returns None for ``null`` (the current file).
+        Raises:
+            InvalidVersion: the spec does not parse.
+            NoSuchBranch: the branch does not exist.
+            NoSuchCommit: unknown, of another repo, not on the lineage, or
+                stepping back past the first commit.
+        """
+        parsed = parse_version(spec)
+        if parsed is None:
+            return None
+        base, back = parsed
+        head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
+        if head_id is None:
+            raise NoSuchCommit(spec)
+        head = self._commit(head_id)
+        if head.repo != repo:
+            raise NoSuchCommit(spec)
+        lineage = self.lineage(head)
+        if base == "HEAD":
+            start = head
+        else:
+            start = self._commit(base)
+            if start.repo != repo or not lineage.contains(start.id, start.depth):
+                raise NoSuchCommit(spec)
+        if back == 0:
+            return start
+        target = lineage.at(start.depth - back)
+        if target is None:
+            raise NoSuchCommit(spec)
+        return self._commit(target)
+
+    def check_pinned(self, repo: str, branch: str, commit_id: str) -> CommitInfo:
+        """The pinned commit of a ``<commit>.<branch>.<repo>`` bucket, which must lie on
+        the branch's lineage (NoSuchBranch / NoSuchCommit otherwise)."""
+        c = self.resolve(repo, branch, commit_id)
+        assert c is not None
+        return c
+
+    # -- files at a commit ------------------------------------------------------------
+    def _latest(self, repo: str, lineage: Lineage, path: str):
+        """(depth, commit_id, object id | None) of the path's last change on the lineage."""
+        tip = lineage.tip
+        if tip is None:
+            return None
+        for depth, cid, obj in self.conn.execute(
+                "SELECT depth, commit_id, object FROM entries WHERE repo=? AND path=? AND "
+                "depth<=? ORDER BY depth DESC", (repo, path, tip.depth)):
+            if lineage.contains(cid, depth):
+                return depth, cid, obj
+        return None
+
+    def _file(self, path: str, cid: str, oid: int) -> FileInfo:
+        row = self.conn.execute(f"SELECT {_OBJ_COLS} FROM objects o WHERE o.id=?",
+                                (oid,)).fetchone()
+        time_ns = self.conn.execute("SELECT time_ns FROM commits WHERE id=?",
+                                    (cid,)).fetchone()[0]
+        return FileInfo(path, _object(row), cid, time_ns)
+
+    def stat_at(self, repo: str, branch: str, commit: str, path: str) -> FileInfo:
+        """The file ``path`` as it was at ``commit`` (a version spec) on ``branch``.
+
+        ``FileInfo.commit_id`` is the commit that last changed the file at
+        that point (its version id), ``time_ns`` that commit's time.
+        Raises:
+            NoSuchBranch, NoSuchCommit, InvalidVersion: see ``resolve``.
+            FileDeleted: the last change at that commit was a delete.
+            NoSuchFile: the path never existed on that lineage.
+        """
+        c = self.resolve(repo, branch, commit)
+        if c is None:
+            return self.meta.stat(repo, branch, path)
+        return self.stat_in(repo, self.lineage(c), path)
+
+    def lineage(self, commit: CommitInfo | None) -> Lineage:
+        return Lineage(self.conn, commit, self._step)
+
+    def stat_in(self, repo: str, lineage: Lineage, path: str) -> FileInfo:
+        """The file at the lineage's tip (see ``stat_at``)."""
+        hit = self._latest(repo, lineage, path)
+        if hit is None:
+            raise NoSuchFile(path)
+        _depth, cid, oid = hit
+        if oid is None:
+            time_ns = self.conn.execute("SELECT time_ns FROM commits WHERE id=?",
+                                        (cid,)).fetchone()[0]
+            raise FileDeleted(path, cid, time_ns)
+        return self._file(path, cid, oid)
+
+    def _next_path(self, repo: str, pos: str, upper: str | None,
+                   inclusive: bool) -> str | None:
+        """The first path of the repo's history > ``pos`` (>= with ``inclusive``) and
+        < ``upper``, in UTF-8 byte order: one index seek."""
+        sql = f"SELECT path FROM entries WHERE repo=? AND path {'>=' if inclusive else '>'} ?"
+        args = [repo, pos]
+        if upper is not None:
+            sql += " AND path < ?"
+            args.append(upper)
+        row = self.conn.execute(sql + " ORDER BY path LIMIT 1", args).fetchone()
+        return None if row is None else row[0]
+
+    def _paths(self, repo: str, prefix: str, after: str | None,
+               inclusive: bool = False) -> "_PathCursor":
+        return _PathCursor(self, repo, prefix, after, inclusive)
+
+    def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
+                limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
+        """Files of a commit's tree in UTF-8 byte order (as ``list_files`` for a branch)."""
+        c = self._commit(commit)
+        if c.repo != repo:
+            raise NoSuchCommit(commit)
+        lineage = self.lineage(c)
+        out: list[FileInfo] = []
+        for path in self._paths(repo, prefix, after, inclusive):
+            hit = self._latest(repo, lineage, path)
+            if hit is not None and hit[2] is not None:
+                out.append(self._file(path, hit[1], hit[2]))
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- versions ---------------------------------------------------------------------
+    def _path_versions(self, repo: str, lineage: Lineage, path: str,
+                       below_depth: int | None = None) -> Iterator[VersionInfo]:
+        """The path's versions on the lineage, newest first (``depth < below_depth``)."""
+        tip = lineage.tip
+        if tip is None:
+            return
+        top = tip.depth if below_depth is None else min(tip.depth, below_depth - 1)
+        first = below_depth is None
+        for depth, cid, oid, time_ns, size, etag in self.conn.execute(
+                "SELECT e.depth, e.commit_id, e.object, c.time_ns, o.size, o.etag "
+                "FROM entries e JOIN commits c ON c.id = e.commit_id "
+                "LEFT JOIN objects o ON o.id = e.object "
+                "WHERE e.repo=? AND e.path=? AND e.depth<=? ORDER BY e.depth DESC",
+                (repo, path, top)):
+            if not lineage.contains(cid, depth):
+                continue
+            obj = None if oid is None else ObjectInfo(size=size, etag=etag, manifest=b"",
+                                                       id=oid)
+            yield VersionInfo(path, cid, time_ns, obj, first)
+            first = False
+
+    def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
+                 version_marker: str | None = None, limit: int = 1000,
+                 delimiter: str | None = None, pinned: str | None = None) -> VersionPage:
+        """One page of ListObjectVersions for a branch (or a pinned commit).
+
+        Keys in UTF-8 byte order; per key one version per commit that changed
+        it, newest first, deletes as delete markers; ``is_latest`` on the
+        newest.  ``limit`` counts versions and common prefixes.  Resumes after
+        ``(key_marker, version_marker)``; ``key_marker`` alone resumes after
+        every version of that key (or, with a delimiter, past a common prefix).
+        ``ObjectInfo`` of versions carries size and ETag only (no manifest).
+        Raises:
+            InvalidVersion: ``version_marker`` without ``key_marker``, or not a commit id.
+        """
+        head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
+        page = VersionPage([], [])
+        if head_id is None or limit <= 0:
+            if head_id is not None and limit <= 0:
+                page.truncated = bool(self.versions(repo, branch, prefix, key_marker,
+                                                    version_marker, 1, delimiter,
+                                                    pinned).versions)
+            return page
+        lineage = self.lineage(self._commit(head_id))
+        count = 0
+
+        def emit(v: VersionInfo) -> bool:
+            nonlocal count
+            if count >= limit:
+                page.truncated = True
+                return False
+            page.versions.append(v)
+            page.next_key_marker, page.next_version_marker = v.path, v.commit_id
+            count += 1
+            return True
+
+        after, inclusive = key_marker or None, False
+        if key_marker and version_marker:
+            if not re.fullmatch(r"[0-9a-f]{32}", version_marker):
+                raise InvalidVersion(version_marker)
+            row = self.conn.execute("SELECT depth FROM commits WHERE id=? AND repo=?",
+                                    (version_marker, repo)).fetchone()
+            if row is None:
+                raise InvalidVersion(version_marker)
+            if key_marker.startswith(prefix):
+                for v in self._path_versions(repo, lineage, key_marker, below_depth=row[0]):
+                    if not emit(v):
+                        return self._finish(page)
+        elif version_marker:
+            raise InvalidVersion(version_marker)
+        elif key_marker and delimiter and key_marker.startswith(prefix) and \
+                key_marker.endswith(delimiter) and delimiter in key_marker[len(prefix):]:
+            upper = _upper(key_marker)
+            if upper is None:
+                return self._finish(page)
+            after, inclusive = upper, True
+
+        paths = self._paths(repo, prefix, after, inclusive)
+        for path in paths:
+            cut = path.find(delimiter, len(prefix)) if delimiter else -1
+            versions = self._path_versions(repo, lineage, path)
+            if cut >= 0:
+                if next(versions, None) is None:
+                    continue           # only other branches changed this path
+                cp = path[:cut + len(delimiter)]
+                if count >= limit:
+                    page.truncated = True
+                    return self._finish(page)
+                page.prefixes.append(cp)
+                page.next_key_marker, page.next_version_marker = cp, None
+                count += 1
+                paths.skip_prefix(cp)
+                continue
+            for v in versions:
+                if not emit(v):
+                    return self._finish(page)
+        return self._finish(page)
+
+    @staticmethod
+    def _finish(page: VersionPage) -> VersionPage:
+        if not page.truncated:
+            page.next_key_marker = page.next_version_marker = None
+        return page
+
+    def path_log(self, repo: str, branch: str, path: str, limit: int = 100,
+                 pinned: str | None = None) -> list[VersionInfo]:
+        """Commits that changed ``path`` on the branch's lineage, newest first."""
+        head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
+        if head_id is None:
+            return []
+        lineage = self.lineage(self._commit(head_id))
+        out = []
+        for v in self._path_versions(repo, lineage, path):
+            out.append(v)
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- diff -------------------------------------------------------------------------
+    def common_ancestor(self, a: CommitInfo, b: CommitInfo) -> CommitInfo | None:
+        if a.repo != b.repo:
+            return None
+        la, lb = self.lineage(a), self.lineage(b)
+        lo, hi = -1, min(a.depth, b.depth)   # invariant: shared at lo (or none), not above hi
+        if la.at(hi) == lb.at(hi):
+            return self._commit(la.at(hi))
+        while hi - lo > 1:                   # the lineages coincide below their fork
+            mid = (lo + hi) // 2
+            if la.at(mid) == lb.at(mid):
+                lo = mid
+            else:
+                hi = mid
+        return None if lo < 0 else self._commit(la.at(lo))
+
+    def diff(self, old: str, new: str) -> list[DiffEntry]:
+        """Paths added (A), modified (M) or deleted (D) going from ``old`` to ``new``.
+
+        Modified means different content or stored headers; re-writing the
+        same bytes is no change.
+        """
+        a, b = self._commit(old), self._commit(new)
+        if a.repo != b.repo:
+            raise NoSuchCommit(f"{old} and {new} are in different repos")
+        base = self.common_ancestor(a, b)
+        floor = -1 if base is None else base.depth
+        changed: set[str] = set()
+        for tip in (a, b):
+            cid: str | None = tip.id
+            depth = tip.depth
+            while cid is not None and depth > floor:
+                changed.update(p for (p,) in self.conn.execute(
+                    "SELECT path FROM entries WHERE commit_id=?", (cid,)))
+                cid = self.conn.execute("SELECT parent FROM commits WHERE id=?",
+                                        (cid,)).fetchone()[0]
+                depth -= 1
+        la, lb = self.lineage(a), self.lineage(b)
+        out = []
+        for path in sorted(changed, key=lambda p: p.encode("utf-8")):
+            fa, fb = self._state(a.repo, la, path), self._state(b.repo, lb, path)
+            if fa is None and fb is not None:
+                out.append(DiffEntry("A", path))
+            elif fa is not None and fb is None:
+                out.append(DiffEntry("D", path))
+            elif fa is not None and fb is not None and fa != fb:
+                out.append(DiffEntry("M", path))
+        return out
+
+    def _state(self, repo: str, lineage: Lineage, path: str):
+        hit = self._latest(repo, lineage, path)
+        if hit is None or hit[2] is None:
+            return None
+        if hit[2] is None:
+            return None
+        row = self.conn.execute("SELECT size, etag, headers FROM objects WHERE id=?",
+                                (hit[2],)).fetchone()
+        return tuple(row)
+
+
+def _upper(prefix: str) -> str | None:
+    from .metadata import prefix_upper_bound   # (metadata imports this module)
+    return prefix_upper_bound(prefix)
+
+
+class _PathCursor:
+    """Iterates the distinct paths under a prefix; ``skip_prefix`` jumps past a subtree."""
+
+    def __init__(self, history: History, repo: str, prefix: str, after: str | None,
+                 inclusive: bool):
+        self.h, self.repo = history, repo
+        self.upper = _upper(prefix) if prefix else None
+        if after is None or after < prefix:
+            self.pos, self.inclusive = prefix, True
+        else:
+            self.pos, self.inclusive = after, inclusive
+        self.done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.done:
+            raise StopIteration
+        path = self.h._next_path(self.repo, self.pos, self.upper, self.inclusive)
+        if path is None:
+            self.done = True
+            raise StopIteration
+        self.pos, self.inclusive = path, False
+        return path
+
+    def skip_prefix(self, prefix: str) -> None:
+        upper = _upper(prefix)
+        if upper is None:
+            self.done = True
+        else:
+            self.pos, self.inclusive = upper, True

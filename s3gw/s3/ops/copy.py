@@ -1,0 +1,219 @@
+"""Server-side copy: CopyObject and UploadPartCopy.
+
+Theory of operation
+-------------------
+* CopyObject is zero-copy: with ``x-amz-metadata-directive: COPY`` (the
+  default) the destination file points at the source's object row; with
+  ``REPLACE`` it gets a new row with the same manifest blob (same chunks,
+  same ETag, checksums and part sizes) and the request's headers.  Either
+  way no chunk is read or written, within a branch or across branches and
+  repos (chunks are global).  A copy onto itself is allowed only with
+  ``REPLACE`` (rclone updates mtimes that way), as S3 rules.
+* The source may be pinned with ``?versionId=<commit>`` (or a commit-pinned
+  source bucket): resolved by ``ops.versions`` like a GET's versionId (any
+  commit of the branch's lineage, ``null`` = the head).  Without that module
+  only the head and the file's current version id work; others answer
+  ``NotImplemented``.
+* ``x-amz-copy-source-if-*`` are evaluated on the source (``s3.parts``);
+  a failure is ``412 PreconditionFailed``.
+* UploadPartCopy makes a part from a byte range of the source: chunks that
+  lie wholly inside the range are referenced as they are; a chunk the
+  range cuts is read, its slice chunked and stored as new chunks (only the
+  boundary chunks' bytes are written).  The part's ETag is the MD5 of its
+  bytes, as in S3, so the range is read (verified, not written) to hash
+  it -- except for a whole single-part source, whose MD5 is already known.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from ...http import Request, Response
+from ...ingest.pipeline import ChunkStage
+from ...pfs.model import FileInfo, ObjectInfo, Put
+from ...pfs.uploads import PartInfo
+from ...store.hashing import StreamHasher
+from ...store.ids import Manifest
+from .. import xml as s3xml
+from ..errors import S3Error
+from ..metadata import stored_headers
+from ..names import CopySource, parse_copy_source, validate_key
+from ..parts import MAX_PART_SIZE, copy_preconditions, parse_copy_range, parse_part_number
+from .multipart import get_upload_for
+from .objects import CHECKSUM_ALGORITHMS, resolve_file
+from .service import S3Service, operation
+
+try:
+    from .versions import resolve_version_file as _resolve_version
+except ImportError:  # pragma: no cover - reading at a commit not available
+    _resolve_version = None
+
+__all__ = ["copy_range", "resolve_source"]
+
+_XML = ("content-type", "application/xml")
+_VERSION = re.compile(r"[0-9a-f]{32}")
+_SELF_COPY = ("This copy request is illegal because it is trying to copy an object to itself "
+              "without changing the object's metadata, storage class, website redirect "
+              "location or encryption attributes.")
+
+
+def resolve_source(svc: S3Service, src: CopySource) -> FileInfo:
+    """Blocking: the file a copy source names (branch head, pinned commit or version)."""
+    ref = svc.bucket(src.bucket)
+    key = validate_key(src.key)
+    if _resolve_version is not None:        # reading at a version (ops.versions)
+        return _resolve_version(svc, ref, key, src.version_id)
+    version = src.version_id
+    if ref.commit is not None:
+        raise S3Error("NotImplemented", "Copying from a commit-pinned bucket is not "
+                                        "supported yet.")
+    if version in (None, "", "null"):
+        return resolve_file(svc, ref, key)
+    if not _VERSION.fullmatch(version):
+        raise S3Error("InvalidArgument", "Invalid version id specified",
+                      argument_name="versionId", argument_value=version)
+    current = svc.meta.stat(ref.repo, ref.branch, key)
+    if current.commit_id == version:
+        return current
+    raise S3Error("NotImplemented", "Copying a version other than the current one "
+                                    "(reading at a commit) is not supported yet.")
+
+
+def _source(req: Request) -> CopySource:
+    return parse_copy_source(req.headers.get("x-amz-copy-source") or "")
+
+
+def _check_conditions(req: Request, info: FileInfo) -> None:
+    failed = copy_preconditions(req.headers, info.object.etag, info.time_ns)
+    if failed is not None:
+        raise S3Error("PreconditionFailed", condition=failed)
+
+
+def _digest_range(svc: S3Service, manifest: Manifest, start: int, end: int,
+                  algorithms: list[str]) -> dict[str, bytes]:
+    """Blocking: digests of bytes [start, end) of a manifest (verified reads, no writes)."""
+    hasher = StreamHasher(algorithms)
+    for ref, off, n in manifest.plan(start, end):
+        hasher.update(svc.store.read(ref, off, n))
+    return hasher.digests()
+
+
+# -- CopyObject -------------------------------------------------------------------------
+@operation("CopyObject")
+async def copy_object(svc: S3Service, req: Request, r) -> Response:
+    dst = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    src = _source(req)
+    if "x-amz-copy-source-range" in req.headers:
+        raise S3Error("InvalidArgument", "x-amz-copy-source-range is only allowed with "
+                                         "UploadPartCopy.",
+                      argument_name="x-amz-copy-source-range")
+    directive = (req.headers.get("x-amz-metadata-directive") or "COPY").strip().upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.",
+                      argument_name="x-amz-metadata-directive", argument_value=directive)
+    new_headers = dict(stored_headers(req.headers))   # validates x-amz-acl, metadata size
+    algo = req.headers.get("x-amz-checksum-algorithm")
+    algo = algo.strip().lower() if algo else None
+    if algo is not None and algo not in CHECKSUM_ALGORITHMS:
+        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    await svc.run(svc.meta.get_branch, dst.repo, dst.branch)   # NoSuchBucket (destination)
+    info: FileInfo = await svc.run(resolve_source, svc, src)
+    _check_conditions(req, info)
+    src_ref = svc.bucket(src.bucket)
+    same = (src_ref.repo, src_ref.branch, src.key) == (dst.repo, dst.branch, key) \
+        and src_ref.commit is None
+    if same and directive == "COPY":
+        raise S3Error("InvalidRequest", _SELF_COPY)
+    obj = info.object
+    checksums = dict(obj.checksums)
+    if algo is not None and algo not in checksums:
+        digests = await svc.run(_digest_range, svc, Manifest.unpack(obj.manifest), 0, obj.size,
+                                [algo])
+        checksums = {algo: base64.b64encode(digests[algo]).decode()}
+    if directive == "COPY" and checksums == obj.checksums:
+        new = obj        # the same object row: zero-copy, zero new metadata
+    else:
+        new = ObjectInfo(size=obj.size, etag=obj.etag, manifest=obj.manifest,
+                         headers=new_headers if directive == "REPLACE" else dict(obj.headers),
+                         checksums=checksums, parts=obj.parts)
+    commit = await svc.run(svc.meta.commit, dst.repo, dst.branch, [Put(key, new)],
+                           f"COPY /{src.bucket}/{src.key} -> /{key}", svc.clock())
+    headers = [_XML, ("x-amz-version-id", commit.id),
+               ("x-amz-copy-source-version-id", info.commit_id)]
+    headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items() if "-" not in v)
+    return Response(200, headers, s3xml.copy_object_result(obj.etag, commit.time_ns))
+
+
+# -- UploadPartCopy ---------------------------------------------------------------------
+def copy_range(svc: S3Service, manifest: Manifest, start: int, end: int,
+               algorithms: list[str]) -> tuple[Manifest, dict[str, bytes]]:
+    """Blocking: a manifest for bytes [start, end) of ``manifest`` and their digests.
+
+    Whole chunks are referenced (zero-copy); a chunk the range cuts has its
+    slice chunked and written as new chunk(s), made durable before this
+    returns.  Memory: one chunk read at a time plus one ChunkStage.
+    """
+    hasher = StreamHasher(algorithms) if algorithms else None
+    batch = svc.store.batch()
+    refs = []
+    try:
+        for ref, off, n in manifest.plan(start, end):
+            whole = off == 0 and n == ref.length
+            if whole and hasher is None:
+                refs.append(ref)
+                continue
+            data = svc.store.read(ref, off, n)
+            if hasher is not None:
+                hasher.update(data)
+            if whole:
+                refs.append(ref)
+                continue
+            stage = ChunkStage(batch)
+            try:
+                stage.feed(data)
+                stage.finish()
+            except BaseException:
+                stage.abandon()
+                raise
+            refs.extend(stage.refs)
+        batch.sync()
+    except BaseException:
+        batch.discard()
+        raise
+    return Manifest(refs), (hasher.digests() if hasher is not None else {})
+
+
+@operation("UploadPartCopy")
+async def upload_part_copy(svc: S3Service, req: Request, r) -> Response:
+    dst = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    number = parse_part_number(r.query.get("partNumber"))
+    src = _source(req)
+    upload = await svc.run(get_upload_for, svc, dst, key, r.query.get("uploadId"))
+    info: FileInfo = await svc.run(resolve_source, svc, src)
+    _check_conditions(req, info)
+    obj = info.object
+    start, end = parse_copy_range(req.headers.get("x-amz-copy-source-range"), obj.size)
+    if end - start > MAX_PART_SIZE:
+        raise S3Error("InvalidRequest", "The specified copy source is larger than the maximum "
+                                        "allowable size for a copy source: 5368709120")
+    algo = upload.checksum_algorithm
+    whole_single = start == 0 and end == obj.size and not obj.parts and "-" not in obj.etag
+    if whole_single and (algo is None or algo in obj.checksums):
+        # The whole of a single-part object: its MD5 and checksum are known, nothing to read.
+        manifest, etag = obj.manifest, obj.etag
+        checksums = {algo: obj.checksums[algo]} if algo else {}
+    else:
+        algorithms = ["md5"] + ([algo] if algo else [])
+        new_manifest, digests = await svc.run(copy_range, svc, Manifest.unpack(obj.manifest),
+                                              start, end, algorithms)
+        manifest, etag = new_manifest.pack(), digests["md5"].hex()
+        checksums = {algo: base64.b64encode(digests[algo]).decode()} if algo else {}
+    now = svc.clock()
+    part = PartInfo(number, end - start, etag, manifest, checksums, now)
+    await svc.run(svc.meta.uploads.put_part, upload.id, part)
+    headers = [_XML, ("x-amz-copy-source-version-id", info.commit_id)]
+    headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
+    return Response(200, headers, s3xml.copy_part_result(etag, now))

@@ -1,0 +1,288 @@
+"""Multipart upload operations: Create, UploadPart, Complete, Abort, ListParts, ListMultipartUploads.
+
+Theory of operation
+-------------------
+* CreateMultipartUpload stages an upload in the metadata database
+  (``pfs.uploads``): target key, the headers to store with the object and
+  the checksum algorithm/type the client announced.  Nothing appears on the
+  branch.
+* UploadPart streams the body straight into the chunk store exactly like
+  PutObject (``objects.receive_object``: ingest pipeline, Content-MD5,
+  ``x-amz-checksum-*`` header or trailer, signed payload hash), then records
+  the part (size, MD5 ETag, manifest, checksums) in one small transaction.
+  Parts arrive in parallel and out of order; the same number again replaces
+  the earlier part.  The upload's checksum algorithm is always computed for
+  each part, verified when the client sent it, and stored.
+* CompleteMultipartUpload plans the object from the part list (pure:
+  ``s3.parts.plan_completion``): manifests concatenated, no chunk read or
+  written, so completing 100 GiB costs what 1 MiB does, plus ~44 bytes of
+  manifest per chunk.  The commit and the removal of the upload's rows are
+  one transaction (``commit(also=...)``): the object appears whole or not at
+  all, and a concurrent second Complete or Abort of the same upload finds
+  nothing (``NoSuchUpload``).
+* Abort deletes the rows; the parts' chunks are then garbage for GC.
+  Abandoned uploads expire (``App.expire_uploads``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+from ...http import Request, Response
+from ...pfs.model import ObjectInfo, Put
+from ...pfs.uploads import NoSuchUpload, PartChanged, PartInfo, UploadInfo
+from .. import xml as s3xml
+from ..errors import S3Error
+from ..metadata import content_md5, stored_headers
+from ..names import BucketRef, validate_key
+from ..parts import MAX_PART_SIZE, checksum_type_for, parse_part_number, plan_completion
+from ..xmlparse import MAX_XML_BODY, parse_complete_multipart
+from .body import read_small_body
+from .objects import CHECKSUM_ALGORITHMS, receive_object
+from .service import OWNER, S3Service, operation
+
+__all__ = ["get_upload_for"]
+
+_XML = ("content-type", "application/xml")
+
+
+def get_upload_for(svc: S3Service, ref: BucketRef, key: str, upload_id: str | None) -> UploadInfo:
+    """Blocking: the upload ``upload_id`` if it targets this bucket and key, else NoSuchUpload."""
+    if not upload_id:
+        raise NoSuchUpload("")
+    info = svc.meta.uploads.get(upload_id)
+    if (info.repo, info.branch, info.key) != (ref.repo, ref.branch, key):
+        raise NoSuchUpload(upload_id)
+    return info
+
+
+def _algorithm(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    algo = value.strip().lower()
+    if algo not in CHECKSUM_ALGORITHMS:
+        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported. Please try "
+                                        "again with any of the valid types: [CRC32, CRC32C, "
+                                        "CRC64NVME, SHA1, SHA256]")
+    return algo
+
+
+def _checksum_headers(upload: UploadInfo) -> list[tuple[str, str]]:
+    if upload.checksum_algorithm is None:
+        return []
+    return [("x-amz-checksum-algorithm", upload.checksum_algorithm.upper()),
+            ("x-amz-checksum-type", upload.checksum_type or "COMPOSITE")]
+
+
+def _int_param(query, name: str, default: int, maximum: int | None = None) -> int:
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isascii() or not text.isdigit():
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer "
+                                         "range", argument_name=name, argument_value=text)
+    value = int(text)
+    return min(value, maximum) if maximum is not None else value
+
+
+# -- CreateMultipartUpload --------------------------------------------------------------
+@operation("CreateMultipartUpload")
+async def create_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    headers = dict(stored_headers(req.headers))
+    algo = _algorithm(req.headers.get("x-amz-checksum-algorithm"))
+    ctype = checksum_type_for(algo, req.headers.get("x-amz-checksum-type"))
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket
+    upload = await svc.run(functools.partial(
+        svc.meta.uploads.create, ref.repo, ref.branch, key, headers, svc.clock(),
+        checksum_algorithm=algo, checksum_type=ctype))
+    doc = s3xml.initiate_multipart_upload_result(r.bucket, key, upload.id)
+    return Response(200, [_XML, *_checksum_headers(upload)], doc)
+
+
+# -- UploadPart -------------------------------------------------------------------------
+@operation("UploadPart")
+async def upload_part(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    number = parse_part_number(r.query.get("partNumber"))
+    length = req.body.length
+    if length is not None and req.headers.get("x-amz-decoded-content-length") is None \
+            and length > MAX_PART_SIZE:
+        raise S3Error("EntityTooLarge", proposed_size=length, max_size_allowed=MAX_PART_SIZE)
+    upload = await svc.run(get_upload_for, svc, ref, key, r.query.get("uploadId"))
+    compute = (upload.checksum_algorithm,) if upload.checksum_algorithm else ()
+    result, checksums = await receive_object(svc, req, compute)
+    if result.size > MAX_PART_SIZE:
+        raise S3Error("EntityTooLarge", proposed_size=result.size,
+                      max_size_allowed=MAX_PART_SIZE)
+    part = PartInfo(number, result.size, result.digests["md5"].hex(), result.manifest.pack(),
+                    checksums, svc.clock())
+    await svc.run(svc.meta.uploads.put_part, upload.id, part)
+    out = [("etag", f'"{part.etag}"')]
+    out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
+    return Response(200, out, b"")
+
+
+# -- CompleteMultipartUpload ------------------------------------------------------------
+@operation("CompleteMultipartUpload")
+async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    body = await read_small_body(req, limit=MAX_XML_BODY)
+    md5 = content_md5(req.headers.get("content-md5"))
+    if md5 is not None and hashlib.md5(body).digest() != md5:
+        raise S3Error("BadDigest")
+    upload_id = r.query.get("uploadId")
+    upload = await svc.run(get_upload_for, svc, ref, key, upload_id)
+    requested = parse_complete_multipart(body)
+    upload, stored = await svc.run(svc.meta.uploads.get_with_parts, upload.id)
+    plan = plan_completion(requested, stored, checksum_algorithm=upload.checksum_algorithm,
+                           checksum_type=upload.checksum_type)
+    _check_whole_object_headers(req, plan)
+    obj = ObjectInfo(size=plan.size, etag=plan.etag, manifest=plan.manifest,
+                     headers=upload.headers, checksums=plan.checksums, parts=plan.parts)
+    try:
+        commit = await svc.run(functools.partial(
+            svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
+            f"PUT /{key} (multipart, {len(plan.parts)} parts)", svc.clock(),
+            also=svc.meta.uploads.remove_in(upload.id, plan.expected)))
+    except PartChanged as exc:
+        raise S3Error("InvalidPart", part_number=exc.number) from None
+    host = req.headers.get("host") or "localhost"
+    location = f"http://{host}/{r.bucket}/{key}"
+    doc = s3xml.complete_multipart_upload_result(location, r.bucket, key, plan.etag,
+                                                 plan.checksums)
+    headers = [_XML, ("x-amz-version-id", commit.id)]
+    if upload.checksum_algorithm:
+        headers.append(("x-amz-checksum-type", upload.checksum_type or "COMPOSITE"))
+    return Response(200, headers, doc)
+
+
+def _check_whole_object_headers(req: Request, plan) -> None:
+    """Complete may carry the whole object's checksum and size (minio-go, newer SDKs)."""
+    for algo in CHECKSUM_ALGORITHMS:
+        given = req.headers.get(f"x-amz-checksum-{algo}")
+        if given is None:
+            continue
+        have = plan.checksums.get(algo)
+        if have is not None and given.strip() != have and \
+                given.strip().split("-")[0] != have.split("-")[0]:
+            raise S3Error("BadDigest", f"The {algo.upper()} you specified for the object did "
+                                       "not match the calculated checksum.")
+    size = req.headers.get("x-amz-mp-object-size")
+    if size is not None and size.strip() != str(plan.size):
+        raise S3Error("InvalidRequest", "The provided x-amz-mp-object-size does not match the "
+                                        "size of the parts.")
+
+
+# -- AbortMultipartUpload ---------------------------------------------------------------
+@operation("AbortMultipartUpload")
+async def abort_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.writable(r.bucket)
+    key = validate_key(r.key)
+    upload = await svc.run(get_upload_for, svc, ref, key, r.query.get("uploadId"))
+    await svc.run(svc.meta.uploads.abort, upload.id)
+    return Response(204, [], b"")
+
+
+# -- ListParts --------------------------------------------------------------------------
+@operation("ListParts")
+async def list_parts(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    key = validate_key(r.key)
+    upload = await svc.run(get_upload_for, svc, ref, key, r.query.get("uploadId"))
+    max_parts = _int_param(r.query, "max-parts", 1000, 1000)
+    marker = _int_param(r.query, "part-number-marker", 0)
+    parts = await svc.run(svc.meta.uploads.list_parts, upload.id, marker, max_parts + 1)
+    truncated = len(parts) > max_parts
+    parts = parts[:max_parts]
+    entries = [s3xml.PartEntry(p.number, p.time_ns, p.etag, p.size, p.checksums) for p in parts]
+    doc = s3xml.list_parts_result(
+        r.bucket, key, upload.id, entries, part_number_marker=marker,
+        next_part_number_marker=parts[-1].number if parts else 0, max_parts=max_parts,
+        is_truncated=truncated, owner=OWNER)
+    return Response(200, [_XML, *_checksum_headers(upload)], doc)
+
+
+# -- ListMultipartUploads ---------------------------------------------------------------
+_AFTER_ALL = 1 << 62
+
+
+@operation("ListMultipartUploads")
+async def list_multipart_uploads(svc: S3Service, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    q = r.query
+    encoding = s3xml.check_encoding_type(q.get("encoding-type"))
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter") or None
+    key_marker = q.get("key-marker", "")
+    id_marker = q.get("upload-id-marker", "") if key_marker else ""
+    max_uploads = _int_param(q, "max-uploads", 1000, 1000)
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
+    uploads, prefixes, truncated, next_key, next_id = await svc.run(
+        _list_uploads, svc, ref, prefix, delimiter, key_marker, id_marker, max_uploads)
+    entries = [s3xml.UploadEntry(u.key, u.id, u.initiated_ns) for u in uploads]
+    doc = s3xml.list_multipart_uploads_result(
+        r.bucket, entries, prefixes, key_marker=key_marker, upload_id_marker=id_marker,
+        next_key_marker=next_key, next_upload_id_marker=next_id, prefix=prefix,
+        delimiter=delimiter, max_uploads=max_uploads, is_truncated=truncated,
+        encoding_type=encoding, owner=OWNER)
+    return Response(200, [_XML], doc)
+
+
+def _list_uploads(svc: S3Service, ref: BucketRef, prefix: str, delimiter: str | None,
+                  key_marker: str, id_marker: str, max_uploads: int):
+    """Blocking: walk the branch's uploads in (key, initiated, id) order, rolling
+    keys up to common prefixes at the delimiter; each upload or prefix counts."""
+    from ...pfs.metadata import prefix_upper_bound
+    staging = svc.meta.uploads
+    after = None
+    if key_marker:
+        after = (key_marker, _AFTER_ALL, "")
+        if id_marker:
+            try:
+                marked = staging.get(id_marker)
+            except NoSuchUpload:
+                marked = None
+            if marked is not None and marked.key == key_marker:
+                after = (key_marker, marked.initiated_ns, marked.id)
+        elif delimiter and key_marker.startswith(prefix) and key_marker.endswith(delimiter):
+            upper = prefix_upper_bound(key_marker)
+            after = (upper, -1, "") if upper is not None else None
+            if upper is None:
+                return [], [], False, "", ""
+    uploads: list[UploadInfo] = []
+    prefixes: list[str] = []
+    last_key, last_id = "", ""
+    count = 0
+    while count < max_uploads:
+        batch = staging.list_uploads(ref.repo, ref.branch, prefix, after, limit=max_uploads + 1)
+        if not batch:
+            return uploads, prefixes, False, last_key, last_id
+        for u in batch:
+            if count >= max_uploads:
+                break
+            if delimiter:
+                rest = u.key[len(prefix):]
+                i = rest.find(delimiter)
+                if i >= 0:
+                    cp = prefix + rest[:i + len(delimiter)]
+                    prefixes.append(cp)
+                    count += 1
+                    last_key, last_id = cp, ""
+                    upper = prefix_upper_bound(cp)
+                    if upper is None:
+                        return uploads, prefixes, False, last_key, last_id
+                    after = (upper, -1, "")
+                    break
+            uploads.append(u)
+            count += 1
+            last_key, last_id = u.key, u.id
+            after = (u.key, u.initiated_ns, u.id)
+    more = bool(staging.list_uploads(ref.repo, ref.branch, prefix, after, limit=1))
+    if not more:
+        return uploads, prefixes, False, last_key, last_id
+    return uploads, prefixes, True, last_key, last_id
