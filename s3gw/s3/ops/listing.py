@@ -23,7 +23,7 @@ from ..errors import S3Error
 from .service import OWNER, S3Service, operation
 from .versions import pinned_commit
 
-__all__ = ["collect", "Listing"]
+__all__ = ["collect", "Listing", "list_params"]
 
 MAX_KEYS = 1000
 _BATCH = 1000
@@ -85,7 +85,8 @@ def _past(common_prefix: str):
     return (_END, False) if upper is None else (upper, True)
 
 
-def _params(svc: S3Service, r):
+def list_params(svc: S3Service, r):
+    """The common listing parameters: (bucket ref, prefix, delimiter, max-keys, encoding-type)."""
     ref = svc.bucket(r.bucket)
     q = r.query
     prefix = q.get("prefix", "")
@@ -108,7 +109,7 @@ async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
 
 @operation("ListObjects")
 async def list_objects(svc: S3Service, req: Request, r) -> Response:
-    ref, prefix, delimiter, max_keys, encoding = _params(svc, r)
+    ref, prefix, delimiter, max_keys, encoding = list_params(svc, r)
     marker = r.query.get("marker", "")
     page = await _page(svc, ref, prefix, delimiter, marker or None, max_keys)
     doc = s3xml.list_objects_v1(
@@ -121,7 +122,7 @@ async def list_objects(svc: S3Service, req: Request, r) -> Response:
 
 @operation("ListObjectsV2")
 async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
-    ref, prefix, delimiter, max_keys, encoding = _params(svc, r)
+    ref, prefix, delimiter, max_keys, encoding = list_params(svc, r)
     token = r.query.get("continuation-token")
     start_after = r.query.get("start-after") or None
     after = start_after

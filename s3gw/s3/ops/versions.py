@@ -36,7 +36,6 @@ from .service import OWNER, S3Service, operation
 
 __all__ = ["resolve_version_file", "pinned_commit"]
 
-MAX_KEYS = 1000
 
 
 def pinned_commit(svc: S3Service, ref) -> str | None:
@@ -86,16 +85,9 @@ def resolve_version_file(svc: S3Service, ref, key: str, version: str | None = No
 
 @operation("ListObjectVersions")
 async def list_object_versions(svc: S3Service, req: Request, r) -> Response:
-    ref = svc.bucket(r.bucket)
+    from .listing import list_params  # listing imports this module
+    ref, prefix, delimiter, max_keys, encoding = list_params(svc, r)
     q = r.query
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
-    raw = q.get("max-keys", str(MAX_KEYS))
-    if not raw.isdigit():
-        raise S3Error("InvalidArgument", "max-keys must be a non-negative integer.",
-                      argument_name="max-keys", argument_value=raw)
-    max_keys = min(int(raw), MAX_KEYS)
-    encoding = s3xml.check_encoding_type(q.get("encoding-type"))
     key_marker = q.get("key-marker", "")
     version_marker = q.get("version-id-marker", "")
     if version_marker and not key_marker:
