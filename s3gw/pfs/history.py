@@ -348,13 +348,6 @@ class History:
             raise NoSuchCommit(spec)
         return self._commit(target)
 
-    def check_pinned(self, repo: str, branch: str, commit_id: str) -> CommitInfo:
-        """The pinned commit of a ``<commit>.<branch>.<repo>`` bucket, which must lie on
-        the branch's lineage (NoSuchBranch / NoSuchCommit otherwise)."""
-        c = self.resolve(repo, branch, commit_id)
-        assert c is not None
-        return c
-
     # -- files at a commit ------------------------------------------------------------
     def _latest(self, repo: str, lineage: Lineage, path: str):
         """(depth, commit_id, object id | None) of the path's last change on the lineage."""
