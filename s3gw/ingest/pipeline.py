@@ -46,7 +46,7 @@ from ..store import hashing
 from ..store.chunkstore import LocalChunkStore, WriteBatch
 from ..store.ids import ChunkRef, Manifest
 
-__all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage"]
+__all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage", "BodyTooLong"]
 
 BLOCK_SIZE = 1 << 20
 POOL_BLOCKS = 4
@@ -58,6 +58,10 @@ _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-chunk-writ
 STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
 
 Reader = Callable[[int], Awaitable[bytes]]
+
+
+class BodyTooLong(Exception):
+    """The body went on well past the length its request declared."""
 
 
 @dataclass
@@ -268,8 +272,8 @@ async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult
             break
         pieces.append(piece)
         size += len(piece)
-        if size > 2 * SMALL_BODY:  # more than declared: the reader will reject the body
-            raise ValueError("body longer than its declared length")
+        if size > 2 * SMALL_BODY:  # far more than declared
+            raise BodyTooLong("body longer than its declared length")
     body = b"".join(pieces)
 
     def work():

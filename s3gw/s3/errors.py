@@ -165,6 +165,8 @@ LOWER_ERRORS: dict[str, str] = {
     # http (the request body failed)
     "BodyTimeout": "RequestTimeout",
     "MalformedBody": "IncompleteBody",
+    # ingest
+    "BodyTooLong": "IncompleteBody",
 }
 
 

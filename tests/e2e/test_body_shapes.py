@@ -165,3 +165,13 @@ def test_virtual_host_style_needs_domain(tmp_path):
         assert (status, body) == (200, b"hi")
     finally:
         srv.stop()
+
+
+def test_declared_small_but_long_aws_chunked_body_is_4xx(server, s3, bucket):
+    data = bytes(1 << 20)
+    encoded = aws_chunks(data, 65536, False, None)
+    status, _, body = send(server.port, "PUT", f"/{bucket}/liar", {
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "content-encoding": "aws-chunked",
+        "x-amz-decoded-content-length": "10", "content-length": str(len(encoded))}, encoded)
+    assert status == 400 and b"<Code>IncompleteBody</Code>" in body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
