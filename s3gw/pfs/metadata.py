@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 
 from . import history as _history
 from .model import (
-    BranchExists, BranchInfo, CommitInfo, ConditionFailed, Delete, FileInfo, NoSuchBranch,
+    BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, NoSuchBranch,
     NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoInfo,
 )
 
