@@ -47,6 +47,7 @@ from urllib.parse import unquote_to_bytes
 
 from .dates import parse_http_date
 from .errors import S3Error
+from .sigv4 import _epoch, _iso, _lookup, _multi  # shared with SigV4
 
 __all__ = [
     "MAX_SKEW",
@@ -86,14 +87,6 @@ class V2Identity:
 
     access_key: str
     presigned: bool = False
-
-
-def _multi(headers: Any) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    pairs: Iterable[tuple[str, str]] = headers.items() if isinstance(headers, Mapping) else headers
-    for name, value in pairs:
-        out.setdefault(name.lower(), []).append(value)
-    return out
 
 
 def _wire(text: str | bytes) -> bytes:
@@ -178,30 +171,9 @@ def sign(secret: str, sts: bytes) -> str:
     return base64.b64encode(mac).decode("ascii")
 
 
-def _epoch(now: _dt.datetime | float | int) -> float:
-    if isinstance(now, _dt.datetime):
-        if now.tzinfo is None:
-            raise ValueError("now must be an aware datetime")
-        return now.timestamp()
-    return float(now)
-
-
-def _iso(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-
-
 def _first(multi: Mapping[str, list[str]], name: str) -> str | None:
     values = multi.get(name)
     return values[0] if values else None
-
-
-def _lookup(secret_lookup: SecretLookup, access_key: str) -> str:
-    secret = secret_lookup(access_key)
-    if secret is None:
-        raise S3Error("InvalidAccessKeyId", **{"AWSAccessKeyId": access_key})
-    return secret
 
 
 def _match(
