@@ -1,0 +1,911 @@
+"""Authentication and access control end to end (issue 6), with auth turned on through the CLI.
+
+One gateway per module (``world``): a fresh data folder, ``s3gw auth enable --json``, then
+``s3gw serve`` as a child process; users, keys and grants are made with ``s3gw auth ...``
+subprocesses against the running server, as an operator does. Every test makes its own
+repos (``rNNNN``) so they do not depend on each other's order.
+
+What is covered: per-repo roles through boto3 (SigV4), ListBuckets filtering, ownership of
+new repos, revocation taking effect on the running server, token-style keys, presigned URLs
+(SigV4 and boto3's default SigV2) fetched with urllib, SigV2 header auth, clock skew, the
+payload hash check, streaming-signed uploads built by hand over a socket (chunk signatures
+computed here from the AWS spec, not with s3gw's signer), a denial matrix (every operation ×
+unsigned / wrong secret / revoked / expired / reader-writes, each asserting 403 and that the
+data did not change), and the real aws cli, s3cmd (V4 and V2) and minio-py.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.compat.clients import _base_env, _tool
+from tests.conftest import ServerProcess
+from tests.e2e.auth_helpers import (
+    AuthCli,
+    Creds,
+    boto3_client,
+    chunk_signatures,
+    error_code,
+    frozen_botocore_clock,
+    http_request,
+    raw_request,
+    seed_signature,
+    sign_v4,
+    split_chunks,
+    streaming_body,
+    streaming_length,
+    trailer_signature,
+    utcnow,
+)
+from tests.e2e.rawhttp import read_response
+
+MiB = 1 << 20
+
+
+# --------------------------------------------------------------------------- the gateway
+
+@dataclass
+class World:
+    server: ServerProcess
+    cli: AuthCli
+    admin: Creds
+    users: dict[str, Creds] = field(default_factory=dict)
+    _clients: dict = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def client(self, creds: Creds | None, signature_version: str = "s3v4", region: str = "us-east-1"):
+        key = (creds, signature_version, region)
+        if key not in self._clients:
+            self._clients[key] = boto3_client(self.endpoint, creds, signature_version, region)
+        return self._clients[key]
+
+    @property
+    def s3(self):
+        """The admin's boto3 client."""
+        return self.client(self.admin)
+
+    def repo(self, objects: dict[str, bytes] | None = None, **grants: str) -> str:
+        """A new repo with ``master.<repo>`` made by the admin, seeded, and roles granted
+        (``rita="reader"``: user name -> role)."""
+        repo = f"r{uuid.uuid4().hex[:10]}"
+        self.s3.create_bucket(Bucket=f"master.{repo}")
+        for key, body in (objects if objects is not None else {"a.txt": b"alpha", "b.txt": b"bravo"}).items():
+            self.s3.put_object(Bucket=f"master.{repo}", Key=key, Body=body)
+        for user, role in grants.items():
+            self.cli.grant(user, repo, role)
+        return repo
+
+    def state(self, repo: str) -> dict:
+        """What the admin sees of ``repo``: every bucket name on the server, and for the
+        repo's buckets each object's content and the multipart uploads in progress."""
+        names = sorted(b["Name"] for b in self.s3.list_buckets()["Buckets"])
+        out: dict = {"buckets": names}
+        for b in names:
+            if b.endswith("." + repo):
+                objs = {}
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=b):
+                    for o in page.get("Contents", []):
+                        objs[o["Key"]] = self.s3.get_object(Bucket=b, Key=o["Key"])["Body"].read()
+                out[b] = objs
+                uploads = self.s3.list_multipart_uploads(Bucket=b).get("Uploads", [])
+                out[b + "?uploads"] = sorted(u["Key"] for u in uploads)
+        return out
+
+
+def _server_problems(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if re.search(r"s3gw\.access \S+ \S+ 500 ", line) or "Traceback" in line]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    data = tmp_path_factory.mktemp("s3gw-auth") / "data"
+    data.mkdir()
+    cli = AuthCli(str(data))
+    admin = cli.enable()
+    assert admin.user == "admin" and admin.access_key and admin.secret_key
+    srv = ServerProcess(str(data)).start()
+    w = World(srv, cli, admin)
+    # rita reads, will writes, olga owns (per repo, granted in each test); nick has no roles
+    for name in ("rita", "will", "olga", "nick"):
+        w.users[name] = cli.key_create(name)
+    try:
+        yield w
+    finally:
+        for c in w._clients.values():
+            c.close()
+        srv.stop()
+        problems = _server_problems(srv.log())
+        assert not problems, "the server answered 500s or logged tracebacks:\n" + "\n".join(problems)
+
+
+def denied(call, code: str | None = "AccessDenied", status: int = 403) -> dict:
+    """Run a boto3 call that must fail with ``status`` (and S3 error ``code`` unless None,
+    e.g. for HEAD, whose error has no body)."""
+    with pytest.raises(ClientError) as e:
+        call()
+    r = e.value.response
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == status, r
+    if code is not None:
+        assert r["Error"]["Code"] == code, r
+    return r
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def test_cli_status_and_enable_twice(world):
+    assert world.cli.status() == "enabled"
+    again = world.cli.run("enable", "--json", check=False)
+    assert again.returncode == 1
+    assert (again.stderr + again.stdout).strip(), "enabling twice must say why it failed"
+    # the first admin key still works: enabling twice changed nothing
+    assert world.s3.list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_cli_key_list_shows_no_secrets(world):
+    c1 = world.cli.key_create("lister")
+    c2 = world.cli.key_create("lister")
+    tok = world.cli.key_create("lister-tok", token=True)
+    assert tok.access_key == tok.secret_key
+    assert c1.access_key != c2.access_key and c1.secret_key != c2.secret_key
+    entries = world.cli.key_list()
+    for e in entries:
+        assert set(e) == {"access_key", "user", "kind", "created", "revoked"}, e
+    text = world.cli.run("key", "list").stdout + world.cli.run("key", "list", "--json").stdout
+    for secret in (c1.secret_key, c2.secret_key, world.admin.secret_key, world.users["rita"].secret_key):
+        assert secret not in text
+    mine = world.cli.key_list(user="lister")
+    assert {e["access_key"] for e in mine} == {c1.access_key, c2.access_key}
+    assert all(e["user"] == "lister" and e["revoked"] is False for e in mine)
+    kinds = {e["access_key"]: e["kind"] for e in entries}
+    assert kinds[c1.access_key] != kinds[tok.access_key]  # a token is a different kind of key
+    world.cli.key_revoke(c1.access_key)
+    after = {e["access_key"]: e["revoked"] for e in world.cli.key_list(user="lister")}
+    assert after == {c1.access_key: True, c2.access_key: False}
+
+
+def test_cli_grants_listing(world):
+    repo = world.repo(rita="reader", will="writer")
+    rows = world.cli.grants(repo=repo)
+    got = {(r["user"], r["repo"], r["role"]) for r in rows}
+    assert got >= {("rita", repo, "reader"), ("will", repo, "writer")}
+    assert {r["repo"] for r in rows} == {repo}
+    assert all(r["user"] == "rita" for r in world.cli.grants(user="rita"))
+    world.cli.grant("rita", repo, "owner")  # a new grant replaces the role
+    assert {(r["user"], r["role"]) for r in world.cli.grants(user="rita", repo=repo)} == {("rita", "owner")}
+    world.cli.revoke("rita", repo)
+    assert world.cli.grants(user="rita", repo=repo) == []
+
+
+def _readable_by_others(path: Path, top: Path) -> bool:
+    """Could a different local user (group or other) read ``path``? Considers the mode bits
+    of the file and of every directory from ``top`` down to it."""
+    p = path
+    if not path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        return False
+    while p != top:
+        p = p.parent
+        if not p.stat().st_mode & (stat.S_IXGRP | stat.S_IXOTH):
+            return False
+    return True
+
+
+def test_secrets_not_readable_by_other_local_users(world):
+    data = Path(world.server.data_dir)
+    secrets = [world.admin.secret_key.encode(), world.users["rita"].secret_key.encode()]
+    leaks = []
+    for root, _dirs, files in os.walk(data):
+        for name in files:
+            path = Path(root) / name
+            try:
+                content = path.read_bytes()
+            except OSError:
+                continue
+            if any(s in content for s in secrets) and _readable_by_others(path, data):
+                leaks.append(f"{path} mode {oct(path.stat().st_mode & 0o777)}")
+    assert not leaks, "secrets readable by other local users: " + ", ".join(leaks)
+
+
+# --------------------------------------------------------------------------- roles (boto3, SigV4)
+
+def test_admin_full_round_trip(world, tmp_path):
+    s3, b = world.s3, f"master.r{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=b)
+    assert b in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket=b)
+    assert s3.get_bucket_location(Bucket=b)["LocationConstraint"] is None
+    body = os.urandom(100_000)
+    put = s3.put_object(Bucket=b, Key="dir/one.bin", Body=body, Metadata={"k": "v"})
+    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    got = s3.get_object(Bucket=b, Key="dir/one.bin")
+    assert got["Body"].read() == body and got["Metadata"] == {"k": "v"}
+    assert s3.head_object(Bucket=b, Key="dir/one.bin")["ContentLength"] == len(body)
+    assert s3.get_object(Bucket=b, Key="dir/one.bin", Range="bytes=10-19")["Body"].read() == body[10:20]
+    s3.copy_object(Bucket=b, Key="copy.bin", CopySource={"Bucket": b, "Key": "dir/one.bin"})
+    # multipart through s3transfer: parallel parts with Expect: 100-continue, then ranged GETs
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * MiB))
+    s3.upload_file(str(big), b, "big.bin")
+    s3.download_file(b, "big.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"])
+    assert keys == ["big.bin", "copy.bin", "dir/one.bin"]
+    assert sorted(o["Key"] for o in s3.list_objects(Bucket=b)["Contents"]) == keys
+    assert s3.list_object_versions(Bucket=b)["Versions"]
+    r = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "copy.bin"}, {"Key": "big.bin"}]})
+    assert not r.get("Errors")
+    s3.delete_object(Bucket=b, Key="dir/one.bin")
+    assert "Contents" not in s3.list_objects_v2(Bucket=b)
+    s3.delete_bucket(Bucket=b)
+    assert b not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+
+
+def test_reader_can_list_and_read_but_not_write(world):
+    repo = world.repo(rita="reader")
+    b = f"master.{repo}"
+    upload = world.s3.create_multipart_upload(Bucket=b, Key="mp.bin")["UploadId"]
+    before = world.state(repo)
+    rita = world.client(world.users["rita"])
+    assert [o["Key"] for o in rita.list_objects_v2(Bucket=b)["Contents"]] == ["a.txt", "b.txt"]
+    assert [o["Key"] for o in rita.list_objects(Bucket=b)["Contents"]] == ["a.txt", "b.txt"]
+    assert rita.get_object(Bucket=b, Key="a.txt")["Body"].read() == b"alpha"
+    assert rita.head_object(Bucket=b, Key="b.txt")["ContentLength"] == 5
+    rita.head_bucket(Bucket=b)
+    rita.get_bucket_location(Bucket=b)
+    assert {v["Key"] for v in rita.list_object_versions(Bucket=b)["Versions"]} == {"a.txt", "b.txt"}
+    assert rita.get_object(Bucket=repo, Key="a.txt")["Body"].read() == b"alpha"  # bare repo = master
+
+    denied(lambda: rita.put_object(Bucket=b, Key="a.txt", Body=b"changed"))
+    denied(lambda: rita.put_object(Bucket=b, Key="new.txt", Body=b"new"))
+    denied(lambda: rita.delete_object(Bucket=b, Key="a.txt"))
+    denied(lambda: rita.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "a.txt"}, {"Key": "b.txt"}]}))
+    denied(lambda: rita.create_multipart_upload(Bucket=b, Key="mp2.bin"))
+    denied(lambda: rita.upload_part(Bucket=b, Key="mp.bin", UploadId=upload, PartNumber=1, Body=b"x"))
+    denied(lambda: rita.abort_multipart_upload(Bucket=b, Key="mp.bin", UploadId=upload))
+    denied(lambda: rita.copy_object(Bucket=b, Key="copy.txt", CopySource={"Bucket": b, "Key": "a.txt"}))
+    denied(lambda: rita.create_bucket(Bucket=f"dev.{repo}"))
+    denied(lambda: rita.delete_bucket(Bucket=b))
+    assert world.state(repo) == before
+
+
+def test_writer_can_write_but_not_delete_the_bucket(world):
+    src = world.repo({"src.txt": b"from elsewhere"})
+    repo = world.repo(will="writer")
+    b = f"master.{repo}"
+    will = world.client(world.users["will"])
+    will.put_object(Bucket=b, Key="w.txt", Body=b"written")
+    assert will.get_object(Bucket=b, Key="w.txt")["Body"].read() == b"written"
+    will.delete_object(Bucket=b, Key="a.txt")
+    r = will.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "b.txt"}]})
+    assert not r.get("Errors")
+    mp = will.create_multipart_upload(Bucket=b, Key="mp.bin")["UploadId"]
+    p1 = will.upload_part(Bucket=b, Key="mp.bin", UploadId=mp, PartNumber=1, Body=b"1" * (5 * MiB))
+    p2 = will.upload_part(Bucket=b, Key="mp.bin", UploadId=mp, PartNumber=2, Body=b"2" * 10)
+    will.complete_multipart_upload(Bucket=b, Key="mp.bin", UploadId=mp, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 2, "ETag": p2["ETag"]}]})
+    assert will.head_object(Bucket=b, Key="mp.bin")["ContentLength"] == 5 * MiB + 10
+    will.copy_object(Bucket=b, Key="w2.txt", CopySource={"Bucket": b, "Key": "w.txt"})
+    # the copy source needs reader on its own repo
+    denied(lambda: will.copy_object(Bucket=b, Key="stolen.txt",
+                                    CopySource={"Bucket": f"master.{src}", "Key": "src.txt"}))
+    denied(lambda: will.get_object(Bucket=f"master.{src}", Key="src.txt"))
+    world.cli.grant("will", src, "reader")
+    will.copy_object(Bucket=b, Key="copied.txt", CopySource={"Bucket": f"master.{src}", "Key": "src.txt"})
+    assert will.get_object(Bucket=b, Key="copied.txt")["Body"].read() == b"from elsewhere"
+    denied(lambda: will.put_object(Bucket=f"master.{src}", Key="x", Body=b"x"))  # reader there
+    # a new branch of the repo: yes; deleting a bucket: no
+    will.create_bucket(Bucket=f"dev.{repo}")
+    will.put_object(Bucket=f"dev.{repo}", Key="on-dev.txt", Body=b"dev")
+    before = world.state(repo)
+    denied(lambda: will.delete_bucket(Bucket=f"dev.{repo}"))
+    denied(lambda: will.delete_bucket(Bucket=b))
+    assert world.state(repo) == before
+    assert sorted(before[b]) == ["copied.txt", "mp.bin", "w.txt", "w2.txt"]
+
+
+def test_owner_can_delete_the_bucket(world):
+    repo = world.repo(olga="owner")
+    olga = world.client(world.users["olga"])
+    olga.put_object(Bucket=f"master.{repo}", Key="o.txt", Body=b"owned")
+    olga.create_bucket(Bucket=f"dev.{repo}")
+    olga.delete_bucket(Bucket=f"dev.{repo}")
+    olga.delete_bucket(Bucket=f"master.{repo}")
+    names = [x["Name"] for x in world.s3.list_buckets()["Buckets"]]
+    assert f"master.{repo}" not in names and f"dev.{repo}" not in names
+    # owner of one repo is nothing on another
+    other = world.repo()
+    denied(lambda: olga.get_object(Bucket=f"master.{other}", Key="a.txt"))
+    denied(lambda: olga.delete_bucket(Bucket=f"master.{other}"))
+
+
+def test_list_buckets_shows_only_readable_repos(world):
+    r1 = world.repo(rita="reader", will="writer")
+    world.s3.create_bucket(Bucket=f"dev.{r1}")
+    r2 = world.repo()
+    def names(creds):
+        return {x["Name"] for x in world.client(creds).list_buckets()["Buckets"]}
+    mine = {f"master.{r1}", f"dev.{r1}"}
+    for user in ("rita", "will"):
+        seen = names(world.users[user])
+        assert mine <= seen and f"master.{r2}" not in seen, (user, seen)
+    assert not (names(world.users["nick"]) & (mine | {f"master.{r2}"}))
+    assert mine | {f"master.{r2}"} <= names(world.admin)
+
+
+def test_create_bucket_of_new_repo_makes_caller_owner(world):
+    nick = world.client(world.users["nick"])
+    repo = f"r{uuid.uuid4().hex[:10]}"
+    b = f"master.{repo}"
+    nick.create_bucket(Bucket=b)
+    nick.put_object(Bucket=b, Key="mine.txt", Body=b"nick's")
+    assert nick.get_object(Bucket=b, Key="mine.txt")["Body"].read() == b"nick's"
+    assert b in {x["Name"] for x in nick.list_buckets()["Buckets"]}
+    nick.create_bucket(Bucket=f"dev.{repo}")  # as owner, branches too
+    # somebody else sees nothing of it
+    rita = world.client(world.users["rita"])
+    assert b not in {x["Name"] for x in rita.list_buckets()["Buckets"]}
+    denied(lambda: rita.get_object(Bucket=b, Key="mine.txt"))
+    denied(lambda: rita.list_objects_v2(Bucket=b))
+    denied(lambda: rita.head_object(Bucket=b, Key="mine.txt"), code=None)
+    denied(lambda: rita.put_object(Bucket=b, Key="x", Body=b"x"))
+    denied(lambda: rita.create_bucket(Bucket=f"feature.{repo}"))
+    # a bucket in somebody else's existing repo is not "new"
+    other = world.repo()
+    denied(lambda: nick.create_bucket(Bucket=f"dev.{other}"))
+    # the owner may delete it
+    nick.delete_bucket(Bucket=f"dev.{repo}")
+    nick.delete_bucket(Bucket=b)
+    assert b not in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
+
+
+def test_revocation_takes_effect_on_the_running_server(world):
+    repo = world.repo()
+    b = f"master.{repo}"
+    k1 = world.cli.key_create("temp")
+    k2 = world.cli.key_create("temp")
+    world.cli.grant("temp", repo, "writer")
+    c1, c2 = boto3_client(world.endpoint, k1), boto3_client(world.endpoint, k2)
+    try:
+        c1.put_object(Bucket=b, Key="t.txt", Body=b"one")
+        world.cli.key_revoke(k1.access_key)
+        denied(lambda: c1.get_object(Bucket=b, Key="t.txt"), code="InvalidAccessKeyId")
+        denied(lambda: c1.put_object(Bucket=b, Key="t.txt", Body=b"two"), code="InvalidAccessKeyId")
+        denied(lambda: c1.list_buckets(), code="InvalidAccessKeyId")
+        # the user's other key is unaffected
+        assert c2.get_object(Bucket=b, Key="t.txt")["Body"].read() == b"one"
+        # taking the role away is immediate too
+        world.cli.revoke("temp", repo)
+        denied(lambda: c2.get_object(Bucket=b, Key="t.txt"))
+        denied(lambda: c2.put_object(Bucket=b, Key="t.txt", Body=b"three"))
+        assert world.s3.get_object(Bucket=b, Key="t.txt")["Body"].read() == b"one"
+    finally:
+        c1.close()
+        c2.close()
+
+
+def test_token_style_key(world):
+    tok = world.cli.key_create("pach", token=True)
+    assert tok.access_key == tok.secret_key and tok.user == "pach"
+    repo = world.repo(pach="writer")
+    b = f"master.{repo}"
+    c = world.client(tok)
+    c.put_object(Bucket=b, Key="tok.txt", Body=b"by token")
+    assert c.get_object(Bucket=b, Key="tok.txt")["Body"].read() == b"by token"
+    assert world.client(tok, "s3").get_object(Bucket=b, Key="tok.txt")["Body"].read() == b"by token"
+    assert b in {x["Name"] for x in c.list_buckets()["Buckets"]}
+    denied(lambda: world.client(tok.with_secret(tok.secret_key + "x")).list_buckets(),
+           code="SignatureDoesNotMatch")
+    world.cli.key_revoke(tok.access_key)
+    denied(lambda: world.client(tok).list_buckets(), code="InvalidAccessKeyId")
+
+
+# --------------------------------------------------------------------------- signatures
+
+def test_anonymous_requests_are_denied(world):
+    repo = world.repo()
+    for url, method in [(f"{world.endpoint}/", "GET"), (f"{world.endpoint}/master.{repo}", "GET"),
+                        (f"{world.endpoint}/master.{repo}/a.txt", "GET")]:
+        status, body = http_request(url, method)
+        assert status == 403 and error_code(body) == "AccessDenied", (url, body)
+        assert body.startswith(b"<?xml")
+    status, body = http_request(f"{world.endpoint}/master.{repo}/a.txt", "PUT", b"anon")
+    assert status == 403 and error_code(body) == "AccessDenied"
+    anon = world.client(None)
+    denied(lambda: anon.list_objects_v2(Bucket=f"master.{repo}"))
+    denied(lambda: anon.head_object(Bucket=f"master.{repo}", Key="a.txt"), code=None)
+    assert world.s3.get_object(Bucket=f"master.{repo}", Key="a.txt")["Body"].read() == b"alpha"
+
+
+def test_unknown_key_and_wrong_secret(world):
+    r = denied(lambda: world.client(Creds("x", "AKNOSUCHKEY0000000", "whatever")).list_buckets(),
+               code="InvalidAccessKeyId")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 403
+    bad = world.admin.with_secret(world.admin.secret_key[:-1] + ("A" if world.admin.secret_key[-1] != "A" else "B"))
+    r = denied(lambda: world.client(bad).list_buckets(), code="SignatureDoesNotMatch")
+    assert r["Error"].get("StringToSign", "").startswith("AWS4-HMAC-SHA256\n"), r["Error"]
+    r = denied(lambda: world.client(bad, "s3").list_buckets(), code="SignatureDoesNotMatch")
+    assert r["Error"].get("StringToSign", "").startswith("GET\n"), r["Error"]
+
+
+@pytest.mark.parametrize("region", ["US", "eu-central-1"])
+def test_any_region_in_the_scope_is_accepted(world, region):
+    repo = world.repo(will="writer")
+    c = world.client(world.users["will"], region=region)
+    c.put_object(Bucket=f"master.{repo}", Key="r.txt", Body=region.encode())
+    assert c.get_object(Bucket=f"master.{repo}", Key="r.txt")["Body"].read() == region.encode()
+
+
+def test_clock_skew(world):
+    c = world.client(world.admin)
+    cv2 = world.client(world.admin, "s3")
+    for minutes in (-20, 20):
+        with frozen_botocore_clock(utcnow() + dt.timedelta(minutes=minutes)):
+            denied(c.list_buckets, code="RequestTimeTooSkewed")
+            denied(cv2.list_buckets, code="RequestTimeTooSkewed")
+    with frozen_botocore_clock(utcnow() - dt.timedelta(minutes=5)):
+        c.list_buckets()
+        cv2.list_buckets()
+    # a raw request with an old X-Amz-Date, signed by botocore
+    url = f"{world.endpoint}/"
+    headers = sign_v4(world.admin, "GET", url, {}, when=utcnow() - dt.timedelta(hours=1))
+    status, _, body = raw_request(world.server.port, "GET", "/", headers)
+    assert status == 403 and error_code(body) == "RequestTimeTooSkewed", body
+
+
+def test_presigned_sigv4(world):
+    repo = world.repo(rita="reader")
+    b = f"master.{repo}"
+    c = world.client(world.admin)
+    url = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "a.txt"}, ExpiresIn=300)
+    assert "X-Amz-Signature=" in url
+    assert http_request(url) == (200, b"alpha")
+    assert http_request(url, "HEAD")[0] == 403  # signed for GET
+    # tampered: signature, key, expiry
+    sig = re.search(r"X-Amz-Signature=([0-9a-f]+)", url).group(1)
+    flipped = sig[:-1] + ("0" if sig[-1] != "0" else "1")
+    status, body = http_request(url.replace(sig, flipped))
+    assert status == 403 and error_code(body) == "SignatureDoesNotMatch"
+    status, body = http_request(url.replace("/a.txt?", "/b.txt?"))
+    assert status == 403 and error_code(body) == "SignatureDoesNotMatch"
+    status, body = http_request(url.replace("X-Amz-Expires=300", "X-Amz-Expires=3000"))
+    assert status == 403 and error_code(body) == "SignatureDoesNotMatch"
+    with frozen_botocore_clock(utcnow() - dt.timedelta(hours=1)):
+        old = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "a.txt"}, ExpiresIn=60)
+    status, body = http_request(old)
+    assert status == 403 and error_code(body) == "AccessDenied" and b"expired" in body.lower(), body
+    # presigned PUT carries the signer's rights: the admin's works, the reader's does not
+    put = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "up.txt"}, ExpiresIn=300)
+    assert http_request(put, "PUT", b"uploaded")[0] == 200
+    assert world.s3.get_object(Bucket=b, Key="up.txt")["Body"].read() == b"uploaded"
+    rput = world.client(world.users["rita"]).generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "up.txt"}, ExpiresIn=300)
+    status, body = http_request(rput, "PUT", b"by reader")
+    assert status == 403 and error_code(body) == "AccessDenied"
+    assert world.s3.get_object(Bucket=b, Key="up.txt")["Body"].read() == b"uploaded"
+
+
+def test_presigned_sigv2_boto3_default(world):
+    import boto3
+    from botocore.config import Config
+    repo = world.repo()
+    b = f"master.{repo}"
+    c = boto3.session.Session().client(
+        "s3", endpoint_url=world.endpoint, region_name="us-east-1",
+        aws_access_key_id=world.admin.access_key, aws_secret_access_key=world.admin.secret_key,
+        config=Config(s3={"addressing_style": "path"}))  # no signature_version: boto3's default
+    try:
+        url = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "a.txt"})
+        assert "AWSAccessKeyId=" in url and "Signature=" in url and "Expires=" in url, url
+        assert http_request(url) == (200, b"alpha")
+        sig = re.search(r"Signature=([^&]+)", url).group(1)
+        status, body = http_request(url.replace(sig, "A" + sig[1:] if sig[0] != "A" else "B" + sig[1:]))
+        assert status == 403 and error_code(body) == "SignatureDoesNotMatch"
+        expires = re.search(r"Expires=(\d+)", url).group(1)
+        status, body = http_request(url.replace(expires, str(int(expires) + 1000)))
+        assert status == 403 and error_code(body) == "SignatureDoesNotMatch"
+        with frozen_botocore_clock(utcnow() - dt.timedelta(hours=2)):
+            old = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "a.txt"}, ExpiresIn=60)
+        assert int(re.search(r"Expires=(\d+)", old).group(1)) < time.time() - 3600
+        status, body = http_request(old)
+        assert status == 403 and error_code(body) == "AccessDenied" and b"expired" in body.lower(), body
+    finally:
+        c.close()
+
+
+def test_sigv2_header_auth(world):
+    repo = world.repo(rita="reader", will="writer")
+    b = f"master.{repo}"
+    will = world.client(world.users["will"], "s3")
+    will.put_object(Bucket=b, Key="v2 key+plus.txt", Body=b"signed v2")
+    assert will.get_object(Bucket=b, Key="v2 key+plus.txt")["Body"].read() == b"signed v2"
+    assert "v2 key+plus.txt" in [o["Key"] for o in will.list_objects(Bucket=b)["Contents"]]
+    mp = will.create_multipart_upload(Bucket=b, Key="mp2")["UploadId"]
+    part = will.upload_part(Bucket=b, Key="mp2", UploadId=mp, PartNumber=1, Body=b"p")
+    will.complete_multipart_upload(Bucket=b, Key="mp2", UploadId=mp, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    will.delete_object(Bucket=b, Key="mp2")
+    rita = world.client(world.users["rita"], "s3")
+    assert rita.get_object(Bucket=b, Key="a.txt")["Body"].read() == b"alpha"
+    before = world.state(repo)
+    denied(lambda: rita.put_object(Bucket=b, Key="a.txt", Body=b"no"))
+    denied(lambda: world.client(world.users["rita"].with_secret("wrong"), "s3").get_object(
+        Bucket=b, Key="a.txt"), code="SignatureDoesNotMatch")
+    denied(lambda: world.client(Creds("x", "AKNOSUCHKEY0000000", "x"), "s3").list_buckets(),
+           code="InvalidAccessKeyId")
+    assert world.state(repo) == before
+
+
+# --------------------------------------------------------------------------- payloads
+
+def _signed_put(world, creds, b, key, body, payload_hash=None, send_body=None, extra=None):
+    url = f"{world.endpoint}/{b}/{key}"
+    headers = sign_v4(creds, "PUT", url, {"Content-Length": str(len(body)), **(extra or {})}, body,
+                      payload_hash=payload_hash)
+    return raw_request(world.server.port, "PUT", f"/{b}/{key}", headers,
+                       body if send_body is None else send_body)
+
+
+def test_payload_hash_is_checked(world):
+    repo = world.repo(objects={})
+    b = f"master.{repo}"
+    status, _, body = _signed_put(world, world.admin, b, "ok.txt", b"good data")
+    assert status == 200, body
+    # a valid signature over the hash of other bytes: the body does not match its hash
+    status, _, body = _signed_put(world, world.admin, b, "bad.txt", b"good data", send_body=b"evil data")
+    assert status == 400 and error_code(body) == "XAmzContentSHA256Mismatch", body
+    status, _, body = _signed_put(world, world.admin, b, "ok.txt", b"good data", send_body=b"evil data")
+    assert status == 400 and error_code(body) == "XAmzContentSHA256Mismatch", body
+    assert world.state(repo)[b] == {"ok.txt": b"good data"}
+    status, _, body = _signed_put(world, world.admin, b, "unsigned.txt", b"any bytes",
+                                  payload_hash="UNSIGNED-PAYLOAD")
+    assert status == 200, body
+    assert world.s3.get_object(Bucket=b, Key="unsigned.txt")["Body"].read() == b"any bytes"
+
+
+DATA = bytes(range(256)) * 120  # 30720 bytes: 3 chunks of 8 KiB and a short one
+
+
+def _streaming_put(world, creds, b, key, data, *, tamper=None, trailer=False, region="us-east-1"):
+    """PUT ``data`` as STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] over a raw socket.
+
+    ``tamper``: ``("sig", i)`` alters chunk i's signature, ``("data", i)`` one byte of chunk
+    i's data, ``("trailer-sig", None)`` the trailer signature."""
+    chunks = split_chunks(data, 8192)
+    trailer_lines = None
+    if trailer:
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        trailer_lines = f"x-amz-checksum-crc32:{crc}\n".encode()
+    marker = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
+    headers = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+               "Content-Length": str(streaming_length(chunks, trailer_lines))}
+    if trailer:
+        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
+    url = f"{world.endpoint}/{b}/{key}"
+    signed = sign_v4(creds, "PUT", url, headers, payload_hash=marker, region=region)
+    ts = signed["X-Amz-Date"]
+    sigs = chunk_signatures(creds.secret_key, ts, region, seed_signature(signed), chunks)
+    tsig = trailer_signature(creds.secret_key, ts, region, sigs[-1], trailer_lines) if trailer else None
+    if tamper and tamper[0] == "sig":
+        i = tamper[1]
+        sigs[i] = sigs[i][:-1] + ("0" if sigs[i][-1] != "0" else "1")
+    if tamper and tamper[0] == "data":
+        i = tamper[1]
+        chunks[i] = bytes([chunks[i][0] ^ 1]) + chunks[i][1:]
+    if tamper and tamper[0] == "trailer-sig":
+        tsig = tsig[:-1] + ("0" if tsig[-1] != "0" else "1")
+    body = streaming_body(chunks, sigs, trailer_lines, tsig)
+    assert len(body) == int(headers["Content-Length"])
+    return raw_request(world.server.port, "PUT", f"/{b}/{key}", signed, body)
+
+
+@pytest.mark.parametrize("trailer", [False, True], ids=["payload", "payload-trailer"])
+def test_streaming_signed_upload(world, trailer):
+    repo = world.repo(objects={}, will="writer")
+    b = f"master.{repo}"
+    status, headers, body = _streaming_put(world, world.users["will"], b, "streamed.bin", DATA,
+                                           trailer=trailer, region="US")
+    assert status == 200, body
+    assert headers["etag"] == f'"{hashlib.md5(DATA).hexdigest()}"'
+    got = world.s3.get_object(Bucket=b, Key="streamed.bin")
+    assert got["Body"].read() == DATA and got["ContentLength"] == len(DATA)
+
+
+@pytest.mark.parametrize("tamper", [("sig", 1), ("sig", 3), ("sig", 4), ("data", 2), ("trailer-sig", None)],
+                         ids=["chunk1-sig", "last-data-chunk-sig", "final-chunk-sig", "chunk2-data",
+                              "trailer-sig"])
+def test_streaming_bad_chunk_commits_nothing(world, tamper):
+    repo = world.repo(objects={"keep.bin": b"old"}, will="writer")
+    b = f"master.{repo}"
+    before = world.state(repo)
+    for key in ("new.bin", "keep.bin"):
+        status, _, body = _streaming_put(world, world.users["will"], b, key, DATA, tamper=tamper,
+                                         trailer=tamper[0] == "trailer-sig")
+        assert status == 403 and error_code(body) == "SignatureDoesNotMatch", (key, status, body)
+    assert world.state(repo) == before
+
+
+def test_refused_before_the_body_closes_the_connection(world):
+    repo = world.repo(objects={})
+    with socket.create_connection(("127.0.0.1", world.server.port), timeout=30) as s:
+        s.sendall(f"PUT /master.{repo}/anon.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Content-Length: {4 * MiB}\r\nExpect: 100-continue\r\n\r\n".encode())
+        status, _, body = read_response(s)
+        assert status == 403 and error_code(body) == "AccessDenied"
+        assert s.recv(10) == b""  # closed: the body was never sent
+    assert "Contents" not in world.s3.list_objects_v2(Bucket=f"master.{repo}")
+
+
+# --------------------------------------------------------------------------- auth on/off live
+
+def test_enable_and_disable_on_a_running_server(tmp_path):
+    data = tmp_path / "data"
+    srv = ServerProcess(str(data)).start()
+    try:
+        cli = AuthCli(str(data))
+        anon = boto3_client(srv.endpoint, None)
+        junk = boto3_client(srv.endpoint, Creds("x", "anything", "goes"))
+        anon.create_bucket(Bucket="master.live")
+        anon.put_object(Bucket="master.live", Key="k", Body=b"before")
+        assert junk.get_object(Bucket="master.live", Key="k")["Body"].read() == b"before"
+        assert cli.status() == "disabled"
+        admin = cli.enable()
+        assert cli.status() == "enabled"
+        denied(lambda: anon.get_object(Bucket="master.live", Key="k"))
+        denied(lambda: junk.get_object(Bucket="master.live", Key="k"), code="InvalidAccessKeyId")
+        adm = boto3_client(srv.endpoint, admin)
+        assert adm.get_object(Bucket="master.live", Key="k")["Body"].read() == b"before"
+        cli.disable()
+        assert cli.status() == "disabled"
+        assert anon.get_object(Bucket="master.live", Key="k")["Body"].read() == b"before"
+        assert junk.get_object(Bucket="master.live", Key="k")["Body"].read() == b"before"
+        for c in (anon, junk, adm):
+            c.close()
+    finally:
+        srv.stop()
+    assert not _server_problems(srv.log())
+
+
+# --------------------------------------------------------------------------- the denial matrix
+
+@dataclass
+class Ctx:
+    bucket: str
+    repo: str
+    new_repo_bucket: str
+
+
+# operation -> (boto3 call, presign spec or None); the presign spec is
+# (ClientMethod, Params, HTTP method, body)
+OPS = {
+    "ListBuckets": (lambda c, x: c.list_buckets(), lambda x: ("list_buckets", {}, "GET", None)),
+    "ListObjectsV2": (lambda c, x: c.list_objects_v2(Bucket=x.bucket),
+                      lambda x: ("list_objects_v2", {"Bucket": x.bucket}, "GET", None)),
+    "GetObject": (lambda c, x: c.get_object(Bucket=x.bucket, Key="a.txt"),
+                  lambda x: ("get_object", {"Bucket": x.bucket, "Key": "a.txt"}, "GET", None)),
+    "HeadObject": (lambda c, x: c.head_object(Bucket=x.bucket, Key="a.txt"),
+                   lambda x: ("head_object", {"Bucket": x.bucket, "Key": "a.txt"}, "HEAD", None)),
+    "PutObject": (lambda c, x: c.put_object(Bucket=x.bucket, Key="a.txt", Body=b"overwritten"),
+                  lambda x: ("put_object", {"Bucket": x.bucket, "Key": "a.txt"}, "PUT", b"overwritten")),
+    "DeleteObject": (lambda c, x: c.delete_object(Bucket=x.bucket, Key="a.txt"),
+                     lambda x: ("delete_object", {"Bucket": x.bucket, "Key": "a.txt"}, "DELETE", None)),
+    "DeleteObjects": (lambda c, x: c.delete_objects(Bucket=x.bucket, Delete={
+        "Objects": [{"Key": "a.txt"}, {"Key": "b.txt"}]}), None),
+    "CreateMultipartUpload": (lambda c, x: c.create_multipart_upload(Bucket=x.bucket, Key="mp.bin"),
+                              lambda x: ("create_multipart_upload", {"Bucket": x.bucket, "Key": "mp.bin"},
+                                         "POST", None)),
+    "CopyObject": (lambda c, x: c.copy_object(Bucket=x.bucket, Key="copy.txt",
+                                              CopySource={"Bucket": x.bucket, "Key": "a.txt"}), None),
+    "DeleteBucket": (lambda c, x: c.delete_bucket(Bucket=x.bucket),
+                     lambda x: ("delete_bucket", {"Bucket": x.bucket}, "DELETE", None)),
+    "CreateBucket-branch": (lambda c, x: c.create_bucket(Bucket=f"dev.{x.repo}"),
+                            lambda x: ("create_bucket", {"Bucket": f"dev.{x.repo}"}, "PUT", None)),
+    "CreateBucket-new-repo": (lambda c, x: c.create_bucket(Bucket=x.new_repo_bucket),
+                              lambda x: ("create_bucket", {"Bucket": x.new_repo_bucket}, "PUT", None)),
+}
+WRITES = {"PutObject", "DeleteObject", "DeleteObjects", "CreateMultipartUpload", "CopyObject",
+          "DeleteBucket", "CreateBucket-branch"}
+MODES = {  # mode -> expected S3 error code
+    "unsigned": "AccessDenied",
+    "wrong-secret": "SignatureDoesNotMatch",
+    "wrong-secret-v2": "SignatureDoesNotMatch",
+    "revoked-key": "InvalidAccessKeyId",
+    "expired-presigned": "AccessDenied",
+    "reader-writes": "AccessDenied",
+}
+MATRIX = [(op, mode) for op in OPS for mode in MODES
+          if not (mode == "reader-writes" and op not in WRITES)
+          and not (mode == "expired-presigned" and OPS[op][1] is None)]
+
+
+@pytest.fixture(scope="module")
+def matrix(world):
+    reader = world.cli.key_create("mx-reader")
+    revoked = world.cli.key_create("mx-revoked", admin=True)  # an admin: only revocation stops it
+    world.cli.key_revoke(revoked.access_key)
+    repo = world.repo()
+    world.cli.grant("mx-reader", repo, "reader")
+    bad = world.admin.with_secret("not-" + world.admin.secret_key)
+    return {"repo": repo, "reader": reader, "revoked": revoked, "bad": bad}
+
+
+@pytest.mark.parametrize("op,mode", MATRIX, ids=[f"{op}-{mode}" for op, mode in MATRIX])
+def test_denial_matrix(world, matrix, op, mode):
+    repo = matrix["repo"]
+    ctx = Ctx(bucket=f"master.{repo}", repo=repo, new_repo_bucket=f"master.n{uuid.uuid4().hex[:10]}")
+    before = world.state(repo)
+    assert ctx.new_repo_bucket not in before["buckets"]
+    call, presign = OPS[op]
+    code = MODES[mode]
+    if mode == "expired-presigned":
+        method_name, params, http_method, body = presign(ctx)
+        with frozen_botocore_clock(utcnow() - dt.timedelta(hours=1)):
+            url = world.s3.generate_presigned_url(method_name, Params=params, ExpiresIn=60)
+        status, resp = http_request(url, http_method, body)
+        assert status == 403, (status, resp)
+        if http_method != "HEAD":
+            assert error_code(resp) == code, resp
+    else:
+        creds, sv = {
+            "unsigned": (None, "s3v4"),
+            "wrong-secret": (matrix["bad"], "s3v4"),
+            "wrong-secret-v2": (matrix["bad"], "s3"),
+            "revoked-key": (matrix["revoked"], "s3v4"),
+            "reader-writes": (matrix["reader"], "s3v4"),
+        }[mode]
+        client = world.client(creds, sv)
+        denied(lambda: call(client, ctx), code=None if op == "HeadObject" else code)
+    after = world.state(repo)
+    assert after == before
+    assert ctx.new_repo_bucket not in after["buckets"]
+
+
+# --------------------------------------------------------------------------- real clients
+
+def _aws_env(home: Path, creds: Creds) -> dict:
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
+    (home / ".aws" / "config").write_text("[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n")
+    (home / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = {creds.access_key}\naws_secret_access_key = {creds.secret_key}\n")
+    return _base_env(home)
+
+
+def _run(argv, env) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_awscli_with_auth(world, tmp_path):
+    repo = world.repo(will="writer")
+    b = f"master.{repo}"
+    env = _aws_env(tmp_path / "home", world.users["will"])
+    aws = [_tool("aws"), "--endpoint-url", world.endpoint]
+
+    def ok(*args):
+        p = _run([*aws, *args], env)
+        assert p.returncode == 0, f"aws {' '.join(args)}: {p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    src = tmp_path / "up.bin"
+    src.write_bytes(os.urandom(300_000))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * MiB))  # multipart, parallel parts
+    ok("s3", "cp", "--no-progress", str(src), f"s3://{b}/dir/up.bin")
+    ok("s3", "cp", "--no-progress", str(big), f"s3://{b}/big.bin")
+    listing = ok("s3", "ls", "--recursive", f"s3://{b}")
+    assert "dir/up.bin" in listing and "big.bin" in listing and "a.txt" in listing
+    assert b in ok("s3", "ls")
+    ok("s3", "cp", "--no-progress", f"s3://{b}/dir/up.bin", str(tmp_path / "down.bin"))
+    ok("s3", "cp", "--no-progress", f"s3://{b}/big.bin", str(tmp_path / "bigdown.bin"))
+    assert (tmp_path / "down.bin").read_bytes() == src.read_bytes()
+    assert (tmp_path / "bigdown.bin").read_bytes() == big.read_bytes()
+    url = ok("s3", "presign", f"s3://{b}/dir/up.bin", "--expires-in", "300").strip()
+    assert http_request(url) == (200, src.read_bytes())
+    curl = _run(["curl", "-sS", "-o", str(tmp_path / "curl.bin"), "-w", "%{http_code}", url], env) \
+        if shutil.which("curl") else None
+    if curl is not None:
+        assert curl.stdout == "200" and (tmp_path / "curl.bin").read_bytes() == src.read_bytes()
+
+    bad_env = _aws_env(tmp_path / "badhome", world.users["will"].with_secret("wrong-secret"))
+    for args in (["s3", "ls", f"s3://{b}"], ["s3", "cp", "--no-progress", str(src), f"s3://{b}/bad.bin"],
+                 ["s3", "cp", "--no-progress", f"s3://{b}/a.txt", str(tmp_path / "x")]):
+        p = _run([*aws, *args], bad_env)
+        assert p.returncode != 0, args
+        assert "SignatureDoesNotMatch" in p.stderr or "403" in p.stderr, p.stderr
+    assert "bad.bin" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b)["Contents"]}
+
+
+def _s3cmd_cfg(path: Path, port: int, creds: Creds) -> Path:
+    host = f"127.0.0.1:{port}"
+    path.write_text("\n".join([
+        "[default]", f"access_key = {creds.access_key}", f"secret_key = {creds.secret_key}",
+        f"host_base = {host}", f"host_bucket = {host}", "use_https = False",
+        "bucket_location = US",  # s3cmd's default: it signs with region "US"
+        "signature_v2 = False", "max_retries = 1", ""]))
+    return path
+
+
+@pytest.mark.parametrize("sig", ["v4", "v2"])
+def test_s3cmd_with_auth(world, tmp_path, sig):
+    repo = world.repo(will="writer")
+    b = f"master.{repo}"
+    env = _base_env(tmp_path)
+    cfg = _s3cmd_cfg(tmp_path / "s3cfg", world.server.port, world.users["will"])
+    extra = ["--signature-v2"] if sig == "v2" else []
+
+    def s3cmd(*args, cfg=cfg):
+        return _run([_tool("s3cmd"), "-c", str(cfg), "--no-progress", *extra, *args], env)
+
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"s3cmd says hi " * 100)
+    p = s3cmd("put", str(src), f"s3://{b}/s3cmd/f.txt")
+    assert p.returncode == 0, p.stderr
+    p = s3cmd("ls", f"s3://{b}/s3cmd/")
+    assert p.returncode == 0 and f"s3://{b}/s3cmd/f.txt" in p.stdout, p.stdout + p.stderr
+    p = s3cmd("ls")
+    assert p.returncode == 0 and f"s3://{b}" in p.stdout, p.stdout + p.stderr
+    p = s3cmd("get", "--force", f"s3://{b}/s3cmd/f.txt", str(tmp_path / "back.txt"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
+
+    bad = _s3cmd_cfg(tmp_path / "bad.cfg", world.server.port, world.users["will"].with_secret("wrong"))
+    p = s3cmd("put", str(src), f"s3://{b}/s3cmd/bad.txt", cfg=bad)
+    assert p.returncode != 0
+    p = s3cmd("get", "--force", f"s3://{b}/s3cmd/f.txt", str(tmp_path / "bad.txt"), cfg=bad)
+    assert p.returncode != 0
+    assert "s3cmd/bad.txt" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b)["Contents"]}
+
+
+def test_minio_py_with_auth(world, tmp_path):
+    import io
+
+    from minio import Minio
+    from minio.error import S3Error
+    repo = world.repo(will="writer")
+    b = f"master.{repo}"
+    will = world.users["will"]
+    m = Minio(f"127.0.0.1:{world.server.port}", access_key=will.access_key, secret_key=will.secret_key,
+              secure=False, region="us-east-1")
+    data = os.urandom(200_000)
+    m.put_object(b, "minio/obj.bin", io.BytesIO(data), len(data))
+    resp = m.get_object(b, "minio/obj.bin")
+    try:
+        assert resp.read() == data
+    finally:
+        resp.close()
+        resp.release_conn()
+    assert {o.object_name for o in m.list_objects(b, recursive=True)} == {"a.txt", "b.txt", "minio/obj.bin"}
+    assert b in {x.name for x in m.list_buckets()}
+    src = tmp_path / "f.bin"
+    src.write_bytes(data[:1000])
+    m.fput_object(b, "minio/f.bin", str(src))
+    m.fget_object(b, "minio/f.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data[:1000]
+
+    bad = Minio(f"127.0.0.1:{world.server.port}", access_key=will.access_key, secret_key="wrong",
+                secure=False, region="us-east-1")
+    with pytest.raises(S3Error) as e:
+        bad.put_object(b, "minio/bad.bin", io.BytesIO(b"x"), 1)
+    assert e.value.code == "SignatureDoesNotMatch"
+    with pytest.raises(S3Error) as e:
+        list(bad.list_objects(b))
+    assert e.value.code == "SignatureDoesNotMatch"
+    assert "minio/bad.bin" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b)["Contents"]}
