@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import trio
 
 from .http import ServerConfig, serve
+from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .s3.ops.service import S3Service
 from .store.chunkstore import LocalChunkStore
@@ -48,12 +49,14 @@ class App:
                                    durable=config.fsync)
         self.store = LocalChunkStore(config.data_dir, fsync=config.fsync)
         self.meta.uploads  # create the multipart staging tables now
+        self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
-                            limiter=self.limiter)
+                            limiter=self.limiter, auth=self.auth)
 
     def close(self) -> None:
         self.meta.close()
+        self.auth.close()
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await serve(self.s3.handle, self.config.host, self.config.port,

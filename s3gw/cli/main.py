@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .history import add_parsers  # log, branch, diff
     add_parsers(sub, _data_arg)
+    from .auth import add_parser as add_auth_parser
+    add_auth_parser(sub, _data_arg)
     return parser
 
 
@@ -171,7 +173,12 @@ def _cmd_fsck(args) -> int:
     return 1 if bad else 0
 
 
-_COMMANDS = {"gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+def _cmd_auth(args) -> int:
+    from .auth import run
+    return run(args)
+
+
+_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff")}
 

@@ -103,7 +103,8 @@ class BodyShape:
         decoded_length: the payload length, or ``None`` if unknown
             (``Transfer-Encoding: chunked`` without a decoded length).
         content_sha256: the lowercase hex payload hash when the client sent
-            one (PLAIN only), else ``None``.
+            one (of the decoded payload, also under an ``aws-chunked``
+            Content-Encoding), else ``None``.
         trailer_names: lowercase names listed in ``x-amz-trailer``.
     """
 
@@ -163,12 +164,8 @@ def body_shape(headers: Mapping[str, str]) -> BodyShape:
     kind = _STREAMING.get(sha)
     if kind is None and sha.startswith("STREAMING-"):
         raise S3Error("NotImplemented", f"Payload type {sha} is not supported.")
-    if kind is None and chunked_ce:
-        kind = UNSIGNED_TRAILER
-    if kind is not None:
-        return BodyShape(kind, _int_header(headers, "x-amz-decoded-content-length"), None, trailer_names)
     digest = None
-    if sha and sha != "UNSIGNED-PAYLOAD":
+    if kind is None and sha and sha != "UNSIGNED-PAYLOAD":
         if not _HEX64.fullmatch(sha):
             raise S3Error(
                 "InvalidArgument",
@@ -176,7 +173,12 @@ def body_shape(headers: Mapping[str, str]) -> BodyShape:
                 argument_name="x-amz-content-sha256",
                 argument_value=sha,
             )
-        digest = sha.lower()
+        digest = sha.lower()  # checked against the decoded payload, whatever its framing
+    if kind is None and chunked_ce:
+        kind = UNSIGNED_TRAILER
+    if kind is not None:
+        return BodyShape(kind, _int_header(headers, "x-amz-decoded-content-length"), digest,
+                         trailer_names)
     return BodyShape(PLAIN, _int_header(headers, "content-length"), digest, trailer_names)
 
 

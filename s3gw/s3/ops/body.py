@@ -6,16 +6,25 @@
 without trailers) and decodes aws-chunked framing incrementally, holding at
 most one socket read of decoded views.  ``finish()`` checks the declared
 length; the trailers (aws-chunked or HTTP chunked) are then in ``trailers``.
-Chunk signatures are kept for the auth layer (``shape``, ``decoder``).
+
+With auth on, a streaming-signed body (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``
+and its ``-TRAILER`` form) has every chunk signature checked as the chunk's
+last byte is decoded (``ChunkVerifier``, seeded by the request's SigV4
+header signature); a bad chunk raises ``SignatureDoesNotMatch`` from
+``read`` before its data reaches the pipeline, so nothing is committed.
+With auth off the chunk signatures are ignored (no secret to check them).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 
 from ...http import Request
 from ..awschunked import body_shape
 from ..errors import S3Error
+from ..sigv4 import ChunkVerifier
+from .service import PRINCIPAL
 
 __all__ = ["BodyReader", "read_small_body"]
 
@@ -36,6 +45,18 @@ class BodyReader:
         if req.headers.get("content-length") is None and \
                 "chunked" not in (req.headers.get("transfer-encoding") or "").lower():
             raise S3Error("MissingContentLength")
+        self.verifier = self._chunk_verifier()
+
+    def _chunk_verifier(self) -> ChunkVerifier | None:
+        principal = PRINCIPAL.get()
+        if principal is None or not self.shape.signed_chunks:
+            return None
+        ident = principal.sigv4
+        if ident is None or not ident.payload_hash.startswith("STREAMING-AWS4-HMAC-SHA256"):
+            raise S3Error("AccessDenied", "A body of signed chunks needs a SigV4 Authorization "
+                                          "header signing that payload.")
+        return ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope,
+                             ident.seed_signature, access_key=ident.access_key)
 
     async def read(self, max_bytes: int):
         if self.decoder is None:
@@ -49,10 +70,19 @@ class BodyReader:
                 return b""
             data = await self._body.receive_some(RECEIVE_SIZE)
             if not data:
-                self.trailers.update(self.decoder.finish())
+                trailers = self.decoder.finish()
+                if self.verifier is not None:
+                    self.verifier.finish(trailers if self.shape.expect_trailer else None)
+                self.trailers.update(trailers)
                 self._end()
                 return b""
-            self._queue.extend(p for p in self.decoder.feed(data) if len(p))
+            slices = self.decoder.feed(data)
+            signatures = self.decoder.take_signatures()  # drained always: bounded memory
+            if self.verifier is not None:
+                self.verifier.add_signatures(signatures)
+                for piece in slices:
+                    self.verifier.feed(piece)
+            self._queue.extend(p for p in slices if len(p))
         piece = self._queue[0]
         if len(piece) > max_bytes:
             self._queue[0] = piece[max_bytes:]
@@ -91,4 +121,9 @@ async def read_small_body(req: Request, limit: int) -> bytes:
                           "The request body is too large.")
         parts.append(bytes(piece))
     reader.finish()
-    return b"".join(parts)
+    body = b"".join(parts)
+    if reader.payload_sha256 is not None and \
+            hashlib.sha256(body).hexdigest() != reader.payload_sha256:
+        raise S3Error("XAmzContentSHA256Mismatch",
+                      "The provided 'x-amz-content-sha256' header does not match what was computed.")
+    return body

@@ -11,12 +11,13 @@ from __future__ import annotations
 from ...http import Request, Response
 from ...pfs.model import BranchExists
 from .. import xml as s3xml
+from ..auth import may_create_branch, may_read
 from ..errors import S3Error
 from ..metadata import check_acl
 from ..names import bucket_name
 from ..xmlparse import parse_create_bucket
 from .body import read_small_body
-from .service import OWNER, S3Service, operation
+from .service import OWNER, PRINCIPAL, S3Service, operation
 
 __all__: list[str] = []
 
@@ -26,6 +27,10 @@ XML = [("content-type", "application/xml")]
 @operation("ListBuckets")
 async def list_buckets(svc: S3Service, req: Request, r) -> Response:
     branches = await svc.run(svc.meta.list_branches)
+    principal = PRINCIPAL.get()
+    if principal is not None:
+        snapshot = svc.auth.snapshot()
+        branches = [b for b in branches if may_read(principal, snapshot, b.repo)]
     entries = sorted((s3xml.BucketEntry(bucket_name(b.repo, b.name), b.created_ns)
                       for b in branches), key=lambda e: e.name)
     return Response(200, list(XML), s3xml.list_buckets_result(entries, OWNER))
@@ -35,12 +40,25 @@ async def list_buckets(svc: S3Service, req: Request, r) -> Response:
 async def create_bucket(svc: S3Service, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     check_acl(req.headers.get("x-amz-acl"))
+    principal = PRINCIPAL.get()
+    repo_exists = True
+    if principal is not None:
+        repo_exists = await svc.run(_repo_exists, svc, ref.repo)
+        if not may_create_branch(principal, svc.auth.snapshot(), ref.repo, repo_exists):
+            raise S3Error("AccessDenied", f"User {principal.user} may not create branches "
+                                          f"in repo {ref.repo}.")
     parse_create_bucket(await read_small_body(req, limit=64 * 1024))
     try:
         await svc.run(svc.meta.create_branch, ref.repo, ref.branch, svc.clock())
     except BranchExists:
         raise S3Error("BucketAlreadyOwnedByYou", bucket_name=r.bucket) from None
+    if principal is not None and not repo_exists:
+        await svc.run(svc.auth.claim_repo, principal.user, ref.repo)
     return Response(200, [("location", f"/{r.bucket}")], b"")
+
+
+def _repo_exists(svc: S3Service, repo: str) -> bool:
+    return bool(svc.meta.list_branches(repo))   # a repo lives exactly as long as a branch
 
 
 @operation("HeadBucket")
@@ -53,6 +71,8 @@ async def head_bucket(svc: S3Service, req: Request, r) -> Response:
 async def delete_bucket(svc: S3Service, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     await svc.run(svc.meta.delete_branch, ref.repo, ref.branch)
+    if svc.auth is not None and not await svc.run(_repo_exists, svc, ref.repo):
+        await svc.run(svc.auth.drop_repo, ref.repo)   # the repo went with its last branch
     return Response(204, [], b"")
 
 

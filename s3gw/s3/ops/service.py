@@ -17,22 +17,29 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from typing import Awaitable, Callable
 
 import trio
 
 from ...http import ClientDisconnected, Request, Response, current_request, current_request_id
+from ...pfs.auth import SqliteAuthStore
 from ...pfs.metadata import SqliteMetadata
 from ...store.chunkstore import ChunkError, LocalChunkStore
 from .. import xml as s3xml
+from ..auth import Principal, authenticate, authorize
 from ..errors import ERRORS, S3Error, error_xml, to_s3_error
 from ..names import BucketRef, parse_bucket
 from ..router import route
 
-__all__ = ["S3Service", "OPERATIONS", "OWNER"]
+__all__ = ["S3Service", "OPERATIONS", "OWNER", "PRINCIPAL"]
 
 log = logging.getLogger("s3gw.s3")
 OWNER = s3xml.Owner(id="s3gw", display_name="s3gw")
+
+# The authenticated caller of the request being handled (None: auth is off).  Set by
+# ``S3Service.handle`` for the duration of one operation; child tasks inherit it.
+PRINCIPAL: ContextVar[Principal | None] = ContextVar("s3gw_principal", default=None)
 
 Operation = Callable[["S3Service", Request, object], Awaitable[Response]]
 OPERATIONS: dict[str, Operation] = {}
@@ -51,8 +58,9 @@ def operation(name: str):
 class S3Service:
     def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns):
+                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None):
         self.meta = meta
+        self.auth = auth
         self.store = store
         self.region = region
         self.domain = domain
@@ -69,11 +77,16 @@ class S3Service:
         try:
             routed = route(request.method, request.path, request.query, request.headers,
                            domain=self.domain, host=request.headers.get("host"))
+            principal = self.authenticate(request, routed)
             op = OPERATIONS.get(routed.endpoint.name)
             if op is None or not routed.endpoint.implemented:
                 raise S3Error("NotImplemented",
                               f"{routed.endpoint.name} is not implemented by s3gw.")
-            response = await op(self, request, routed)
+            token = PRINCIPAL.set(principal)
+            try:
+                response = await op(self, request, routed)
+            finally:
+                PRINCIPAL.reset(token)
         except ClientDisconnected:
             raise
         except ChunkError:
@@ -91,6 +104,25 @@ class S3Service:
             return self.error_response(request, err)
         response.headers.extend(self.common_headers(request))
         return response
+
+    def authenticate(self, request: Request, routed) -> Principal | None:
+        """Verify the signature and the caller's role (None when auth is off).
+
+        The auth snapshot is re-read per request (one cheap query), so key
+        and grant changes made with ``s3gw auth`` apply at once.  Refused
+        requests never read their body (the HTTP layer then closes the
+        connection instead of sending ``100 Continue``).
+        """
+        if self.auth is None:
+            return None
+        snapshot = self.auth.snapshot()
+        if not snapshot.enabled:
+            return None
+        principal = authenticate(request.method, request.path, request.query, request.headers,
+                                 snapshot, self.clock() / 1e9,
+                                 vhost_bucket=routed.bucket if routed.virtual_host else None)
+        authorize(principal, snapshot, routed.endpoint, routed.bucket, request.headers)
+        return principal
 
     def common_headers(self, request: Request) -> list[tuple[str, str]]:
         return [("x-amz-request-id", request.id), ("x-amz-id-2", request.id)]

@@ -1,0 +1,379 @@
+"""The auth store: users, access keys and per-repo roles, in ``<data>/auth.sqlite``.
+
+Theory of operation
+-------------------
+Auth is off until ``enable()`` (``s3gw auth enable``), which creates the
+first admin and its key.  Everything lives in one small SQLite file next to
+the metadata, separate from it so that its file mode can be tighter:
+
+* ``config``   -- ``enabled`` (``"1"``/``"0"``).
+* ``users``    -- name, admin flag, creation time.
+* ``keys``     -- one row per credential.  Two kinds:
+
+  - ``pair``: an S3-style access key id + secret.  SigV4/SigV2 are HMACs, so
+    the server needs the secret itself: it is stored as is.
+  - ``token``: Pachyderm's convention, where a client uses one auth token
+    as both access key and secret.  The access key arrives with every
+    request, so the token is never stored: the row holds its SHA-256, and a
+    request's access key is hashed to find it (the secret is then the
+    access key itself).  Such a key is listed as ``token-<16 hex>`` (a
+    prefix of the hash), which ``revoke_key`` accepts, as it does the token.
+
+  Revoking keeps the row with ``revoked_ns`` set (listings show it).
+* ``grants``   -- (user, repo) -> role: ``reader`` < ``writer`` < ``owner``;
+  each role includes the ones before it.  Admin users need no grants.
+
+Protection of secrets: the file is created mode 0600 (and put back to 0600
+if found looser), its rollback journal inherits that mode, so another local
+user cannot read it; the owner of the data folder (and root) can -- a SigV4
+server must be able to recover every pair secret.  Tokens are stored only
+as hashes.
+
+The server reads through :meth:`SqliteAuthStore.snapshot`, an immutable
+in-memory view rebuilt only when the file changed (``PRAGMA data_version``,
+one cheap query), so ``s3gw auth key revoke`` on the command line takes
+effect on a running server at its next request, without a restart.
+
+All methods block (tiny SQLite transactions); ``snapshot()`` is cheap enough
+to call on the event loop thread.  A PostgreSQL implementation would keep
+these methods.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import secrets as _secrets
+import sqlite3
+import string
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = [
+    "AuthStoreError",
+    "AuthSnapshot",
+    "Credentials",
+    "Grant",
+    "KeyInfo",
+    "Role",
+    "SqliteAuthStore",
+    "ADMIN_USER",
+    "AUTH_FILE",
+]
+
+AUTH_FILE = "auth.sqlite"
+ADMIN_USER = "admin"
+PAIR, TOKEN = "pair", "token"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users(
+    name TEXT PRIMARY KEY, admin INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys(
+    id TEXT PRIMARY KEY, lookup TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    user TEXT NOT NULL, secret TEXT, created_ns INTEGER NOT NULL, revoked_ns INTEGER);
+CREATE TABLE IF NOT EXISTS grants(
+    user TEXT NOT NULL, repo TEXT NOT NULL, role INTEGER NOT NULL, PRIMARY KEY(user, repo));
+"""
+
+_USER_CHARS = frozenset(string.ascii_letters + string.digits + "-_.@")
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+
+
+class Role(enum.IntEnum):
+    READER = 1
+    WRITER = 2
+    OWNER = 3
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise AuthStoreError(f"unknown role {text!r} (reader, writer or owner)") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class AuthStoreError(Exception):
+    """A refused administrative change (unknown user or key, bad name, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A newly created key; the only time its secret is shown."""
+
+    user: str
+    access_key: str
+    secret_key: str
+    kind: str = PAIR
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    access_key: str           # the public id: the access key, or token-<hash prefix>
+    user: str
+    kind: str
+    created_ns: int
+    revoked_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    user: str
+    repo: str
+    role: Role
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check_user(name: str) -> str:
+    if not name or len(name) > 64 or not set(name) <= _USER_CHARS:
+        raise AuthStoreError(f"invalid user name {name!r} (letters, digits, - _ . @; at most 64)")
+    return name
+
+
+class AuthSnapshot:
+    """An immutable view of the auth store, as of one moment.
+
+    ``secret(access_key)`` is the ``secret_lookup`` the signature verifiers
+    take: the secret, or ``None`` for an unknown or revoked key.
+    """
+
+    __slots__ = ("enabled", "_pairs", "_tokens", "_admins", "_users", "_grants")
+
+    def __init__(self, enabled: bool, pairs: dict[str, tuple[str, str]],
+                 tokens: dict[str, str], admins: frozenset[str], users: frozenset[str],
+                 grants: dict[tuple[str, str], Role]):
+        self.enabled = enabled
+        self._pairs = pairs        # access key -> (secret, user), live keys only
+        self._tokens = tokens      # sha256(token) -> user, live tokens only
+        self._admins = admins
+        self._users = users
+        self._grants = grants
+
+    @classmethod
+    def disabled(cls) -> "AuthSnapshot":
+        return cls(False, {}, {}, frozenset(), frozenset(), {})
+
+    def secret(self, access_key: str) -> str | None:
+        pair = self._pairs.get(access_key)
+        if pair is not None:
+            return pair[0]
+        if access_key and _token_hash(access_key) in self._tokens:
+            return access_key
+        return None
+
+    def user_of(self, access_key: str) -> str | None:
+        pair = self._pairs.get(access_key)
+        if pair is not None:
+            return pair[1]
+        return self._tokens.get(_token_hash(access_key)) if access_key else None
+
+    def is_admin(self, user: str) -> bool:
+        return user in self._admins
+
+    def role(self, user: str, repo: str) -> Role | None:
+        """The user's role on *repo* (admins: OWNER everywhere), or None."""
+        if user in self._admins:
+            return Role.OWNER
+        return self._grants.get((user, repo))
+
+    def may(self, user: str, repo: str, needed: Role) -> bool:
+        role = self.role(user, repo)
+        return role is not None and role >= needed
+
+
+class SqliteAuthStore:
+    """The embedded auth store (see the module docstring)."""
+
+    def __init__(self, data_dir: str, *, clock=time.time_ns):
+        self.path = os.path.join(data_dir, AUTH_FILE)
+        self.clock = clock
+        os.makedirs(data_dir, exist_ok=True)
+        if not os.path.exists(self.path):
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if os.stat(self.path).st_mode & 0o077:
+            os.chmod(self.path, 0o600)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=30.0)
+        self._conn.execute("PRAGMA synchronous=FULL")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+        self._version: int | None = None
+        self._snapshot = AuthSnapshot.disabled()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reading ----------------------------------------------------------------------
+    def snapshot(self) -> AuthSnapshot:
+        """The current view; rebuilt only when the file changed since the last call."""
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._snapshot = self._load()
+                self._version = version
+            return self._snapshot
+
+    def _load(self) -> AuthSnapshot:
+        c = self._conn
+        c.execute("BEGIN")
+        try:
+            row = c.execute("SELECT value FROM config WHERE key='enabled'").fetchone()
+            enabled = row is not None and row[0] == "1"
+            pairs, tokens = {}, {}
+            for lookup, kind, user, secret in c.execute(
+                    "SELECT lookup, kind, user, secret FROM keys WHERE revoked_ns IS NULL"):
+                if kind == TOKEN:
+                    tokens[lookup] = user
+                else:
+                    pairs[lookup] = (secret, user)
+            users = {name: bool(admin) for name, admin in c.execute("SELECT name, admin FROM users")}
+            grants = {(u, r): Role(role) for u, r, role in
+                      c.execute("SELECT user, repo, role FROM grants")}
+        finally:
+            c.execute("COMMIT")
+        return AuthSnapshot(enabled, pairs, tokens,
+                            frozenset(u for u, a in users.items() if a), frozenset(users), grants)
+
+    @property
+    def enabled(self) -> bool:
+        return self.snapshot().enabled
+
+    def list_keys(self, user: str | None = None) -> list[KeyInfo]:
+        sql = "SELECT id, user, kind, created_ns, revoked_ns FROM keys"
+        args: tuple = ()
+        if user is not None:
+            sql += " WHERE user = ?"
+            args = (user,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY created_ns, id", args).fetchall()
+        return [KeyInfo(*row) for row in rows]
+
+    def grants(self, user: str | None = None, repo: str | None = None) -> list[Grant]:
+        sql, args = "SELECT user, repo, role FROM grants WHERE 1=1", []
+        if user is not None:
+            sql += " AND user = ?"
+            args.append(user)
+        if repo is not None:
+            sql += " AND repo = ?"
+            args.append(repo)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY repo, user", args).fetchall()
+        return [Grant(u, r, Role(role)) for u, r, role in rows]
+
+    def users(self) -> list[tuple[str, bool]]:
+        with self._lock:
+            return [(n, bool(a)) for n, a in
+                    self._conn.execute("SELECT name, admin FROM users ORDER BY name")]
+
+    # -- changing ---------------------------------------------------------------------
+    def _tx(self, fn):
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(c)
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+            self._version = None  # data_version only moves for *other* connections' commits
+            return result
+
+    def enable(self) -> Credentials:
+        """Turn auth on and create the first admin's key.
+
+        Raises:
+            AuthStoreError: auth is already enabled.
+        """
+        def run(c):
+            row = c.execute("SELECT value FROM config WHERE key='enabled'").fetchone()
+            if row is not None and row[0] == "1":
+                raise AuthStoreError("auth is already enabled for this data folder")
+            c.execute("INSERT OR REPLACE INTO config(key, value) VALUES('enabled', '1')")
+            return self._new_key(c, ADMIN_USER, admin=True, token=False)
+        return self._tx(run)
+
+    def disable(self) -> None:
+        self._tx(lambda c: c.execute(
+            "INSERT OR REPLACE INTO config(key, value) VALUES('enabled', '0')"))
+
+    def create_key(self, user: str, *, admin: bool = False, token: bool = False) -> Credentials:
+        """Create *user* if missing (an admin with ``admin=True``) and a new key for it."""
+        _check_user(user)
+        return self._tx(lambda c: self._new_key(c, user, admin=admin, token=token))
+
+    def _new_key(self, c, user: str, *, admin: bool, token: bool) -> Credentials:
+        now = self.clock()
+        c.execute("INSERT OR IGNORE INTO users(name, admin, created_ns) VALUES(?, 0, ?)",
+                  (user, now))
+        if admin:
+            c.execute("UPDATE users SET admin = 1 WHERE name = ?", (user,))
+        if token:
+            value = _secrets.token_hex(20)
+            digest = _token_hash(value)
+            c.execute("INSERT INTO keys(id, lookup, kind, user, secret, created_ns) "
+                      "VALUES(?, ?, ?, ?, NULL, ?)", (f"token-{digest[:16]}", digest, TOKEN, user, now))
+            return Credentials(user, value, value, TOKEN)
+        access = "S3GW" + "".join(_secrets.choice(_KEY_ALPHABET) for _ in range(16))
+        secret = "".join(_secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+        c.execute("INSERT INTO keys(id, lookup, kind, user, secret, created_ns) "
+                  "VALUES(?, ?, ?, ?, ?, ?)", (access, access, PAIR, user, secret, now))
+        return Credentials(user, access, secret, PAIR)
+
+    def revoke_key(self, key: str) -> KeyInfo:
+        """Revoke a key by its access key, its listed id, or (tokens) the token itself.
+
+        Raises:
+            AuthStoreError: no such key.
+        """
+        def run(c):
+            row = c.execute("SELECT id FROM keys WHERE id = ? OR lookup = ? OR lookup = ?",
+                            (key, key, _token_hash(key))).fetchone()
+            if row is None:
+                raise AuthStoreError(f"no such key: {key}")
+            c.execute("UPDATE keys SET revoked_ns = COALESCE(revoked_ns, ?) WHERE id = ?",
+                      (self.clock(), row[0]))
+            return KeyInfo(*c.execute("SELECT id, user, kind, created_ns, revoked_ns FROM keys "
+                                      "WHERE id = ?", (row[0],)).fetchone())
+        return self._tx(run)
+
+    def grant(self, user: str, repo: str, role: Role | str) -> Grant:
+        """Give *user* *role* on *repo* (replacing any role it had there).
+
+        Raises:
+            AuthStoreError: unknown user or role.
+        """
+        role = Role.parse(role) if isinstance(role, str) else Role(role)
+
+        def run(c):
+            if c.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone() is None:
+                raise AuthStoreError(f"no such user: {user} (create a key for it first)")
+            c.execute("INSERT OR REPLACE INTO grants(user, repo, role) VALUES(?, ?, ?)",
+                      (user, repo, int(role)))
+            return Grant(user, repo, role)
+        return self._tx(run)
+
+    def revoke(self, user: str, repo: str) -> bool:
+        """Remove *user*'s role on *repo*; False if it had none."""
+        return self._tx(lambda c: c.execute("DELETE FROM grants WHERE user = ? AND repo = ?",
+                                            (user, repo)).rowcount > 0)
+
+    def claim_repo(self, user: str, repo: str) -> None:
+        """Make *user* the owner of a repo it just created."""
+        self._tx(lambda c: c.execute("INSERT OR REPLACE INTO grants(user, repo, role) "
+                                     "VALUES(?, ?, ?)", (user, repo, int(Role.OWNER))))
+
+    def drop_repo(self, repo: str) -> None:
+        """Forget every grant on a deleted repo (a new repo of that name starts clean)."""
+        self._tx(lambda c: c.execute("DELETE FROM grants WHERE repo = ?", (repo,)))

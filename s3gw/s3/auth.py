@@ -1,0 +1,188 @@
+"""Who is asking, and may they: request authentication and per-repo authorisation (pure).
+
+Theory of operation
+-------------------
+:func:`authenticate` picks the signature scheme a request uses and verifies
+it with :mod:`s3gw.s3.sigv4` / :mod:`s3gw.s3.sigv2`:
+
+====================================  =================================
+``Authorization: AWS4-HMAC-SHA256 …``  SigV4 header (any region in the scope)
+``?X-Amz-Algorithm=…&X-Amz-Signature``  SigV4 presigned URL (at most 7 days)
+``Authorization: AWS AKID:sig``         SigV2 header (s3cmd fallback, rclone v2_auth)
+``?AWSAccessKeyId=…&Signature=…``       SigV2 presigned URL (aws cli / boto3 default)
+none of these                           anonymous: ``AccessDenied``
+====================================  =================================
+
+It returns a :class:`Principal`: the user, whether it is an admin, and, for
+a SigV4 header, the verified :class:`~s3gw.s3.sigv4.Identity` from which the
+body reader builds the chunk-signature verifier of a streaming upload.  The
+payload itself is checked later, as it streams (hex ``x-amz-content-sha256``
+against the decoded body, chunk signatures chunk by chunk), always before
+the commit.
+
+:func:`required_role` says which role an operation needs on its bucket's
+repo; :func:`authorize` checks it against an :class:`~s3gw.pfs.auth.AuthSnapshot`:
+
+* reader: every READ endpoint (list, get, head, versions, ACL reads);
+* writer: every WRITE endpoint (objects, multipart, copies into the repo,
+  a new branch of an existing repo);
+* owner: DeleteBucket and PutBucketAcl (the repo's administration);
+* admins may do everything; ListBuckets and CreateBucket of a *new* repo
+  need only a valid signature (the operations filter / claim ownership).
+
+The copy source of CopyObject / UploadPartCopy needs reader on its repo.
+Everything refused is ``AccessDenied`` (403), never a hint of what exists.
+
+Pure: the caller passes ``now`` and the snapshot; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..pfs.auth import AuthSnapshot, Role
+from . import sigv2, sigv4
+from .endpoints import READ, SERVICE, Endpoint
+from .errors import S3Error
+from .names import parse_bucket, parse_copy_source
+
+__all__ = ["Principal", "authenticate", "authorize", "may_create_branch", "may_read",
+           "required_role", "scheme_of"]
+
+HEADER_V4, HEADER_V2, QUERY_V4, QUERY_V2, ANONYMOUS = "V4", "V2", "V4-QUERY", "V2-QUERY", "ANONYMOUS"
+
+# Endpoints that need more than their access class says.
+_OWNER_ONLY = frozenset({"DeleteBucket", "PutBucketAcl"})
+_SIGNED_ONLY = frozenset({"ListBuckets", "CreateBucket"})
+_COPIES = frozenset({"CopyObject", "UploadPartCopy"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    Attributes:
+        user: the user name the key belongs to.
+        admin: the user is an admin (every repo, every operation).
+        access_key: the access key used.
+        scheme: HEADER_V4, QUERY_V4, HEADER_V2 or QUERY_V2.
+        sigv4: the verified SigV4 identity (header auth only), for the
+            streaming chunk-signature chain; ``None`` otherwise.
+    """
+
+    user: str
+    admin: bool
+    access_key: str
+    scheme: str
+    sigv4: sigv4.Identity | None = None
+
+
+def _query_names(raw_query: str) -> set[str]:
+    return {item.partition("=")[0] for item in raw_query.split("&") if item}
+
+
+def scheme_of(headers: Any, raw_query: str) -> str:
+    """Which signature scheme the request uses (no verification)."""
+    auth = (headers.get("authorization") or "").lstrip()
+    if auth.startswith(sigv4.ALGORITHM):
+        return HEADER_V4
+    if auth.startswith("AWS "):
+        return HEADER_V2
+    if auth:
+        return HEADER_V4  # unknown scheme: let the V4 parser name what is wrong
+    names = _query_names(raw_query)
+    if "X-Amz-Algorithm" in names or "X-Amz-Signature" in names or "X-Amz-Credential" in names:
+        return QUERY_V4
+    if "AWSAccessKeyId" in names or "Signature" in names:
+        return QUERY_V2
+    return ANONYMOUS
+
+
+def authenticate(method: str, raw_path: str, raw_query: str, headers: Any,
+                 snapshot: AuthSnapshot, now: float, *, vhost_bucket: str | None = None) -> Principal:
+    """Verify the request's signature against the keys in *snapshot*.
+
+    Args:
+        method, raw_path, raw_query, headers: the request as received.
+        snapshot: the auth store's current view (auth enabled).
+        now: server time, epoch seconds.
+        vhost_bucket: the bucket named by the Host header (virtual-host style).
+
+    Returns:
+        The :class:`Principal`.
+
+    Raises:
+        S3Error: ``AccessDenied`` (anonymous, expired presigned URL),
+            ``InvalidAccessKeyId``, ``SignatureDoesNotMatch``,
+            ``RequestTimeTooSkewed``, ``AuthorizationHeaderMalformed``,
+            ``AuthorizationQueryParametersError``, ``InvalidArgument``.
+    """
+    scheme = scheme_of(headers, raw_query)
+    lookup = snapshot.secret
+    identity = None
+    if scheme == ANONYMOUS:
+        raise S3Error("AccessDenied", "Anonymous access is not allowed: sign the request.")
+    if scheme == HEADER_V4:
+        identity = sigv4.verify_header_auth(method, raw_path, raw_query, headers, lookup, now)
+        access_key = identity.access_key
+    elif scheme == QUERY_V4:
+        ident = sigv4.verify_presigned(method, raw_path, raw_query, headers, lookup, now)
+        access_key = ident.access_key
+    elif scheme == HEADER_V2:
+        access_key = sigv2.verify_header_auth(method, raw_path, raw_query, headers, lookup, now,
+                                              vhost_bucket=vhost_bucket).access_key
+    else:
+        access_key = sigv2.verify_presigned(method, raw_path, raw_query, headers, lookup, now,
+                                            vhost_bucket=vhost_bucket).access_key
+    user = snapshot.user_of(access_key)
+    if user is None:  # revoked between lookup and here cannot happen on one snapshot
+        raise S3Error("InvalidAccessKeyId", **{"AWSAccessKeyId": access_key})
+    return Principal(user, snapshot.is_admin(user), access_key, scheme, identity)
+
+
+def required_role(endpoint: Endpoint) -> Role | None:
+    """The role *endpoint* needs on its bucket's repo (None: a valid signature is enough)."""
+    if endpoint.scope == SERVICE or endpoint.name in _SIGNED_ONLY:
+        return None
+    if endpoint.name in _OWNER_ONLY:
+        return Role.OWNER
+    return Role.READER if endpoint.access == READ else Role.WRITER
+
+
+def _deny(principal: Principal) -> S3Error:
+    return S3Error("AccessDenied", f"User {principal.user} is not allowed to do this.")
+
+
+def authorize(principal: Principal, snapshot: AuthSnapshot, endpoint: Endpoint,
+              bucket: str | None, headers: Any) -> None:
+    """Check that *principal* may run *endpoint* on *bucket*.
+
+    CreateBucket is checked by the operation (it depends on whether the
+    repo exists: :func:`may_create_branch`); ListBuckets filters its result.
+
+    Raises:
+        S3Error: ``AccessDenied``; ``InvalidBucketName`` / ``InvalidArgument``
+            for a malformed bucket or copy source.
+    """
+    if principal.admin:
+        return
+    needed = required_role(endpoint)
+    if needed is not None and bucket:
+        if not snapshot.may(principal.user, parse_bucket(bucket).repo, needed):
+            raise _deny(principal)
+    if endpoint.name in _COPIES:
+        source = parse_copy_source(headers.get("x-amz-copy-source") or "")
+        if not snapshot.may(principal.user, parse_bucket(source.bucket).repo, Role.READER):
+            raise _deny(principal)
+
+
+def may_create_branch(principal: Principal, snapshot: AuthSnapshot, repo: str,
+                      repo_exists: bool) -> bool:
+    """CreateBucket: a new repo needs only a signature; a new branch needs writer."""
+    return principal.admin or not repo_exists or snapshot.may(principal.user, repo, Role.WRITER)
+
+
+def may_read(principal: Principal, snapshot: AuthSnapshot, repo: str) -> bool:
+    """ListBuckets shows the buckets of the repos the caller may read."""
+    return principal.admin or snapshot.may(principal.user, repo, Role.READER)
