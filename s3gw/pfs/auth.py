@@ -374,6 +374,21 @@ class SqliteAuthStore:
         self._tx(lambda c: c.execute("INSERT OR REPLACE INTO grants(user, repo, role) "
                                      "VALUES(?, ?, ?)", (user, repo, int(Role.OWNER))))
 
+    def set_repo_grants(self, repo: str, roles: dict[str, Role]) -> None:
+        """Replace every grant on *repo* with *roles* (user -> role), atomically.
+
+        Raises:
+            AuthStoreError: a user that does not exist (nothing is changed).
+        """
+        def run(c):
+            for user in roles:
+                if c.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone() is None:
+                    raise AuthStoreError(f"no such user: {user}")
+            c.execute("DELETE FROM grants WHERE repo = ?", (repo,))
+            c.executemany("INSERT INTO grants(user, repo, role) VALUES(?, ?, ?)",
+                          [(u, repo, int(r)) for u, r in roles.items()])
+        self._tx(run)
+
     def drop_repo(self, repo: str) -> None:
         """Forget every grant on a deleted repo (a new repo of that name starts clean)."""
         self._tx(lambda c: c.execute("DELETE FROM grants WHERE repo = ?", (repo,)))

@@ -47,8 +47,8 @@ from .endpoints import READ, SERVICE, Endpoint
 from .errors import S3Error
 from .names import parse_bucket, parse_copy_source
 
-__all__ = ["Principal", "authenticate", "authorize", "may_create_branch", "may_read",
-           "required_role", "scheme_of"]
+__all__ = ["Principal", "acl_grants", "authenticate", "authorize", "grant_headers",
+           "may_create_branch", "may_read", "required_role", "scheme_of"]
 
 HEADER_V4, HEADER_V2, QUERY_V4, QUERY_V2, ANONYMOUS = "V4", "V2", "V4-QUERY", "V2-QUERY", "ANONYMOUS"
 
@@ -186,3 +186,49 @@ def may_create_branch(principal: Principal, snapshot: AuthSnapshot, repo: str,
 def may_read(principal: Principal, snapshot: AuthSnapshot, repo: str) -> bool:
     """ListBuckets shows the buckets of the repos the caller may read."""
     return principal.admin or snapshot.may(principal.user, repo, Role.READER)
+
+
+# --------------------------------------------------------------------------
+# bucket ACLs: how an owner grants roles over S3
+
+GRANT_HEADERS = {"x-amz-grant-read": Role.READER, "x-amz-grant-write": Role.WRITER,
+                 "x-amz-grant-full-control": Role.OWNER}
+PERMISSIONS = {Role.READER: "READ", Role.WRITER: "WRITE", Role.OWNER: "FULL_CONTROL"}
+
+
+def grant_headers(headers: Any) -> dict[str, Role] | None:
+    """The roles a PutBucketAcl's ``x-amz-grant-*`` headers give, or None if it has none.
+
+    ``x-amz-grant-read: id="alice", id="bob"`` -> reader, ``-write`` -> writer,
+    ``-full-control`` -> owner (a user named twice gets the higher role).  The
+    grantee id is an s3gw user name.
+
+    Raises:
+        S3Error: ``InvalidArgument`` for a grantee that is not ``id=…``
+            (email and group grantees have no meaning here), or for the ACL
+            permissions s3gw has no role for (``read-acp``, ``write-acp``).
+    """
+    for name in ("x-amz-grant-read-acp", "x-amz-grant-write-acp"):
+        if headers.get(name) is not None:
+            raise S3Error("InvalidArgument", f"{name} is not supported: grant a role instead.",
+                          argument_name=name, argument_value=headers.get(name))
+    roles: dict[str, Role] = {}
+    seen = False
+    for name, role in GRANT_HEADERS.items():
+        value = headers.get(name)
+        if value is None:
+            continue
+        seen = True
+        for item in value.split(","):
+            kind, eq, grantee = item.strip().partition("=")
+            grantee = grantee.strip().strip('"')
+            if kind.strip().lower() != "id" or not eq or not grantee:
+                raise S3Error("InvalidArgument", "Grantees must be given as id=\"<user>\".",
+                              argument_name=name, argument_value=value)
+            roles[grantee] = max(role, roles.get(grantee, role))
+    return roles if seen else None
+
+
+def acl_grants(grants: Any) -> list[tuple[str, str]]:
+    """``(user, permission)`` pairs for GetBucketAcl, from ``Grant`` records."""
+    return [(g.user, PERMISSIONS[g.role]) for g in grants]

@@ -379,13 +379,19 @@ def versioning_configuration(status: str = "Enabled") -> bytes:
     return _doc("VersioningConfiguration", [_el("Status", status)])
 
 
-def access_control_policy(owner: Owner) -> bytes:
-    """AccessControlPolicy: the owner has FULL_CONTROL (a canned answer)."""
-    grantee = (
-        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
-        f"{_el('ID', owner.id)}{_el('DisplayName', owner.display_name)}</Grantee>"
-    )
-    acl = f"<AccessControlList><Grant>{grantee}{_el('Permission', 'FULL_CONTROL')}</Grant></AccessControlList>"
+def access_control_policy(owner: Owner, grants: Iterable[tuple[str, str]] | None = None) -> bytes:
+    """AccessControlPolicy: the owner has FULL_CONTROL, then ``(user id, permission)``
+    grants (with auth on: the repo's roles)."""
+    def grant(user_id: str, display: str, permission: str) -> str:
+        grantee = (
+            '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
+            f"{_el('ID', user_id)}{_el('DisplayName', display)}</Grantee>"
+        )
+        return f"<Grant>{grantee}{_el('Permission', permission)}</Grant>"
+
+    items = [grant(owner.id, owner.display_name, "FULL_CONTROL")]
+    items.extend(grant(user, user, permission) for user, permission in grants or ())
+    acl = f"<AccessControlList>{''.join(items)}</AccessControlList>"
     return _doc("AccessControlPolicy", [_owner("Owner", owner), acl])
 
 

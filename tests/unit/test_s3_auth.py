@@ -197,3 +197,22 @@ def test_create_and_list_rules():
     assert auth.may_create_branch(principal("admin"), snap, "images", repo_exists=True)
     assert auth.may_read(principal(), snap, "images")
     assert not auth.may_read(principal(), snap, "other")
+
+
+def test_grant_headers():
+    assert auth.grant_headers(Headers([("x-amz-acl", "private")])) is None
+    h = Headers([("x-amz-grant-read", 'id="bob", id=carol'),
+                 ("x-amz-grant-full-control", 'id="bob"'), ("x-amz-grant-write", "id=dave")])
+    assert auth.grant_headers(h) == {"bob": Role.OWNER, "carol": Role.READER, "dave": Role.WRITER}
+    for bad in [("x-amz-grant-read", 'emailAddress="x@example.com"'),
+                ("x-amz-grant-read", "uri=http://acs.amazonaws.com/groups/global/AllUsers"),
+                ("x-amz-grant-read-acp", 'id="bob"')]:
+        with pytest.raises(S3Error) as e:
+            auth.grant_headers(Headers([bad]))
+        assert e.value.code == "InvalidArgument"
+
+
+def test_acl_grants_render_roles():
+    from s3gw.pfs.auth import Grant
+    grants = [Grant("a", "r", Role.OWNER), Grant("b", "r", Role.WRITER), Grant("c", "r", Role.READER)]
+    assert auth.acl_grants(grants) == [("a", "FULL_CONTROL"), ("b", "WRITE"), ("c", "READ")]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from ...http import Request, Response
 from ...pfs.model import BranchExists
 from .. import xml as s3xml
-from ..auth import may_create_branch, may_read
+from ...pfs.auth import AuthStoreError, Role
+from ..auth import acl_grants, grant_headers, may_create_branch, may_read
 from ..errors import S3Error
 from ..metadata import check_acl
 from ..names import bucket_name
@@ -90,15 +91,33 @@ async def get_bucket_versioning(svc: S3Service, req: Request, r) -> Response:
 
 @operation("GetBucketAcl")
 async def get_bucket_acl(svc: S3Service, req: Request, r) -> Response:
-    await _existing(svc, r.bucket)
-    return Response(200, list(XML), s3xml.access_control_policy(OWNER))
+    """With auth on, the repo's roles as grants (reader READ, writer WRITE, owner
+    FULL_CONTROL); otherwise the canned owner-only answer."""
+    ref = await _existing(svc, r.bucket)
+    grants = None
+    if PRINCIPAL.get() is not None:
+        grants = acl_grants(await svc.run(svc.auth.grants, None, ref.repo))
+    return Response(200, list(XML), s3xml.access_control_policy(OWNER, grants))
 
 
 @operation("PutBucketAcl")
 async def put_bucket_acl(svc: S3Service, req: Request, r) -> Response:
-    await _existing(svc, r.bucket)
+    """How an owner grants roles over S3: with auth on, ``x-amz-grant-read`` /
+    ``-write`` / ``-full-control: id="user"`` headers *replace* the repo's roles
+    (the caller stays owner).  Without grant headers (a canned ACL, or an XML
+    policy such as s3cmd re-sends around copies) nothing changes."""
+    ref = await _existing(svc, r.bucket)
     check_acl(req.headers.get("x-amz-acl"))
+    principal = PRINCIPAL.get()
+    roles = grant_headers(req.headers) if principal is not None else None
     await read_small_body(req, limit=64 * 1024)
+    if roles is not None:
+        if not principal.admin:
+            roles[principal.user] = Role.OWNER
+        try:
+            await svc.run(svc.auth.set_repo_grants, ref.repo, roles)
+        except AuthStoreError as exc:
+            raise S3Error("InvalidArgument", str(exc), argument_name="x-amz-grant-*") from None
     return Response(200, [], b"")
 
 
