@@ -285,3 +285,18 @@ def error_code(body: bytes) -> str | None:
     import re
     m = re.search(rb"<Code>([^<]*)</Code>", body)
     return m.group(1).decode() if m else None
+
+
+# --------------------------------------------------------------------------- raw SigV2
+
+def sign_v2(creds: Creds, method: str, resource: str, headers: dict) -> str:
+    """The ``Authorization: AWS key:signature`` value of a SigV2 request, per the AWS
+    specification (as s3cmd computes it): ``headers`` are those to send; ``resource`` is
+    the CanonicalizedResource (``/bucket/key`` plus any sub-resource)."""
+    import base64
+    lower = {k.lower(): v.strip() for k, v in headers.items()}
+    amz = "".join(f"{k}:{lower[k]}\n" for k in sorted(lower) if k.startswith("x-amz-"))
+    date = "" if "x-amz-date" in lower else lower.get("date", "")
+    sts = f"{method}\n{lower.get('content-md5', '')}\n{lower.get('content-type', '')}\n{date}\n{amz}{resource}"
+    sig = base64.b64encode(hmac.new(creds.secret_key.encode(), sts.encode(), hashlib.sha1).digest()).decode()
+    return f"AWS {creds.access_key}:{sig}"

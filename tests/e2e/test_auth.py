@@ -46,6 +46,7 @@ from tests.e2e.auth_helpers import (
     http_request,
     raw_request,
     seed_signature,
+    sign_v2,
     sign_v4,
     split_chunks,
     streaming_body,
@@ -169,18 +170,23 @@ def test_cli_key_list_shows_no_secrets(world):
     assert c1.access_key != c2.access_key and c1.secret_key != c2.secret_key
     entries = world.cli.key_list()
     for e in entries:
-        assert set(e) == {"access_key", "user", "kind", "created", "revoked"}, e
+        assert set(e) >= {"access_key", "user", "kind", "created", "revoked"}, e
+        assert not [k for k in e if "secret" in k.lower()], e
     text = world.cli.run("key", "list").stdout + world.cli.run("key", "list", "--json").stdout
     for secret in (c1.secret_key, c2.secret_key, world.admin.secret_key, world.users["rita"].secret_key):
         assert secret not in text
     mine = world.cli.key_list(user="lister")
     assert {e["access_key"] for e in mine} == {c1.access_key, c2.access_key}
-    assert all(e["user"] == "lister" and e["revoked"] is False for e in mine)
+    assert all(e["user"] == "lister" and not e["revoked"] for e in mine)  # false/null: not revoked
+    # a token is its own secret: it is listed under an id, never as itself
+    assert tok.secret_key not in text + world.cli.run("key", "list", "--user", "lister-tok").stdout
+    tok_entries = [e for e in entries if e["user"] == "lister-tok"]
+    assert len(tok_entries) == 1
     kinds = {e["access_key"]: e["kind"] for e in entries}
-    assert kinds[c1.access_key] != kinds[tok.access_key]  # a token is a different kind of key
+    assert tok_entries[0]["kind"] != kinds[c1.access_key]  # a token is a different kind of key
     world.cli.key_revoke(c1.access_key)
-    after = {e["access_key"]: e["revoked"] for e in world.cli.key_list(user="lister")}
-    assert after == {c1.access_key: True, c2.access_key: False}
+    after = {e["access_key"]: bool(e["revoked"]) for e in world.cli.key_list(user="lister")}
+    assert after == {c1.access_key: True, c2.access_key: False}  # true or a revocation time
 
 
 def test_cli_grants_listing(world):
@@ -537,7 +543,7 @@ def test_sigv2_header_auth(world):
     will = world.client(world.users["will"], "s3")
     will.put_object(Bucket=b, Key="v2 key+plus.txt", Body=b"signed v2")
     assert will.get_object(Bucket=b, Key="v2 key+plus.txt")["Body"].read() == b"signed v2"
-    assert "v2 key+plus.txt" in [o["Key"] for o in will.list_objects(Bucket=b)["Contents"]]
+    assert will.head_object(Bucket=b, Key="v2 key+plus.txt")["ContentLength"] == 9
     mp = will.create_multipart_upload(Bucket=b, Key="mp2")["UploadId"]
     part = will.upload_part(Bucket=b, Key="mp2", UploadId=mp, PartNumber=1, Body=b"p")
     will.complete_multipart_upload(Bucket=b, Key="mp2", UploadId=mp, MultipartUpload={
@@ -552,6 +558,43 @@ def test_sigv2_header_auth(world):
     denied(lambda: world.client(Creds("x", "AKNOSUCHKEY0000000", "x"), "s3").list_buckets(),
            code="InvalidAccessKeyId")
     assert world.state(repo) == before
+
+
+def test_sigv2_header_auth_bucket_operations(world):
+    """botocore's SigV2 signs a bucket-level request sent as ``/bucket`` with the
+    CanonicalizedResource ``/bucket/`` (its ``auth_path``); AWS accepts that."""
+    repo = world.repo(rita="reader", will="writer")
+    b = f"master.{repo}"
+    will = world.client(world.users["will"], "s3")
+    assert [o["Key"] for o in will.list_objects(Bucket=b)["Contents"]] == ["a.txt", "b.txt"]
+    assert [o["Key"] for o in will.list_objects_v2(Bucket=b)["Contents"]] == ["a.txt", "b.txt"]
+    will.head_bucket(Bucket=b)
+    will.get_bucket_location(Bucket=b)
+    r = will.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "b.txt"}]})
+    assert not r.get("Errors")
+    will.create_bucket(Bucket=f"dev.{repo}")
+    denied(lambda: will.delete_bucket(Bucket=f"dev.{repo}"))
+    world.client(world.admin, "s3").delete_bucket(Bucket=f"dev.{repo}")
+    assert f"dev.{repo}" not in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
+
+
+def test_sigv2_x_amz_date_in_rfc_2822_form(world):
+    """s3cmd --signature-v2 sends no Date but ``x-amz-date: Thu, 26 Nov 2026 12:15:00 +0000``
+    (signed among the x-amz- headers, with an empty Date line)."""
+    repo = world.repo(rita="reader")
+    now = dt.datetime.now(dt.timezone.utc)
+    results = {}
+    for date in (now.strftime("%a, %d %b %Y %H:%M:%S GMT"), now.strftime("%a, %d %b %Y %H:%M:%S +0000")):
+        headers = {"Host": f"127.0.0.1:{world.server.port}", "x-amz-date": date}
+        headers["Authorization"] = sign_v2(world.users["rita"], "GET", f"/master.{repo}/a.txt", headers)
+        status, _, body = raw_request(world.server.port, "GET", f"/master.{repo}/a.txt", headers)
+        results[date] = (status, body if status != 200 else body.decode())
+    assert all(r == (200, "alpha") for r in results.values()), results
+    old = (now - dt.timedelta(minutes=30)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    headers = {"Host": f"127.0.0.1:{world.server.port}", "x-amz-date": old}
+    headers["Authorization"] = sign_v2(world.users["rita"], "GET", f"/master.{repo}/a.txt", headers)
+    status, _, body = raw_request(world.server.port, "GET", f"/master.{repo}/a.txt", headers)
+    assert status == 403 and error_code(body) == "RequestTimeTooSkewed", body
 
 
 # --------------------------------------------------------------------------- payloads
