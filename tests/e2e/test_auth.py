@@ -27,6 +27,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -554,6 +555,36 @@ def test_anonymous_requests_are_denied(world):
     assert world.s3.get_object(Bucket=f"master.{repo}", Key="a.txt")["Body"].read() == b"alpha"
 
 
+SPECIAL_KEY = "dir/a b+c ü&=;:@$,!*'()~%.txt"
+
+
+@pytest.mark.parametrize("sv", ["s3v4", "s3"])
+def test_special_character_keys_and_signed_query_params(world, sv):
+    repo = world.repo(objects={}, will="writer")
+    b = f"master.{repo}"
+    c = world.client(world.users["will"], sv)
+    c.put_object(Bucket=b, Key=SPECIAL_KEY, Body=b"special")
+    assert c.get_object(Bucket=b, Key=SPECIAL_KEY)["Body"].read() == b"special"
+    assert c.head_object(Bucket=b, Key=SPECIAL_KEY)["ContentLength"] == 7
+    url = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": SPECIAL_KEY})
+    assert http_request(url) == (200, b"special")
+    url = c.generate_presigned_url("head_object", Params={"Bucket": b, "Key": SPECIAL_KEY})
+    assert http_request(url, "HEAD")[0] == 200
+    url = c.generate_presigned_url("get_object", Params={
+        "Bucket": b, "Key": SPECIAL_KEY, "ResponseContentDisposition": 'attachment; filename="x y.txt"',
+        "ResponseContentType": "text/x-special"})
+    req = urllib.request.Request(url)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.read() == b"special"
+        assert resp.headers["Content-Disposition"] == 'attachment; filename="x y.txt"'
+        assert resp.headers["Content-Type"] == "text/x-special"
+    # the response-* overrides are signed: changing one breaks the signature
+    status, body = http_request(url.replace("text%2Fx-special", "text%2Fhtml"))
+    assert status == 403 and error_code(body) == "SignatureDoesNotMatch", body
+    # last: a bucket-level request (see test_sigv2_header_auth_bucket_operations for SigV2)
+    assert [o["Key"] for o in c.list_objects_v2(Bucket=b, Prefix="dir/a b+")["Contents"]] == [SPECIAL_KEY]
+
+
 def test_unknown_key_and_wrong_secret(world):
     r = denied(lambda: world.client(Creds("x", "AKNOSUCHKEY0000000", "whatever")).list_buckets(),
                code="InvalidAccessKeyId")
@@ -571,6 +602,9 @@ def test_any_region_in_the_scope_is_accepted(world, region):
     c = world.client(world.users["will"], region=region)
     c.put_object(Bucket=f"master.{repo}", Key="r.txt", Body=region.encode())
     assert c.get_object(Bucket=f"master.{repo}", Key="r.txt")["Body"].read() == region.encode()
+    url = c.generate_presigned_url("get_object", Params={"Bucket": f"master.{repo}", "Key": "r.txt"})
+    assert f"%2F{region}%2Fs3%2F" in url
+    assert http_request(url) == (200, region.encode())
 
 
 def test_clock_skew(world):
@@ -670,6 +704,8 @@ def test_sigv2_header_auth(world):
     will.complete_multipart_upload(Bucket=b, Key="mp2", UploadId=mp, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     will.delete_object(Bucket=b, Key="mp2")
+    will.copy_object(Bucket=b, Key="copied v2.txt", CopySource={"Bucket": b, "Key": "v2 key+plus.txt"})
+    assert will.get_object(Bucket=b, Key="copied v2.txt")["Body"].read() == b"signed v2"
     rita = world.client(world.users["rita"], "s3")
     assert rita.get_object(Bucket=b, Key="a.txt")["Body"].read() == b"alpha"
     before = world.state(repo)
@@ -697,6 +733,9 @@ def test_sigv2_header_auth_bucket_operations(world):
     denied(lambda: will.delete_bucket(Bucket=f"dev.{repo}"))
     world.client(world.admin, "s3").delete_bucket(Bucket=f"dev.{repo}")
     assert f"dev.{repo}" not in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
+    url = world.client(world.users["rita"], "s3").generate_presigned_url("list_objects", Params={"Bucket": b})
+    status, body = http_request(url)
+    assert status == 200 and b"<Key>a.txt</Key>" in body, body
 
 
 def test_sigv2_x_amz_date_in_rfc_2822_form(world):
@@ -772,7 +811,8 @@ def test_unsigned_trailer_body_with_a_signed_header(world):
 DATA = bytes(range(256)) * 120  # 30720 bytes: 3 chunks of 8 KiB and a short one
 
 
-def _streaming_put(world, creds, b, key, data, *, tamper=None, trailer=False, region="us-east-1"):
+def _streaming_put(world, creds, b, key, data, *, tamper=None, trailer=False, region="us-east-1",
+                   query=""):
     """PUT ``data`` as STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] over a raw socket.
 
     ``tamper``: ``("sig", i)`` alters chunk i's signature, ``("data", i)`` one byte of chunk
@@ -787,7 +827,7 @@ def _streaming_put(world, creds, b, key, data, *, tamper=None, trailer=False, re
                "Content-Length": str(streaming_length(chunks, trailer_lines))}
     if trailer:
         headers["x-amz-trailer"] = "x-amz-checksum-crc32"
-    url = f"{world.endpoint}/{b}/{key}"
+    url = f"{world.endpoint}/{b}/{key}" + (f"?{query}" if query else "")
     signed = sign_v4(creds, "PUT", url, headers, payload_hash=marker, region=region)
     ts = signed["X-Amz-Date"]
     sigs = chunk_signatures(creds.secret_key, ts, region, seed_signature(signed), chunks)
@@ -802,7 +842,7 @@ def _streaming_put(world, creds, b, key, data, *, tamper=None, trailer=False, re
         tsig = tsig[:-1] + ("0" if tsig[-1] != "0" else "1")
     body = streaming_body(chunks, sigs, trailer_lines, tsig)
     assert len(body) == int(headers["Content-Length"])
-    return raw_request(world.server.port, "PUT", f"/{b}/{key}", signed, body)
+    return raw_request(world.server.port, "PUT", f"/{b}/{key}" + (f"?{query}" if query else ""), signed, body)
 
 
 @pytest.mark.parametrize("trailer", [False, True], ids=["payload", "payload-trailer"])
@@ -815,6 +855,28 @@ def test_streaming_signed_upload(world, trailer):
     assert headers["etag"] == f'"{hashlib.md5(DATA).hexdigest()}"'
     got = world.s3.get_object(Bucket=b, Key="streamed.bin")
     assert got["Body"].read() == DATA and got["ContentLength"] == len(DATA)
+
+
+def test_streaming_signed_upload_part(world):
+    """minio-go sends its multipart parts as signed aws-chunks too (query string signed)."""
+    repo = world.repo(objects={}, will="writer")
+    b = f"master.{repo}"
+    will = world.client(world.users["will"])
+    upload = will.create_multipart_upload(Bucket=b, Key="mp.bin")["UploadId"]
+    part1 = os.urandom(5 * MiB)
+    status, h1, body = _streaming_put(world, world.users["will"], b, "mp.bin", part1,
+                                      query=f"partNumber=1&uploadId={upload}")
+    assert status == 200, body
+    status, _, body = _streaming_put(world, world.users["will"], b, "mp.bin", DATA, tamper=("sig", 2),
+                                     query=f"partNumber=2&uploadId={upload}")
+    assert status == 403 and error_code(body) == "SignatureDoesNotMatch", body
+    assert [p["PartNumber"] for p in will.list_parts(Bucket=b, Key="mp.bin", UploadId=upload)["Parts"]] == [1]
+    status, h2, body = _streaming_put(world, world.users["will"], b, "mp.bin", DATA,
+                                      query=f"partNumber=2&uploadId={upload}")
+    assert status == 200, body
+    will.complete_multipart_upload(Bucket=b, Key="mp.bin", UploadId=upload, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": h1["etag"]}, {"PartNumber": 2, "ETag": h2["etag"]}]})
+    assert world.s3.get_object(Bucket=b, Key="mp.bin")["Body"].read() == part1 + DATA
 
 
 @pytest.mark.parametrize("tamper", [("sig", 1), ("sig", 3), ("sig", 4), ("data", 2), ("trailer-sig", None)],
