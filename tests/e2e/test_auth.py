@@ -653,6 +653,11 @@ def test_presigned_sigv4(world):
                                         ExpiresIn=7 * 86400 + 1)
     status, body = http_request(too_long)
     assert status in (400, 403) and error_code(body) in ("AuthorizationQueryParametersError", "AccessDenied"), body
+    # dated in the future: not a way around the 7 days
+    with frozen_botocore_clock(utcnow() + dt.timedelta(days=30)):
+        future = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "a.txt"}, ExpiresIn=3600)
+    status, body = http_request(future)
+    assert status == 403, (status, body)
     # presigned PUT carries the signer's rights: the admin's works, the reader's does not
     put = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "up.txt"}, ExpiresIn=300)
     assert http_request(put, "PUT", b"uploaded")[0] == 200
@@ -806,6 +811,26 @@ def test_unsigned_trailer_body_with_a_signed_header(world):
     status, _, resp = raw_request(world.server.port, "PUT", f"/{b}/r.bin", signed, body)
     assert status == 403 and error_code(resp) == "AccessDenied"
     assert sorted(world.state(repo)[b]) == ["t.bin"]
+
+
+def test_payload_hash_is_checked_for_xml_bodies(world):
+    """A signed DeleteObjects naming a.txt must not delete b.txt when the body is swapped."""
+    repo = world.repo(will="writer")
+    b = f"master.{repo}"
+    def delete_xml(key):
+        return (f'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>{key}</Key>'
+                f'</Object><Quiet>true</Quiet></Delete>').encode()
+    signed_for, sent = delete_xml("a.txt"), delete_xml("b.txt")
+    assert len(signed_for) == len(sent)
+    url = f"{world.endpoint}/{b}?delete="
+    headers = sign_v4(world.users["will"], "POST", url, {"Content-Length": str(len(sent)),
+                                                         "Content-Type": "application/xml"}, signed_for)
+    status, _, body = raw_request(world.server.port, "POST", f"/{b}?delete=", headers, sent)
+    assert status == 400 and error_code(body) == "XAmzContentSHA256Mismatch", (status, body)
+    assert sorted(world.state(repo)[b]) == ["a.txt", "b.txt"]
+    status, _, body = raw_request(world.server.port, "POST", f"/{b}?delete=", headers, signed_for)
+    assert status == 200, body
+    assert sorted(world.state(repo)[b]) == ["b.txt"]
 
 
 DATA = bytes(range(256)) * 120  # 30720 bytes: 3 chunks of 8 KiB and a short one
@@ -1187,13 +1212,25 @@ def test_awscli_with_auth(world, tmp_path):
     if curl is not None:
         assert curl.stdout == "200" and (tmp_path / "curl.bin").read_bytes() == src.read_bytes()
 
+    ok("s3", "rm", f"s3://{b}/big.bin")
+    assert "big.bin" not in ok("s3", "ls", "--recursive", f"s3://{b}")
+    # a new repo made with the aws cli belongs to its maker, who may remove it
+    mine = f"master.r{uuid.uuid4().hex[:10]}"
+    ok("s3", "mb", f"s3://{mine}")
+    ok("s3", "cp", "--no-progress", str(src), f"s3://{mine}/x.bin")
+    ok("s3", "rb", "--force", f"s3://{mine}")
+    assert mine not in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
+    p = _run([*aws, "s3", "rb", f"s3://{b}"], env)  # only a writer here
+    assert p.returncode != 0 and "AccessDenied" in p.stderr, p.stderr
+
     bad_env = _aws_env(tmp_path / "badhome", world.users["will"].with_secret("wrong-secret"))
     for args in (["s3", "ls", f"s3://{b}"], ["s3", "cp", "--no-progress", str(src), f"s3://{b}/bad.bin"],
                  ["s3", "cp", "--no-progress", f"s3://{b}/a.txt", str(tmp_path / "x")]):
         p = _run([*aws, *args], bad_env)
         assert p.returncode != 0, args
         assert "SignatureDoesNotMatch" in p.stderr or "403" in p.stderr, p.stderr
-    assert "bad.bin" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b)["Contents"]}
+    assert "bad.bin" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b).get("Contents", [])}
+    assert b in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
 
 
 def _s3cmd_cfg(path: Path, port: int, creds: Creds) -> Path:
@@ -1228,6 +1265,10 @@ def test_s3cmd_with_auth(world, tmp_path, sig):
     p = s3cmd("get", "--force", f"s3://{b}/s3cmd/f.txt", str(tmp_path / "back.txt"))
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
+    assert s3cmd("put", str(src), f"s3://{b}/s3cmd/tmp.txt").returncode == 0
+    p = s3cmd("del", f"s3://{b}/s3cmd/tmp.txt")
+    assert p.returncode == 0, p.stderr
+    assert "s3cmd/tmp.txt" not in {o["Key"] for o in world.s3.list_objects_v2(Bucket=b)["Contents"]}
 
     bad = _s3cmd_cfg(tmp_path / "bad.cfg", world.server.port, world.users["will"].with_secret("wrong"))
     p = s3cmd("put", str(src), f"s3://{b}/s3cmd/bad.txt", cfg=bad)
