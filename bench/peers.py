@@ -162,7 +162,7 @@ class Phase:
         threads.sort(key=lambda t: -t["cpu_s"])
         total = max(total, proc_cpu)
         self.cpu = {"wall_s": round(wall, 3), "cpu_s": round(total, 3),
-                    "cores": round(total / wall, 2) if wall > 0 else None, "threads": threads[:6],
+                    "cores": round(total / wall, 2) if wall > 0 else None, "threads": threads[:10],
                     "client_cores": round(client_cpu / wall, 2) if wall > 0 else None,
                     # busy cores not ours (server + this client): other work on the machine
                     "other_cores": round(max(0.0, machine - total - client_cpu) / wall, 2) if wall > 0 else None}

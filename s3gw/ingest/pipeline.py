@@ -1,28 +1,35 @@
-"""The write pipeline: body pieces -> blocks -> (stream hashes | chunker -> chunk hashes -> store).
+"""The write pipeline: body -> blocks -> (stream hashes | chunker -> chunk hashes -> store).
 
 Theory of operation
 -------------------
-The trio task that owns the request pulls decoded body pieces (``read``)
-and copies them into fixed blocks (``block_size``, 1 MiB) taken from a small
-pool of preallocated buffers (no large temporary allocations: glibc's malloc
-makes those slow and erratic).  A full block goes to two stages that run in
-worker threads at the same time, one per core:
+The trio task that owns the request fills fixed blocks (``block_size``,
+4 MiB) with the body: straight from the socket when the caller gives a
+``read_into`` (a plain Content-Length body: one kernel copy, nothing else),
+else by copying decoded pieces from ``read``.  Blocks come from a small
+per-upload pool (at most ``pool_blocks``, allocated on demand from a
+process-wide spare list: no large temporary allocations, which glibc's
+malloc makes slow and erratic).  A full block goes to two stages, each in
+its own worker thread for the whole upload, fed through a queue (no trio
+task and no ``to_thread`` round trip per block), one per core:
 
 * the *stream* stage feeds the whole-stream hashers that must see every
   byte in order: MD5 (ETag, Content-MD5) -- the single-stream ceiling;
 * the *chunk* stage runs the content-defined chunker, hashes each chunk
-  (BLAKE3-256 address, XXH3-64 checksum), writes new chunks to the store,
-  and feeds any further stream hashes the request asked for (SHA-256 of a
-  signed payload, the ``x-amz-checksum-*`` algorithm).
+  (BLAKE3-256 address, XXH3-64 checksum), writes each new chunk to its temp
+  file straight from the block (no copy, no writer thread: measured cheaper
+  in CPU per GB than handing copies to a writer pool), and feeds any further
+  stream hashes the request asked for (SHA-256 of a signed payload, the
+  ``x-amz-checksum-*`` algorithm).
 
-Each stage has its own channel of capacity 1; a block returns to the pool
-when both stages are done with it.  The reader waits for a free block, so
-the socket is read only as fast as the slowest stage goes (back-pressure).
+A block returns to the pool when both stages are done with it (the last one
+hands it back with one ``run_sync_soon``).  The reader waits for a free
+block, so the socket is read only as fast as the slowest stage goes
+(back-pressure).
 
-Memory per request: ``pool_blocks`` x ``block_size`` (4 MiB) + one chunk
-accumulation buffer and ``WRITE_BUFFERS`` write buffers of the chunker's
-max size (16 MiB) + the HTTP receive buffer: about 21 MiB, whatever the
-body size.
+Memory per request: ``pool_blocks`` x ``block_size`` (16 MiB) + one chunk
+accumulation buffer (a block, for chunks that span blocks) + the HTTP
+receive buffer: about 21 MiB, whatever the body size.  Spare blocks kept
+for the next uploads: at most ``SPARE_BLOCKS``.
 
 Nothing here makes the data visible: new chunks are staged in temp files
 (their writeback started at once, so disk I/O overlaps hashing); the caller
@@ -34,8 +41,8 @@ no trace.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
@@ -48,16 +55,14 @@ from ..store.ids import ChunkRef, Manifest
 
 __all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage", "BodyTooLong"]
 
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 4 << 20            # = the chunker's max size: most chunks lie inside one block
 POOL_BLOCKS = 4
-WRITE_BUFFERS = 3
-SMALL_CHUNK = 64 * 1024         # chunks up to this size are copied, not pooled
+SPARE_BLOCKS = 8                # blocks kept for later uploads (process-wide)
 SMALL_BODY = 256 * 1024         # bodies up to this size are handled in one worker call
-# Writer threads shared by all uploads (disk writes block in the kernel, GIL released).
-_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-chunk-writer")
 STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
 
 Reader = Callable[[int], Awaitable[bytes]]
+ReaderInto = Callable[[memoryview], Awaitable[int]]
 
 
 class BodyTooLong(Exception):
@@ -90,30 +95,53 @@ async def _discard(batch: WriteBatch) -> None:
             await trio.to_thread.run_sync(batch.discard)
 
 
+class _Spares:
+    """Process-wide spare buffers of one size (thread-safe), so an upload does not
+    allocate (and zero) its blocks each time."""
+
+    def __init__(self, size: int, keep: int):
+        self.size = size
+        self._keep = keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        if size == self.size:
+            with self._lock:
+                if self._free:
+                    return self._free.pop()
+        return bytearray(size)
+
+    def give(self, buf: bytearray) -> None:
+        if len(buf) == self.size:
+            with self._lock:
+                if len(self._free) < self._keep:
+                    self._free.append(buf)
+
+
+_SPARES = _Spares(BLOCK_SIZE, SPARE_BLOCKS)
+
+
 class ChunkStage:
-    """Chunker + chunk hashing, fed block by block (blocking; one thread), with
-    new chunks written by a shared pool of writer threads.
+    """Chunker + chunk hashing + staging of new chunks, fed block by block
+    (blocking; one thread at a time).
 
     Cut points depend only on the bytes: the scanner's state carries across
-    blocks.  A chunk that lies inside one block is hashed from the block
-    itself; one that spans blocks is gathered in ``_pending``.  A new chunk
-    is copied into one of ``WRITE_BUFFERS`` preallocated buffers and written
-    by a writer thread, so a slow disk (dirty-page throttling, fsync) runs
-    in parallel with chunking and hashing; when every buffer is in flight
-    the stage waits for the oldest write (back-pressure, bounded memory:
-    ``WRITE_BUFFERS`` x max chunk size).
+    blocks.  A chunk that lies inside one block is hashed and written from
+    the block itself; one that spans blocks is gathered in ``_pending`` (one
+    buffer of the chunker's max size).  New chunks are written synchronously
+    to their temp files (``WriteBatch.write_claimed``, writeback started at
+    once), so nothing refers to a block after ``feed`` returns.
     """
 
     def __init__(self, batch: WriteBatch, params=None, algorithms: Iterable[str] = ()):
         p = params or chunker_mod.DEFAULT_PARAMS
         self._scanner = chunker_mod.Scanner(p.min_size, p.avg_size, p.max_size)
         self._max = p.max_size
-        self._pending_view: memoryview | None = None   # allocated when a chunk spans blocks
+        self._pending: bytearray | None = None     # taken when a chunk spans blocks
+        self._pending_view: memoryview | None = None
         self._fill = 0
         self._batch = batch
-        self._free: list[bytearray] = []
-        self._buffers = 0                               # write buffers allocated so far
-        self._inflight: deque = deque()
         self.refs: list[ChunkRef] = []
         algos = list(algorithms)
         self._hasher = hashing.StreamHasher(algos) if algos else None
@@ -143,34 +171,32 @@ class ChunkStage:
             pos = cut
 
     def finish(self) -> dict[str, bytes]:
-        """Emit the final partial chunk, wait for the writes; return this stage's digests."""
+        """Emit the final partial chunk; return this stage's digests."""
         if self._fill:
             self._emit(self._pending_view[:self._fill])
             self._fill = 0
         self._scanner.reset()
-        self.drain()
+        self._release_pending()
         return self._hasher.digests() if self._hasher is not None else {}
 
     def drain(self) -> None:
-        """Wait for every write in flight (errors propagate)."""
-        while self._inflight:
-            buf = self._wait_oldest()
-            if buf is not None:
-                self._free.append(buf)
+        """Nothing to wait for: chunks are written as they are cut (kept for callers)."""
 
     def abandon(self) -> None:
-        """Wait for the writes in flight, ignoring their errors (the upload failed)."""
-        while self._inflight:
-            fut, buf = self._inflight.popleft()
-            try:
-                fut.result()
-            except Exception:
-                pass
+        """Forget the stage's buffers (the upload failed; the batch is discarded)."""
+        self._fill = 0
+        self._release_pending()
+
+    def _release_pending(self) -> None:
+        if self._pending is not None:
+            _SPARES.give(self._pending)
+            self._pending = self._pending_view = None
 
     def _append(self, piece) -> None:
         n = len(piece)
-        if self._pending_view is None:
-            self._pending_view = memoryview(bytearray(self._max))
+        if self._pending is None:
+            self._pending = _SPARES.take(max(self._max, BLOCK_SIZE))
+            self._pending_view = memoryview(self._pending)
         self._pending_view[self._fill:self._fill + n] = piece
         self._fill += n
 
@@ -178,56 +204,134 @@ class ChunkStage:
         cid = hashing.chunk_id(data)
         n = len(data)
         self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), n))
-        if not self._batch.claim(cid, n):
-            return
-        if n <= SMALL_CHUNK:
-            buf = bytes(data)  # small: a copy is cheaper than a pooled buffer
-            self._inflight.append((_WRITERS.submit(self._batch.write_claimed, cid, buf), None))
-            return
-        if self._free:
-            buf = self._free.pop()
-        elif self._buffers < WRITE_BUFFERS:
-            buf = bytearray(self._max)
-            self._buffers += 1
-        else:
-            buf = self._wait_oldest()
-        view = memoryview(buf)[:n]
-        view[:] = data
-        self._inflight.append((_WRITERS.submit(self._batch.write_claimed, cid, view), buf))
-
-    def _wait_oldest(self) -> bytearray:
-        fut, buf = self._inflight.popleft()
-        fut.result()
-        return buf
+        if self._batch.claim(cid, n):
+            self._batch.write_claimed(cid, data)
 
 
 class _BlockPool:
-    """Preallocated blocks handed between the reader and the two stages."""
+    """Preallocated blocks handed between the reader (trio) and the stage threads.
+
+    ``release`` may be called from any thread: the last stage done with a
+    block hands it back to the trio side with one ``run_sync_soon`` (the only
+    cross-thread wake-up per block).
+    """
 
     def __init__(self, count: int, size: int):
         self._send, self._recv = trio.open_memory_channel(count)
-        for _ in range(count):
-            self._send.send_nowait(bytearray(size))
+        self._size = size
+        self._unmade = count                 # blocks not allocated yet (made on demand)
+        self._made: list[bytearray] = []
         self._refs: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._token = trio.lowlevel.current_trio_token()
 
     async def take(self) -> bytearray:
+        if self._unmade:
+            try:
+                return self._recv.receive_nowait()
+            except trio.WouldBlock:
+                await trio.lowlevel.checkpoint()
+                self._unmade -= 1
+                block = _SPARES.take(self._size)
+                self._made.append(block)
+                return block
         return await self._recv.receive()
 
+    def close(self) -> None:
+        """Give the blocks to the spare list (all stages are done with them)."""
+        for block in self._made:
+            _SPARES.give(block)
+        self._made.clear()
+
+    def put_back(self, block: bytearray) -> None:
+        """Return an unused block (trio thread)."""
+        self._send.send_nowait(block)
+
     def share(self, block: bytearray, users: int) -> None:
-        self._refs[id(block)] = users
+        with self._lock:
+            self._refs[id(block)] = users
 
     def release(self, block: bytearray) -> None:
         key = id(block)
-        self._refs[key] -= 1
-        if self._refs[key] == 0:
-            del self._refs[key]
-            self._send.send_nowait(block)
+        with self._lock:
+            self._refs[key] -= 1
+            last = self._refs[key] == 0
+            if last:
+                del self._refs[key]
+        if last:
+            self._token.run_sync_soon(self._send.send_nowait, block)
+
+
+class _StageThread:
+    """One stage of one upload in its own worker thread (trio's thread cache),
+    fed blocks through a queue: no trio task and no ``to_thread`` round trip
+    per block.
+
+    ``fn(view)`` runs for every block; ``final()`` once after the last one,
+    and its result is the stage's outcome.  After an error the stage skips
+    the remaining blocks (still releasing them, so the reader never waits on
+    a dead stage) and its outcome is the error; the reader checks ``error``
+    before each block.  ``abort()`` makes it skip the rest too.
+    """
+
+    def __init__(self, fn, final, release):
+        self._fn = fn
+        self._final = final
+        self._release = release
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.aborted = False
+        self.done = trio.Event()
+        self.outcome = None
+
+    def start(self) -> None:
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(outcome) -> None:  # in the worker thread
+            token.run_sync_soon(self._finished, outcome)
+
+        trio.lowlevel.start_thread_soon(self._loop, deliver)
+
+    def _finished(self, outcome) -> None:
+        self.outcome = outcome
+        self.done.set()
+
+    def put(self, block, n: int) -> None:
+        self._queue.put((block, n))
+
+    def end(self, abort: bool = False) -> None:
+        if abort:
+            self.aborted = True
+        self._queue.put(None)
+
+    def _loop(self):
+        fn = self._fn
+        get = self._queue.get
+        release = self._release
+        while True:
+            item = get()
+            if item is None:
+                break
+            block, n = item
+            try:
+                if self.error is None and not self.aborted:
+                    fn(memoryview(block)[:n])
+            except BaseException as exc:  # handed to the reader through the outcome
+                self.error = exc
+            finally:
+                release(block)
+        if self.error is not None:
+            raise self.error
+        if self.aborted:
+            return None
+        return self._final()
 
 
 async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
                  params=None, block_size: int = BLOCK_SIZE, pool_blocks: int = POOL_BLOCKS,
                  limiter: trio.CapacityLimiter | None = None,
-                 size_hint: int | None = None) -> IngestResult:
+                 size_hint: int | None = None,
+                 read_into: ReaderInto | None = None) -> IngestResult:
     """Stream a body into the chunk store.
 
     Args:
@@ -235,6 +339,9 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
             It raises (e.g. an S3 error) for a short or malformed body.
         store: where new chunks go.
         algorithms: whole-stream digests wanted (md5, sha256, sha1, crc32, crc32c).
+        read_into: optional ``await read_into(view)``: fills 1..len(view) bytes of
+            ``view``, returns the count (0 at the end).  When given, blocks are
+            filled with it (no piece objects, no copy) instead of ``read``.
         size_hint: the declared body length, if known.  A small body (up to
             ``SMALL_BODY``) is gathered and processed in a single worker call:
             for 4 KiB objects the per-block pipeline would cost more than the work.
@@ -250,15 +357,16 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
     stream_hasher = hashing.StreamHasher(stream_algos) if stream_algos else None
     batch = store.batch()
     stage = ChunkStage(batch, params, chunk_algos)
-    users = 2 if stream_hasher is not None else 1
     try:
         if size_hint is not None and size_hint <= SMALL_BODY:
             return await _run_small(read, stage, stream_hasher, limiter, batch)
         pool = _BlockPool(pool_blocks, block_size)
-        return await _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch)
+        try:
+            return await _run(read, read_into, stage, stream_hasher, pool, block_size, batch)
+        finally:
+            pool.close()
     except BaseException:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(stage.abandon)
+        stage.abandon()
         await _discard(batch)
         raise
 
@@ -291,30 +399,35 @@ async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult
                         new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
 
 
-async def _run(read, stage, stream_hasher, pool, users, block_size, limiter, batch):
+async def _run(read, read_into, stage, stream_hasher, pool, block_size, batch):
+    # One thread per stage for the whole upload (see _StageThread).  These threads
+    # do not take the limiter's tokens (a token held for a whole upload would
+    # starve short metadata calls): each upload's work is bounded by its block
+    # pool, and there are two such threads per upload in progress.
+    stages = [_StageThread(stage.feed, stage.finish, pool.release)]
+    if stream_hasher is not None:
+        stages.append(_StageThread(stream_hasher.update, stream_hasher.digests, pool.release))
+    for st in stages:
+        st.start()
     size = 0
-
-    async def run_stage(recv, fn):
-        async with recv:
-            async for block, n in recv:
-                try:
-                    await trio.to_thread.run_sync(fn, memoryview(block)[:n], limiter=limiter)
-                finally:
-                    pool.release(block)
-
-    async with trio.open_nursery() as nursery:
-        chunk_send, chunk_recv = trio.open_memory_channel(1)
-        nursery.start_soon(run_stage, chunk_recv, stage.feed)
-        hash_send = None
-        if stream_hasher is not None:
-            hash_send, hash_recv = trio.open_memory_channel(1)
-            nursery.start_soon(run_stage, hash_recv, stream_hasher.update)
-        try:
-            done = False
-            while not done:
-                block = await pool.take()
-                view = memoryview(block)
-                n = 0
+    failed = True
+    try:
+        done = False
+        while not done:
+            block = await pool.take()
+            if any(st.error is not None for st in stages):
+                pool.put_back(block)
+                break
+            view = memoryview(block)
+            n = 0
+            if read_into is not None:
+                while n < block_size:
+                    k = await read_into(view[n:])
+                    if not k:
+                        done = True
+                        break
+                    n += k
+            else:
                 while n < block_size:
                     piece = await read(block_size - n)
                     if not piece:
@@ -323,21 +436,22 @@ async def _run(read, stage, stream_hasher, pool, users, block_size, limiter, bat
                     k = len(piece)
                     view[n:n + k] = piece
                     n += k
-                if n == 0:
-                    pool._send.send_nowait(block)
-                    break
-                size += n
-                pool.share(block, users)
-                await chunk_send.send((block, n))
-                if hash_send is not None:
-                    await hash_send.send((block, n))
-        finally:
-            await chunk_send.aclose()
-            if hash_send is not None:
-                await hash_send.aclose()
-
-    digests = await trio.to_thread.run_sync(stage.finish, limiter=limiter)
+            if n == 0:
+                pool.put_back(block)
+                break
+            size += n
+            pool.share(block, len(stages))
+            for st in stages:
+                st.put(block, n)
+        failed = False
+    finally:
+        for st in stages:
+            st.end(abort=failed)
+        with trio.CancelScope(shield=True):
+            for st in stages:
+                await st.done.wait()
+    digests = stages[0].outcome.unwrap()
     if stream_hasher is not None:
-        digests.update(stream_hasher.digests())
+        digests.update(stages[1].outcome.unwrap())
     return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests, batch=batch,
                         new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)

@@ -81,7 +81,7 @@ async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] 
     if sha_hex is not None and "sha256" not in algorithms:
         algorithms.append("sha256")
     result = await ingest(reader.read, svc.store, algorithms=algorithms, limiter=svc.limiter,
-                          size_hint=reader.shape.decoded_length)
+                          size_hint=reader.shape.decoded_length, read_into=_reader_into(req, reader))
     try:
         checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted, compute)
         await result.keep(svc.limiter)
@@ -89,6 +89,26 @@ async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] 
         await result.discard()
         raise
     return result, checksums
+
+
+def _reader_into(req: Request, reader: BodyReader):
+    """``read_into`` for a plain (not aws-chunked) body: the socket reads land in
+    the ingest pipeline's blocks directly (``http.Body.receive_into``), no copy.
+    ``reader.received`` is kept up to date, so ``reader.finish()`` checks the
+    length as for ``reader.read``.  None for aws-chunked bodies (decoded by the
+    reader)."""
+    if reader.decoder is not None:
+        return None
+    receive_into = getattr(req.body, "receive_into", None)
+    if receive_into is None:
+        return None
+
+    async def read_into(view) -> int:
+        n = await receive_into(view)
+        reader.received += n
+        return n
+
+    return read_into
 
 
 def _verify(req, reader, result, md5_expected, sha_hex, wanted,
