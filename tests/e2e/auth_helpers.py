@@ -14,11 +14,16 @@ Everything here acts the way a user or a real client does:
   so the test and the server cannot share a mistake.
 * :func:`http_request` / :func:`raw_request` send requests with urllib and
   over a bare socket.
+* :class:`World` and the module-scoped ``world`` fixture: a gateway with auth on, its
+  admin, four users (rita, will, olga, nick: roles are granted per test repo) and cached
+  boto3 clients; each test module that imports ``world`` gets its own gateway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import uuid
 import datetime as _dt
 import hashlib
 import hmac
@@ -28,9 +33,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from unittest import mock
 
+import pytest
+
+from tests.conftest import ServerProcess
 from tests.e2e.rawhttp import read_response
 
 REGION = "us-east-1"
@@ -323,3 +331,96 @@ def sign_v4_raw(creds: Creds, method: str, raw_path: str, query: str, headers: d
     out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
                             f"SignedHeaders={';'.join(names)}, Signature={sig}")
     return out
+
+
+# --------------------------------------------------------------------------- the gateway
+
+@dataclass
+class World:
+    server: ServerProcess
+    cli: AuthCli
+    admin: Creds
+    users: dict[str, Creds] = field(default_factory=dict)
+    _clients: dict = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def client(self, creds: Creds | None, signature_version: str = "s3v4", region: str = "us-east-1"):
+        key = (creds, signature_version, region)
+        if key not in self._clients:
+            self._clients[key] = boto3_client(self.endpoint, creds, signature_version, region)
+        return self._clients[key]
+
+    @property
+    def s3(self):
+        """The admin's boto3 client."""
+        return self.client(self.admin)
+
+    def repo(self, objects: dict[str, bytes] | None = None, **grants: str) -> str:
+        """A new repo with ``master.<repo>`` made by the admin, seeded, and roles granted
+        (``rita="reader"``: user name -> role)."""
+        repo = f"r{uuid.uuid4().hex[:10]}"
+        self.s3.create_bucket(Bucket=f"master.{repo}")
+        for key, body in (objects if objects is not None else {"a.txt": b"alpha", "b.txt": b"bravo"}).items():
+            self.s3.put_object(Bucket=f"master.{repo}", Key=key, Body=body)
+        for user, role in grants.items():
+            self.cli.grant(user, repo, role)
+        return repo
+
+    def state(self, repo: str) -> dict:
+        """What the admin sees of ``repo``: every bucket name on the server, and for the
+        repo's buckets each object's content and the multipart uploads in progress."""
+        names = sorted(b["Name"] for b in self.s3.list_buckets()["Buckets"])
+        out: dict = {"buckets": names}
+        for b in names:
+            if b.endswith("." + repo):
+                objs = {}
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=b):
+                    for o in page.get("Contents", []):
+                        objs[o["Key"]] = self.s3.get_object(Bucket=b, Key=o["Key"])["Body"].read()
+                out[b] = objs
+                uploads = self.s3.list_multipart_uploads(Bucket=b).get("Uploads", [])
+                out[b + "?uploads"] = sorted(u["Key"] for u in uploads)
+        return out
+
+
+def server_problems(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if re.search(r"s3gw\.access \S+ \S+ 500 ", line) or "Traceback" in line]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    data = tmp_path_factory.mktemp("s3gw-auth") / "data"
+    data.mkdir()
+    cli = AuthCli(str(data))
+    admin = cli.enable()
+    assert admin.user == "admin" and admin.access_key and admin.secret_key
+    srv = ServerProcess(str(data)).start()
+    w = World(srv, cli, admin)
+    # rita reads, will writes, olga owns (per repo, granted in each test); nick has no roles
+    for name in ("rita", "will", "olga", "nick"):
+        w.users[name] = cli.key_create(name)
+    try:
+        yield w
+    finally:
+        for c in w._clients.values():
+            c.close()
+        srv.stop()
+        problems = server_problems(srv.log())
+        assert not problems, "the server answered 500s or logged tracebacks:\n" + "\n".join(problems)
+
+
+def denied(call, code: str | None = "AccessDenied", status: int = 403) -> dict:
+    """Run a boto3 call that must fail with ``status`` (and S3 error ``code`` unless None,
+    e.g. for HEAD, whose error has no body)."""
+    from botocore.exceptions import ClientError
+    with pytest.raises(ClientError) as e:
+        call()
+    r = e.value.response
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == status, r
+    if code is not None:
+        assert r["Error"]["Code"] == code, r
+    return r
