@@ -29,7 +29,7 @@ import calendar
 import re
 import time
 
-__all__ = ["http_date", "iso8601_ms", "parse_http_date", "parse_iso8601"]
+__all__ = ["http_date", "iso8601_ms", "parse_http_date", "parse_iso8601", "parse_signed_date"]
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -108,6 +108,36 @@ def parse_http_date(value: str | None) -> int | None:
         mon, d, hh, mm, ss, y = m.groups()
         return _to_ns(int(y), mon, int(d.strip()), int(hh), int(mm), int(ss))
     return None
+
+
+_RFC2822 = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})"
+    r"\s*(?:GMT|UTC|UT|Z|([+-])(\d{2})(\d{2}))")
+
+
+def parse_signed_date(value: str | None) -> int | None:
+    """Parse the ``Date`` / ``x-amz-date`` of a signed request, leniently.
+
+    Besides the HTTP forms of :func:`parse_http_date`, RFC 2822 dates with a
+    numeric zone (``Thu, 26 Nov 2026 12:25:00 +0000``: s3cmd's SigV2
+    ``x-amz-date``) are accepted.  Conditional headers keep the strict
+    parser (RFC 9110 says to ignore what it rejects).
+
+    Returns:
+        Nanoseconds since the epoch, or ``None``.
+    """
+    ns = parse_http_date(value)
+    if ns is not None or not value:
+        return ns
+    m = _RFC2822.fullmatch(value.strip())
+    if m is None:
+        return None
+    d, mon, y, hh, mm, ss, sign, zh, zm = m.groups()
+    ns = _to_ns(int(y), mon.capitalize(), int(d), int(hh), int(mm), int(ss))
+    if ns is None or sign is None:
+        return ns
+    offset = (int(zh) * 3600 + int(zm) * 60) * 1_000_000_000
+    return ns - offset if sign == "+" else ns + offset
 
 
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z")

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from .dates import parse_http_date
+from .dates import parse_signed_date
 from .errors import S3Error
 from .sigv4 import _epoch, _iso, _lookup, _multi  # shared with SigV4
 
@@ -240,7 +240,7 @@ def verify_header_auth(
         )
     amz_date = _first(multi, "x-amz-date")
     date = _first(multi, "date")
-    when = parse_http_date(amz_date if amz_date is not None else date)
+    when = parse_signed_date(amz_date if amz_date is not None else date)
     if when is None:
         raise S3Error(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"

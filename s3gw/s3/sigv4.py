@@ -72,7 +72,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from .dates import parse_http_date
+from .dates import parse_signed_date
 from .errors import S3Error
 
 __all__ = [
@@ -558,7 +558,7 @@ def verify_header_auth(
         t = _parse_amz_date(amz[0])
         timestamp = amz[0].strip()
     else:
-        ns = parse_http_date((multi.get("date") or [None])[0])
+        ns = parse_signed_date((multi.get("date") or [None])[0])
         t = None if ns is None else ns // 1_000_000_000
         timestamp = "" if t is None else _amz_date(t)
     if t is None:

@@ -49,3 +49,14 @@ def test_parse_iso8601():
     assert parse_iso8601("2026-11-23T08:50:40.5Z") == T + 500_000_000
     assert parse_iso8601("2026-13-23T08:50:40Z") is None
     assert parse_iso8601("20261123T085040Z") is None
+
+
+def test_signed_dates_accept_rfc2822_numeric_zones():
+    from s3gw.s3.dates import parse_http_date, parse_signed_date
+    gmt = parse_http_date("Thu, 26 Nov 2026 12:25:00 GMT")
+    assert parse_signed_date("Thu, 26 Nov 2026 12:25:00 +0000") == gmt   # s3cmd's x-amz-date
+    assert parse_signed_date("Thu, 26 Nov 2026 13:25:00 +0100") == gmt
+    assert parse_signed_date("26 Nov 2026 07:25:00 -0500") == gmt
+    assert parse_signed_date("Thu, 26 Nov 2026 12:25:00 GMT") == gmt
+    assert parse_http_date("Thu, 26 Nov 2026 12:25:00 +0000") is None      # conditionals stay strict
+    assert parse_signed_date("yesterday") is None and parse_signed_date(None) is None
