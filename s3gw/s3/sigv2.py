@@ -196,10 +196,18 @@ def _match(
 
 
 def _resources(raw_path: str | bytes, raw_query: str | bytes, vhost_bucket: str | None) -> list[bytes]:
-    out = [canonical_resource(raw_path, raw_query, vhost_bucket=vhost_bucket)]
-    alt = canonical_resource(raw_path, raw_query, vhost_bucket=vhost_bucket, bare_empty=True)
-    if alt != out[0]:
-        out.append(alt)
+    paths = [raw_path]
+    path = _wire(raw_path)
+    if vhost_bucket is None and path.count(b"/") == 1 and len(path) > 1:
+        # botocore signs a bucket-level request sent as ``/bucket`` with the
+        # resource ``/bucket/`` (its auth_path); S3 accepts both.
+        paths.append(path + b"/")
+    out: list[bytes] = []
+    for p in paths:
+        for bare in (False, True):
+            r = canonical_resource(p, raw_query, vhost_bucket=vhost_bucket, bare_empty=bare)
+            if r not in out:
+                out.append(r)
     return out
 
 
