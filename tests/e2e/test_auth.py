@@ -128,6 +128,20 @@ def test_secrets_not_readable_by_other_local_users(world):
     assert not leaks, "secrets readable by other local users: " + ", ".join(leaks)
 
 
+def test_loosened_secret_store_is_tightened_again(tmp_path):
+    """Documented: the auth store's mode is set on creation and tightened if found looser."""
+    data = tmp_path / "data"
+    cli = AuthCli(str(data))
+    admin = cli.enable()
+    for p in data.rglob("*"):  # an operator's careless chmod -R go+r
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    cli.key_create("later")
+    cli.status()
+    for p in data.rglob("*"):
+        if p.is_file() and admin.secret_key.encode() in p.read_bytes():
+            assert not _readable_by_others(p, data), f"{p} mode {oct(p.stat().st_mode & 0o777)}"
+
+
 # --------------------------------------------------------------------------- roles (boto3, SigV4)
 
 def test_admin_full_round_trip(world, tmp_path):
