@@ -67,10 +67,9 @@ def test_awscli_with_auth(world, tmp_path):
     assert (tmp_path / "bigdown.bin").read_bytes() == big.read_bytes()
     url = ok("s3", "presign", f"s3://{b}/dir/up.bin", "--expires-in", "300").strip()
     assert http_request(url) == (200, src.read_bytes())
-    curl = _run(["curl", "-sS", "-o", str(tmp_path / "curl.bin"), "-w", "%{http_code}", url], env) \
-        if shutil.which("curl") else None
-    if curl is not None:
-        assert curl.stdout == "200" and (tmp_path / "curl.bin").read_bytes() == src.read_bytes()
+    assert shutil.which("curl"), "curl is needed (.ci/run installs it)"
+    curl = _run(["curl", "-sS", "-o", str(tmp_path / "curl.bin"), "-w", "%{http_code}", url], env)
+    assert curl.stdout == "200" and (tmp_path / "curl.bin").read_bytes() == src.read_bytes()
 
     ok("s3", "rm", f"s3://{b}/big.bin")
     assert "big.bin" not in ok("s3", "ls", "--recursive", f"s3://{b}")
