@@ -59,6 +59,20 @@ def test_corrupt_chunk_is_reported_never_served(tmp_path, damage):
         store.read(ref)
     assert path in str(info.value)
     assert not store.verify(ref.id)
+    for spare in (0, 1, 100):  # read_into: exact buffer (extra read) or spare bytes (one read)
+        with pytest.raises(ChunkCorrupt):
+            store.read_into(ref, bytearray(ref.length + spare))
+
+
+def test_read_into_slices(tmp_path):
+    store = LocalChunkStore(str(tmp_path))
+    data = bytes(range(256)) * 64
+    ref, _ = put(store, data)
+    for spare in (0, 1, 7):
+        buf = bytearray(ref.length + spare)
+        assert store.read_into(ref, buf) == data
+        assert store.read_into(ref, buf, 10, 5) == data[10:15]
+        assert store.read_into(ref, buf, 100) == data[100:]
 
 
 def test_missing_chunk(tmp_path):
