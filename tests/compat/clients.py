@@ -3,7 +3,8 @@
 One adapter per client with the same small set of verbs (mb, put, ls, get, copy, move,
 sync, rm, rb). Command-line clients (aws cli, s3cmd, rclone) run as subprocesses with a
 config file written into the test's tmp dir; library clients (boto3, minio-py, s3fs) are
-called in-process. Every client is path-style with throwaway credentials (auth is off).
+called in-process. Every client is path-style; against an auth-off server with throwaway
+credentials, against an auth-on one (``server.credentials``) with the admin's key pair.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Client:
     def __init__(self, server, workdir: Path):
         self.server = server
         self.endpoint = server.endpoint
+        # an auth-on server carries the admin's key pair; otherwise any credentials do
+        self.access_key, self.secret_key = getattr(server, "credentials", None) or \
+            (ACCESS_KEY, SECRET_KEY)
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.setup()
@@ -108,7 +112,7 @@ class AwsCli(Client):
         (home / ".aws" / "config").write_text(
             f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n")
         (home / ".aws" / "credentials").write_text(
-            f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+            f"[default]\naws_access_key_id = {self.access_key}\naws_secret_access_key = {self.secret_key}\n")
         self.env = _base_env(home)
         self.exe = _tool("aws")
 
@@ -193,8 +197,8 @@ class Boto3(Client):
     def setup(self):
         import boto3
         self.c = boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, region_name=REGION)
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name=REGION)
 
     def close(self):
         self.c.close()
@@ -257,8 +261,8 @@ class S3cmd(Client):
         self.cfg = self.workdir / "s3cfg"
         self.cfg.write_text("\n".join([
             "[default]",
-            f"access_key = {ACCESS_KEY}",
-            f"secret_key = {SECRET_KEY}",
+            f"access_key = {self.access_key}",
+            f"secret_key = {self.secret_key}",
             f"host_base = {host}",
             f"host_bucket = {host}",          # no %(bucket)s: path style
             "use_https = False",
@@ -339,8 +343,8 @@ class Rclone(Client):
             "[s3gw]",
             "type = s3",
             "provider = Other",
-            f"access_key_id = {ACCESS_KEY}",
-            f"secret_access_key = {SECRET_KEY}",
+            f"access_key_id = {self.access_key}",
+            f"secret_access_key = {self.secret_key}",
             f"endpoint = {self.endpoint}",
             f"region = {REGION}",
             "force_path_style = true",
@@ -418,8 +422,8 @@ class MinioPy(Client):
 
     def setup(self):
         from minio import Minio
-        self.c = Minio(f"127.0.0.1:{self.server.port}", access_key=ACCESS_KEY,
-                       secret_key=SECRET_KEY, secure=False, region=REGION)
+        self.c = Minio(f"127.0.0.1:{self.server.port}", access_key=self.access_key,
+                       secret_key=self.secret_key, secure=False, region=REGION)
 
     def version(self):
         import minio
@@ -472,7 +476,7 @@ class S3fs(Client):
     def setup(self):
         import s3fs
         self.fs = s3fs.S3FileSystem(
-            key=ACCESS_KEY, secret=SECRET_KEY,
+            key=self.access_key, secret=self.secret_key,
             client_kwargs={"endpoint_url": self.endpoint, "region_name": REGION},
             config_kwargs={"s3": {"addressing_style": "path"}},
             use_listings_cache=False, skip_instance_cache=True)

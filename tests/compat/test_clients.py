@@ -15,8 +15,8 @@ step.
 Every operation is a result row (tests/compat/recorder.py); docs/compatibility.md is
 generated from the rows by ``python -m tests.compat.make_matrix``. The default run uses
 a 20 MiB large file; ``-m slow`` adds the 41 MiB large-file round trip per client.
-Auth is off (any credentials); once auth lands, parametrize the ``client`` fixture over
-an auth-on server as well.
+Auth is off here (any credentials); tests/compat/test_clients_auth.py runs the same
+scenario against an auth-on gateway with real keys.
 """
 
 from __future__ import annotations
