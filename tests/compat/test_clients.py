@@ -174,15 +174,21 @@ def large_steps(c, rec, s3, server, tmp_path, bucket: str, mib: int) -> None:
 MANY = 1030  # more than one page (1000) of a listing
 
 
-@pytest.fixture(scope="session")
-def many_keys_bucket(s3):
-    """A bucket with MANY keys (shared, read-only): listings must paginate."""
+def fill_many_keys_bucket(s3) -> tuple[str, set[str]]:
+    """Create a bucket with MANY keys; returns (bucket, keys)."""
     from concurrent.futures import ThreadPoolExecutor
     bucket = f"master.compat-many-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     keys = {f"d{i % 3} ü+/{i:05d} x%.txt" for i in range(MANY)}
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"1"), sorted(keys)))
+    return bucket, keys
+
+
+@pytest.fixture(scope="session")
+def many_keys_bucket(s3):
+    """A bucket with MANY keys (shared, read-only): listings must paginate."""
+    bucket, keys = fill_many_keys_bucket(s3)
     yield bucket, keys
     cleanup(s3, bucket)
 
@@ -400,8 +406,8 @@ def _bucket_for(c) -> str:
     return f"master.compat-{c.slug}-{uuid.uuid4().hex[:8]}"
 
 
-def test_client_scenario(client, server, s3, tmp_path, compat_rows, many_keys_bucket, request):
-    rec = Recorder(client.name, client.version(), request.node.nodeid, compat_rows)
+def run_scenario(client, server, s3, tmp_path, rows, many_keys_bucket, nodeid) -> None:
+    rec = Recorder(client.name, client.version(), nodeid, rows)
     bucket = _bucket_for(client)
     try:
         scenario(client, rec, s3, server, tmp_path, bucket)
@@ -409,6 +415,10 @@ def test_client_scenario(client, server, s3, tmp_path, compat_rows, many_keys_bu
     finally:
         cleanup(s3, bucket)
     rec.finish()
+
+
+def test_client_scenario(client, server, s3, tmp_path, compat_rows, many_keys_bucket, request):
+    run_scenario(client, server, s3, tmp_path, compat_rows, many_keys_bucket, request.node.nodeid)
 
 
 @pytest.mark.slow

@@ -20,8 +20,7 @@ import sys
 import pytest
 
 from tests.compat.clients import CLIENTS
-from tests.compat.recorder import Recorder
-from tests.compat.test_clients import _bucket_for, cleanup, many_keys_step, scenario
+from tests.compat.test_clients import cleanup, fill_many_keys_bucket, run_scenario
 from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.compat
@@ -57,14 +56,7 @@ def auth_s3(auth_server):
 
 @pytest.fixture(scope="module")
 def auth_many_keys_bucket(auth_s3):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.compat.test_clients import MANY
-    bucket = "master.compat-auth-many"
-    auth_s3.create_bucket(Bucket=bucket)
-    keys = {f"d{i % 3} ü+/{i:05d} x%.txt" for i in range(MANY)}
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda k: auth_s3.put_object(Bucket=bucket, Key=k, Body=b"1"), sorted(keys)))
+    bucket, keys = fill_many_keys_bucket(auth_s3)
     yield bucket, keys
     cleanup(auth_s3, bucket)
 
@@ -79,11 +71,5 @@ def auth_client(request, auth_server, tmp_path):
 
 def test_client_scenario_with_auth(auth_client, auth_server, auth_s3, tmp_path,
                                    auth_many_keys_bucket, request):
-    rec = Recorder(auth_client.name, auth_client.version(), request.node.nodeid, [])
-    bucket = _bucket_for(auth_client)
-    try:
-        scenario(auth_client, rec, auth_s3, auth_server, tmp_path, bucket)
-        many_keys_step(auth_client, rec, auth_many_keys_bucket)
-    finally:
-        cleanup(auth_s3, bucket)
-    rec.finish()
+    run_scenario(auth_client, auth_server, auth_s3, tmp_path, [], auth_many_keys_bucket,
+                 request.node.nodeid)
