@@ -2,16 +2,19 @@
 
 CreateBucket creates the repo if missing, then the branch; DeleteBucket
 deletes the branch even when it holds files, and the repo with its last
-branch.  Location, versioning and ACL answers are canned: one region,
-versioning always on (every write is a commit), the owner has FULL_CONTROL.
+branch.  Location and versioning answers are canned: one region, versioning
+always on (every write is a commit).  With auth off the ACL answer is canned
+too (the owner has FULL_CONTROL); with auth on, bucket ACLs are the repo's
+roles (see ``put_bucket_acl``), ListBuckets shows the readable repos only, and
+CreateBucket of a new repo makes the caller its owner.
 """
 
 from __future__ import annotations
 
 from ...http import Request, Response
+from ...pfs.auth import AuthStoreError, Role
 from ...pfs.model import BranchExists
 from .. import xml as s3xml
-from ...pfs.auth import AuthStoreError, Role
 from ..auth import acl_grants, grant_headers, may_create_branch, may_read
 from ..errors import S3Error
 from ..metadata import check_acl
