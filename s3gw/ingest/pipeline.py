@@ -53,7 +53,8 @@ from ..store import hashing
 from ..store.chunkstore import LocalChunkStore, WriteBatch
 from ..store.ids import ChunkRef, Manifest
 
-__all__ = ["IngestResult", "ingest", "BLOCK_SIZE", "ChunkStage", "BodyTooLong"]
+__all__ = ["IngestResult", "ingest", "ingest_small", "read_small", "BLOCK_SIZE", "SMALL_BODY",
+           "ChunkStage", "BodyTooLong"]
 
 BLOCK_SIZE = 4 << 20            # = the chunker's max size: most chunks lie inside one block
 POOL_BLOCKS = 4
@@ -371,7 +372,12 @@ async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[s
         raise
 
 
-async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult:
+async def read_small(read: Reader) -> bytes:
+    """Gather a small body (declared at most ``SMALL_BODY``) on the trio side.
+
+    Raises:
+        BodyTooLong: far more arrived than a small body may have.
+    """
     pieces = []
     size = 0
     while True:
@@ -382,21 +388,51 @@ async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult
         size += len(piece)
         if size > 2 * SMALL_BODY:  # far more than declared
             raise BodyTooLong("body longer than its declared length")
-    body = b"".join(pieces)
+    return b"".join(pieces)
 
-    def work():
-        if stream_hasher is not None:
-            stream_hasher.update(body)
-        if body:
-            stage.feed(body, final=True)
-        digests = stage.finish()
-        if stream_hasher is not None:
-            digests.update(stream_hasher.digests())
-        return digests
 
-    digests = await trio.to_thread.run_sync(work, limiter=limiter)
-    return IngestResult(size=size, manifest=Manifest(stage.refs), digests=digests, batch=batch,
-                        new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
+def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
+                 params=None) -> IngestResult:
+    """Blocking: hash, chunk and stage a whole (small) body in the calling thread.
+
+    Same result as ``ingest`` for the same bytes; the caller runs it in a
+    worker thread, possibly together with the rest of its request's blocking
+    work (one thread hop for a whole small PUT).  On error the staged chunks
+    are removed.
+    """
+    algorithms = list(dict.fromkeys(algorithms))
+    stream_algos = [a for a in algorithms if a in STREAM_STAGE_ALGORITHMS]
+    chunk_algos = [a for a in algorithms if a not in STREAM_STAGE_ALGORITHMS]
+    batch = store.batch()
+    stage = ChunkStage(batch, params, chunk_algos)
+    try:
+        digests = _small_work(body, stage, hashing.StreamHasher(stream_algos) if stream_algos
+                              else None)
+    except BaseException:
+        stage.abandon()
+        batch.discard()
+        raise
+    return IngestResult(size=len(body), manifest=Manifest(stage.refs), digests=digests,
+                        batch=batch, new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
+
+
+def _small_work(body, stage: ChunkStage, stream_hasher) -> dict[str, bytes]:
+    if stream_hasher is not None:
+        stream_hasher.update(body)
+    if body:
+        stage.feed(body, final=True)
+    digests = stage.finish()
+    if stream_hasher is not None:
+        digests.update(stream_hasher.digests())
+    return digests
+
+
+async def _run_small(read, stage, stream_hasher, limiter, batch) -> IngestResult:
+    body = await read_small(read)
+    digests = await trio.to_thread.run_sync(_small_work, body, stage, stream_hasher,
+                                            limiter=limiter)
+    return IngestResult(size=len(body), manifest=Manifest(stage.refs), digests=digests,
+                        batch=batch, new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
 
 
 async def _run(read, read_into, stage, stream_hasher, pool, block_size, batch):

@@ -21,7 +21,7 @@ from functools import partial
 import trio
 
 from ...http import Request, Response
-from ...ingest.pipeline import ingest
+from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, read_small
 from ...pfs.model import Delete, FileInfo, NoSuchFile, ObjectInfo, Put
 from ...store.ids import Manifest
 from .. import xml as s3xml
@@ -50,22 +50,78 @@ _READ_AHEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-read")
 async def put_object(svc: S3Service, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
-    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket before the body
     condition = conditions.write_condition(req.headers)
+    headers = dict(stored_headers(req.headers))
+    waits = "100-continue" in (req.headers.get("expect") or "").lower()
+    reader = None
+    if not waits:
+        try:
+            reader = BodyReader(req)
+        except S3Error:  # answered below, after the bucket check, as before
+            reader = None
+        size = reader.shape.decoded_length if reader is not None else None
+        if size is not None and size <= SMALL_BODY:
+            return await _put_small(svc, req, reader, ref, key, condition, headers)
+    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket before the body
     if condition is not None:  # fail before the body; decided again inside the commit
         condition(key, await svc.run(_stat_or_none, svc, ref, key))
-    headers = dict(stored_headers(req.headers))
-    result, checksums = await receive_object(svc, req)
+    result, checksums = await receive_object(svc, req, reader=reader)
     obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
                      manifest=result.manifest.pack(), headers=headers, checksums=checksums)
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
                            f"PUT /{key}", svc.clock(), condition)
+    return _put_response(obj, commit, checksums)
+
+
+def _put_response(obj: ObjectInfo, commit, checksums: dict[str, str]) -> Response:
     out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", commit.id)]
     out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
     return Response(200, out, b"")
 
 
-async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] = ()):
+async def _put_small(svc: S3Service, req: Request, reader: BodyReader, ref, key: str,
+                     condition, headers: dict) -> Response:
+    """A small PutObject (declared length <= SMALL_BODY, no 100-continue): the body
+    is read first (it is already in the socket buffer), then one worker call
+    checks the bucket and the condition, hashes and stages the chunk, verifies
+    the digests, makes the chunk durable and commits -- one thread hop instead
+    of four.  Same checks in the same order, the same answers and the same
+    crash order as the streamed path; only a missing bucket is found after
+    the body arrived instead of before."""
+    body = await read_small(reader.read)
+    obj, commit, checksums = await svc.run(_put_small_sync, svc, req, reader, ref, key,
+                                           condition, headers, body)
+    return _put_response(obj, commit, checksums)
+
+
+def _put_small_sync(svc: S3Service, req: Request, reader: BodyReader, ref, key: str, condition,
+                    headers: dict, body: bytes):
+    """Blocking: everything a small PUT does after its body arrived (see _put_small)."""
+    svc.meta.get_branch(ref.repo, ref.branch)  # NoSuchBucket
+    if condition is not None:
+        condition(key, _stat_or_none(svc, ref, key))
+    md5_expected = content_md5(req.headers.get("content-md5"))
+    wanted = checksum_algorithms(req, reader)
+    algorithms = ["md5", *wanted]
+    sha_hex = reader.payload_sha256
+    if sha_hex is not None and "sha256" not in algorithms:
+        algorithms.append("sha256")
+    result = ingest_small(body, svc.store, algorithms=algorithms)
+    try:
+        checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
+        result.batch.sync()
+    except BaseException:
+        result.batch.discard()
+        raise
+    obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
+                     manifest=result.manifest.pack(), headers=headers, checksums=checksums)
+    commit = svc.meta.commit(ref.repo, ref.branch, [Put(key, obj)], f"PUT /{key}", svc.clock(),
+                             condition)
+    return obj, commit, checksums
+
+
+async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] = (),
+                         reader: BodyReader | None = None):
     """Stream the request body into the chunk store and verify every digest the client sent.
 
     ``compute``: checksum algorithms to compute (and return) even when the
@@ -74,7 +130,8 @@ async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] 
     Raises S3Error (BadDigest, XAmzContentSHA256Mismatch, IncompleteBody, ...).
     """
     md5_expected = content_md5(req.headers.get("content-md5"))
-    reader = BodyReader(req)
+    if reader is None:
+        reader = BodyReader(req)
     wanted = checksum_algorithms(req, reader)
     wanted += [a for a in compute if a not in wanted]
     algorithms = ["md5", *wanted]
@@ -178,7 +235,12 @@ async def head_object(svc: S3Service, req: Request, r) -> Response:
 async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Response:
     ref = svc.bucket(r.bucket)
     key = validate_key(r.key)
-    info: FileInfo = await svc.run(resolve_file, svc, ref, key, r.query.get("versionId"))
+    # A plain GET of a small object reads it in the same worker call (see
+    # _resolve_and_read_small); a conditional or ranged one reads only what it needs.
+    want_data = not head and "partNumber" not in r.query and not any(
+        h in req.headers for h in _CONDITIONAL_READ_HEADERS)
+    info, data = await svc.run(_resolve_and_read_small, svc, ref, key, r.query.get("versionId"),
+                               want_data)
     obj = info.object
     preconditions = check_preconditions(req.headers, obj.etag, info.time_ns)
     if preconditions is not None:
@@ -224,8 +286,30 @@ async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Respons
     length = end - start
     if head:
         return Response(status, headers, None, content_length=length)
+    if data is not None:
+        return Response(status, headers, data[start:end], content_length=length)
     body = stream_object(svc, Manifest.unpack(obj.manifest), start, end)
     return Response(status, headers, body, content_length=length)
+
+
+SMALL_GET = 256 * 1024
+_CONDITIONAL_READ_HEADERS = ("range", "if-match", "if-none-match", "if-modified-since",
+                             "if-unmodified-since")
+
+
+def _resolve_and_read_small(svc: S3Service, ref, key: str, version: str | None,
+                            want_data: bool) -> tuple[FileInfo, memoryview | None]:
+    """Blocking: the file, and for a small object (up to ``SMALL_GET``) its whole
+    content, read and verified (each chunk's XXH3) in the same worker call: one
+    thread hop for a small GET instead of two, and the answer goes out in one send."""
+    info = resolve_file(svc, ref, key, version)
+    obj = info.object
+    if not want_data or obj.size > SMALL_GET:
+        return info, None
+    manifest = Manifest.unpack(obj.manifest)
+    if len(manifest.chunks) == 1:
+        return info, memoryview(svc.store.read(manifest.chunks[0]))
+    return info, memoryview(b"".join(svc.store.read(c) for c in manifest.chunks))
 
 
 def resolve_file(svc: S3Service, ref, key: str, version: str | None = None) -> FileInfo:
