@@ -48,6 +48,7 @@ from __future__ import annotations
 import http
 import logging
 import os
+import re
 import socket
 import time
 from contextvars import ContextVar
@@ -406,9 +407,13 @@ class _Connection:
             raw.append((b"date", _http_date()))
         if close:
             raw.append((b"connection", b"close"))
-        return h11.Response(
-            status_code=status, headers=raw, reason=reason_phrase(status).encode("ascii")
-        )
+        reason = reason_phrase(status).encode("ascii")
+        if _headers_valid(raw):
+            # Already checked (as h11 would, but in two regex scans instead of two
+            # per header: h11's validation was ~10% of the trio thread's work on
+            # small requests); h11 still checks Content-Length and framing.
+            return h11.Response(status_code=status, headers=raw, reason=reason, _parsed=True)
+        return h11.Response(status_code=status, headers=raw, reason=reason)  # raises
 
     async def _send_final(self, response: Response, method: bytes, *, close: bool) -> int:
         """Send ``response``; return the body bytes sent.
@@ -569,6 +574,23 @@ class _Connection:
             rid,
             _format_remote(self.remote),
         )
+
+
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\n]|\n\n|^\n|\n$|^$")
+_BAD_VALUE = re.compile(rb"[\x00\r\x0b\x0c]|(?:^|\n)[ \t]|[ \t](?:\n|$)")
+
+
+def _headers_valid(raw: list[tuple[bytes, bytes]]) -> bool:
+    """True when every name is an RFC 9110 token and every value a field value
+    without surrounding whitespace (h11's rules), checked with one scan each
+    over the names (values) joined by newlines, which neither may contain."""
+    if not raw:
+        return True
+    seps = len(raw) - 1
+    names = b"\n".join([n for n, _ in raw])
+    values = b"\n".join([v for _, v in raw])
+    return (names.count(b"\n") == seps and values.count(b"\n") == seps
+            and _BAD_NAME.search(names) is None and _BAD_VALUE.search(values) is None)
 
 
 def _header_content_length(headers: list[tuple[str, str]]) -> int | None:
