@@ -42,6 +42,7 @@ import errno
 import os
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Protocol
 
 from . import hashing
@@ -135,8 +136,14 @@ class WriteBatch:
             os.rename(tmp, final)
             dirs.add(os.path.dirname(final))
         if store.fsync:
-            for d in sorted(dirs):
-                _fsync_dir(d)
+            if len(dirs) > _PARALLEL_DIR_SYNC:
+                # Each directory fsync is a device cache flush; issued together they
+                # overlap (1 GiB upload, ~900 fan-out dirs: 0.12 s -> 0.06 s).
+                for _ in _dir_syncers().map(_fsync_dir, sorted(dirs)):
+                    pass
+            else:
+                for d in sorted(dirs):
+                    _fsync_dir(d)
         self._staged.clear()
         self._written.clear()
 
@@ -324,6 +331,20 @@ def _start_writeback(fd: int) -> None:
     """Ask the kernel to start writing a file's dirty pages now (Linux), without waiting."""
     if _sync_file_range is not None:
         _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+_PARALLEL_DIR_SYNC = 16
+_dir_sync_pool: ThreadPoolExecutor | None = None
+_dir_sync_lock = threading.Lock()
+
+
+def _dir_syncers() -> ThreadPoolExecutor:
+    """The threads that fsync directories of a big batch together (made on first use)."""
+    global _dir_sync_pool
+    with _dir_sync_lock:
+        if _dir_sync_pool is None:
+            _dir_sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3gw-dirsync")
+        return _dir_sync_pool
 
 
 def _fsync_dir(path: str) -> None:
