@@ -58,7 +58,7 @@ __all__ = ["IngestResult", "ingest", "ingest_small", "read_small", "BLOCK_SIZE",
 
 BLOCK_SIZE = 4 << 20            # = the chunker's max size: most chunks lie inside one block
 POOL_BLOCKS = 4
-SPARE_BLOCKS = 8                # blocks kept for later uploads (process-wide)
+SPARE_BLOCKS = 5                # blocks kept for later uploads (process-wide): one upload's worth
 SMALL_BODY = 256 * 1024         # bodies up to this size are handled in one worker call
 STREAM_STAGE_ALGORITHMS = frozenset({"md5"})
 
