@@ -38,6 +38,7 @@ class AppConfig:
     domain: str | None = None
     fsync: bool = True
     worker_threads: int = 8
+    direct_writes: bool = False    # chunk files written with O_DIRECT (see LocalChunkStore)
     upload_expiry: float = 7 * 86400   # seconds an unfinished multipart upload lives; 0: forever
 
 
@@ -47,7 +48,8 @@ class App:
         os.makedirs(config.data_dir, exist_ok=True)
         self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
                                    durable=config.fsync)
-        self.store = LocalChunkStore(config.data_dir, fsync=config.fsync)
+        self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
+                                     direct_writes=config.direct_writes)
         self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.limiter = trio.CapacityLimiter(config.worker_threads)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import os
 import secrets
 import threading
@@ -169,11 +170,14 @@ class ChunkStore(Protocol):
 class LocalChunkStore:
     """Chunk files under ``root``."""
 
-    def __init__(self, root: str, *, fsync: bool = True):
+    def __init__(self, root: str, *, fsync: bool = True, direct_writes: bool = False):
         self.root = root
         self.chunk_root = os.path.join(root, "chunks")
         self.tmp_root = os.path.join(root, "tmp")
         self.fsync = fsync
+        # Write chunks of DIRECT_MIN bytes or more with O_DIRECT (see _write_direct).
+        self.direct_writes = direct_writes and hasattr(os, "O_DIRECT")
+        self._aligned = threading.local()
         os.makedirs(self.chunk_root, exist_ok=True)
         os.makedirs(self.tmp_root, exist_ok=True)
         self._make_fanout()
@@ -216,6 +220,8 @@ class LocalChunkStore:
     def _write_temp(self, chunk_id: bytes, data) -> tuple[str, str]:
         """Write a chunk to a unique temp file and start its writeback; no waiting."""
         tmp = os.path.join(self.tmp_root, f"{chunk_id.hex()[:16]}.{secrets.token_hex(6)}.tmp")
+        if self.direct_writes and len(data) >= DIRECT_MIN and self._write_direct(tmp, data):
+            return tmp, self.path_of(chunk_id)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
@@ -227,6 +233,55 @@ class LocalChunkStore:
         finally:
             os.close(fd)
         return tmp, self.path_of(chunk_id)
+
+    def _write_direct(self, tmp: str, data) -> bool:
+        """Write a chunk with O_DIRECT: no page-cache copy (DMA from an aligned
+        per-thread buffer), padded to the block size, then truncated to its length.
+
+        Measured on this VM kind: 1 GiB of 1 MiB files cost 0.18 CPU-s this way
+        against 0.24 through recycled page-cache pages and 2.5-4 through pages the
+        VM never touched before (the host faults each one in), which on a freshly
+        booted machine makes the page-cache copy the dearest step of a PUT.  The
+        price: the chunk is not in the page cache, so the first read of it goes to
+        the disk.  Returns False (nothing written) when the filesystem refuses
+        O_DIRECT; the caller then writes normally.
+        """
+        n = len(data)
+        padded = (n + _ALIGN - 1) & ~(_ALIGN - 1)
+        buf = getattr(self._aligned, "buf", None)
+        if buf is None or len(buf) < padded:
+            buf = mmap.mmap(-1, max(padded, 4 << 20))   # page-aligned
+            self._aligned.buf = buf
+        view = memoryview(buf)
+        try:
+            view[:n] = data
+            if padded > n:
+                view[n:padded] = bytes(padded - n)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    self.direct_writes = False   # not supported here: buffered from now on
+                    return False
+                raise
+            try:
+                out = view[:padded]
+                while out:
+                    k = os.write(fd, out)
+                    out = out[k:]
+                if padded != n:
+                    os.ftruncate(fd, n)
+            except BaseException:
+                os.close(fd)
+                fd = -1
+                os.unlink(tmp)
+                raise
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+        finally:
+            view.release()
+        return True
 
     # -- reading ------------------------------------------------------------------------
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes:
@@ -309,6 +364,9 @@ class LocalChunkStore:
             size += os.stat(self.path_of(cid)).st_size
         return count, size
 
+
+DIRECT_MIN = 64 * 1024      # smaller chunks are written through the page cache
+_ALIGN = 4096
 
 _SYNC_FILE_RANGE_WRITE = 2
 

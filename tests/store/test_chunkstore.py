@@ -93,3 +93,16 @@ def test_manifest_pack_and_range_plan():
     assert m.plan(9, 31) == [(refs[0], 9, 1), (refs[1], 0, 20), (refs[2], 0, 1)]
     assert m.plan(30, 60) == [(refs[2], 0, 30)]
     assert m.plan(5, 5) == []
+
+
+@pytest.mark.parametrize("size", [100, 64 * 1024, 64 * 1024 + 1, 4096 * 300, 1 << 20, (1 << 20) + 123,
+                                  4 << 20])
+def test_direct_writes_store_exact_chunks(tmp_path, size):
+    """O_DIRECT staging (padded to the block size, then truncated) stores the exact bytes."""
+    store = LocalChunkStore(str(tmp_path), direct_writes=True)
+    data = os.urandom(size)
+    ref, _ = put(store, data)
+    assert os.path.getsize(store.path_of(ref.id)) == size
+    assert store.read(ref) == data
+    assert store.verify(ref.id)
+    assert os.listdir(store.tmp_root) == []
