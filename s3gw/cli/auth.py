@@ -1,7 +1,7 @@
 """``s3gw auth``: turn authentication on, manage keys and per-repo roles.
 
 Commands work on the data folder directly (the server re-reads the auth
-store at every request, so a change applies to a running server at once)::
+store every 50 ms, so a change applies to a running server without a restart)::
 
     s3gw auth enable                      # prints the first admin's key, once
     s3gw auth disable | status

@@ -139,3 +139,23 @@ def test_changes_by_another_connection_are_seen(tmp_path, store):
 def test_snapshot_is_reused_while_nothing_changes(store):
     store.enable()
     assert store.snapshot() is store.snapshot()
+
+
+def test_max_age_bounds_how_stale_a_view_may_be(tmp_path, store):
+    """The server checks for outside changes at most every max_age seconds; its own
+    writes are visible at once."""
+    store.enable()
+    other = SqliteAuthStore(str(tmp_path))
+    try:
+        store.snapshot()
+        creds = other.create_key("carol")
+        assert store.snapshot(max_age=3600).secret(creds.access_key) is None   # not checked yet
+        assert store.snapshot(max_age=0).secret(creds.access_key) == creds.secret_key
+        other.revoke_key(creds.access_key)
+        assert store.snapshot(max_age=3600).secret(creds.access_key) == creds.secret_key
+        assert store.snapshot(max_age=0).secret(creds.access_key) is None
+        store.create_key("dave")                 # the store's own write: no waiting
+        assert any(k.user == "dave" for k in store.list_keys())
+        assert store.snapshot(max_age=3600).user_of(store.list_keys("dave")[0].access_key) == "dave"
+    finally:
+        other.close()

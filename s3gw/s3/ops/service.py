@@ -41,6 +41,10 @@ OWNER = s3xml.Owner(id="s3gw", display_name="s3gw")
 # ``S3Service.handle`` for the duration of one operation; child tasks inherit it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("s3gw_principal", default=None)
 
+# Seconds between checks of the auth store for changes made by `s3gw auth` (see
+# SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server).
+AUTH_RECHECK = 0.05
+
 Operation = Callable[["S3Service", Request, object], Awaitable[Response]]
 OPERATIONS: dict[str, Operation] = {}
 
@@ -108,14 +112,15 @@ class S3Service:
     def authenticate(self, request: Request, routed) -> Principal | None:
         """Verify the signature and the caller's role (None when auth is off).
 
-        The auth snapshot is re-read per request (one cheap query), so key
-        and grant changes made with ``s3gw auth`` apply at once.  Refused
+        The auth store is re-checked at most every ``AUTH_RECHECK`` seconds
+        (one cheap query), so key and grant changes made with ``s3gw auth``
+        apply within 50 ms; the server's own grant changes apply at once.  Refused
         requests never read their body (the HTTP layer then closes the
         connection instead of sending ``100 Continue``).
         """
         if self.auth is None:
             return None
-        snapshot = self.auth.snapshot()
+        snapshot = self.auth.snapshot(max_age=AUTH_RECHECK)
         if not snapshot.enabled:
             return None
         principal = authenticate(request.method, request.path, request.query, request.headers,
