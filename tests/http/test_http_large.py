@@ -194,7 +194,8 @@ async def test_loopback_body_timeout_and_disconnect():
         t0 = trio.current_time()
         await client.send(request("PUT", "/", [("Content-Length", "100")]) + b"x" * 10)
         status, h, _ = await client.response()
-        assert status == 408 and 0.25 < trio.current_time() - t0 < 2
+        # the timeout fired, and not early (the upper bound only catches a hang, not speed)
+        assert status == 408 and 0.25 < trio.current_time() - t0 < 30
         assert await client.at_eof()
         await stream.aclose()
         # Close mid-body: ClientDisconnected, nothing sent back.
