@@ -134,24 +134,9 @@ class Feeder:
                     return None
             self._conn.receive_data(data)
             return len(data)
-        await trio.lowlevel.checkpoint()
-        while True:
-            if self._sock.fileno() == -1:
-                raise trio.ClosedResourceError("socket already closed")
-            try:
-                n = os.readv(self._fd, (self._buf,))
-                break
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
-            if timeout == math.inf:
-                await trio.lowlevel.wait_readable(self._sock)
-            else:
-                with trio.move_on_after(timeout) as scope:
-                    await trio.lowlevel.wait_readable(self._sock)
-                if scope.cancelled_caught:
-                    return None
+        n = await self._readv(self._view, timeout)
+        if n is None:
+            return None
         self._conn.receive_data(self._view[:n] if n else b"")
         return n
 
@@ -159,6 +144,11 @@ class Feeder:
         """Like ``feed``, but the bytes land in ``view`` and h11 never sees them
         (the caller accounts for them: see ``Body.receive_into``).  Only for a
         ``trio.SocketStream``."""
+        return await self._readv(view, timeout)
+
+    async def _readv(self, view: memoryview, timeout: float) -> int | None:
+        """One non-blocking ``readv`` into ``view``, waiting (under ``timeout``)
+        only if it would block; None when nothing arrived in time."""
         await trio.lowlevel.checkpoint()
         while True:
             if self._sock.fileno() == -1:
