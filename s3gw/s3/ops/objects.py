@@ -53,25 +53,32 @@ async def put_object(svc: S3Service, req: Request, r) -> Response:
     key = validate_key(r.key)
     condition = conditions.write_condition(req.headers)
     headers = dict(stored_headers(req.headers))
-    waits = "100-continue" in (req.headers.get("expect") or "").lower()
-    reader = None
-    if not waits:
-        try:
-            reader = BodyReader(req)
-        except S3Error:  # answered below, after the bucket check, as before
-            reader = None
-        size = reader.shape.decoded_length if reader is not None else None
-        if size is not None and size <= SMALL_BODY:
-            return await _put_small(svc, req, reader, ref, key, condition, headers)
-    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)  # NoSuchBucket before the body
-    if condition is not None:  # fail before the body; decided again inside the commit
-        condition(key, await svc.run(_stat_or_none, svc, ref, key))
+    try:
+        reader = BodyReader(req)
+    except S3Error:  # answered below, after the bucket check, as before
+        reader = None
+    size = reader.shape.decoded_length if reader is not None else None
+    if size is not None and size <= SMALL_BODY:
+        if "100-continue" in (req.headers.get("expect") or "").lower():
+            # the client waits to hear a refusal before it sends the body: one
+            # hop to check first, then one for everything else (not four)
+            await svc.run(_check_target, svc, ref, key, condition)
+        return await _put_small(svc, req, reader, ref, key, condition, headers)
+    await svc.run(_check_target, svc, ref, key, condition)  # NoSuchBucket before the body
     result, checksums = await receive_object(svc, req, reader=reader)
     obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
                      manifest=result.manifest.pack(), headers=headers, checksums=checksums)
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
                            f"PUT /{key}", svc.clock(), condition)
     return _put_response(obj, commit, checksums)
+
+
+def _check_target(svc: S3Service, ref, key: str, condition) -> None:
+    """Blocking: NoSuchBucket, and a write condition that already fails, before the
+    body is read (the condition is decided again inside the commit)."""
+    svc.meta.get_branch(ref.repo, ref.branch)
+    if condition is not None:
+        condition(key, _stat_or_none(svc, ref, key))
 
 
 def _put_response(obj: ObjectInfo, commit, checksums: dict[str, str]) -> Response:
@@ -82,8 +89,8 @@ def _put_response(obj: ObjectInfo, commit, checksums: dict[str, str]) -> Respons
 
 async def _put_small(svc: S3Service, req: Request, reader: BodyReader, ref, key: str,
                      condition, headers: dict) -> Response:
-    """A small PutObject (declared length <= SMALL_BODY, no 100-continue): the body
-    is read first (it is already in the socket buffer), then one worker call
+    """A small PutObject (declared length <= SMALL_BODY): the body is read first
+    (without ``Expect``, it is already in the socket buffer), then one worker call
     checks the bucket and the condition, hashes and stages the chunk, verifies
     the digests, makes the chunk durable and commits -- one thread hop instead
     of four.  Same checks in the same order, the same answers and the same
@@ -98,9 +105,7 @@ async def _put_small(svc: S3Service, req: Request, reader: BodyReader, ref, key:
 def _put_small_sync(svc: S3Service, req: Request, reader: BodyReader, ref, key: str, condition,
                     headers: dict, body: bytes):
     """Blocking: everything a small PUT does after its body arrived (see _put_small)."""
-    svc.meta.get_branch(ref.repo, ref.branch)  # NoSuchBucket
-    if condition is not None:
-        condition(key, _stat_or_none(svc, ref, key))
+    _check_target(svc, ref, key, condition)
     md5_expected = content_md5(req.headers.get("content-md5"))
     wanted = checksum_algorithms(req, reader)
     algorithms = ["md5", *wanted]
