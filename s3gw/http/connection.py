@@ -46,6 +46,7 @@ Memory per connection: h11's buffer (<= ``max_header_bytes`` for a head, one
 from __future__ import annotations
 
 import http
+import itertools
 import logging
 import os
 import re
@@ -99,9 +100,16 @@ def current_request() -> Request | None:
     return _request.get()
 
 
+_ID_PREFIX = int.from_bytes(os.urandom(4), "big")   # per process, so restarts don't repeat ids
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
 def new_request_id() -> str:
-    """16 uppercase hex characters (64 random bits)."""
-    return os.urandom(8).hex().upper()
+    """16 uppercase hex characters, unique within the process (a random 32-bit
+    process prefix and a counter from a random start).  Not secret: an id names
+    a request in the log; it was ``os.urandom`` per request, a syscall that cost
+    ~4% of a small GET's event-loop time."""
+    return f"{_ID_PREFIX:08X}{next(_ID_COUNTER) & 0xFFFFFFFF:08X}"
 
 
 def reason_phrase(status: int) -> str:
