@@ -115,6 +115,11 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
 
     dropped = 0
 
+    def prepare(self, record):
+        # QueueHandler.prepare formats the message here, on the event loop; the
+        # writer thread's formatter does it anyway (log arguments are plain values)
+        return record
+
     def enqueue(self, record):
         try:
             self.queue.put_nowait(record)
