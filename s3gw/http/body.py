@@ -232,11 +232,7 @@ class Body:
         """
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        if self._busy:
-            raise trio.BusyResourceError("another task is already reading this body")
-        if self._error is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._error
+        await self._check_usable()
         pending = self._pending
         if pending is not None:
             await trio.lowlevel.checkpoint()
@@ -257,6 +253,14 @@ class Body:
         self.consumed += len(data)
         return data
 
+    async def _check_usable(self) -> None:
+        """Raise if another task is reading, or (after a checkpoint) the body's earlier error."""
+        if self._busy:
+            raise trio.BusyResourceError("another task is already reading this body")
+        if self._error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error
+
     async def receive_into(self, buffer) -> int:
         """Read the next 1..``len(buffer)`` body bytes into ``buffer``; return
         how many (0 at the end).  Same errors and 100-continue handling as
@@ -275,11 +279,7 @@ class Body:
         size = view.nbytes
         if size < 1:
             raise ValueError("buffer must not be empty")
-        if self._busy:
-            raise trio.BusyResourceError("another task is already reading this body")
-        if self._error is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._error
+        await self._check_usable()
         pending = self._pending
         if pending is not None:
             await trio.lowlevel.checkpoint()
