@@ -76,11 +76,22 @@ class ServerProcess:
             return f.read().decode("utf-8", "replace")
 
     def rss_peak_kib(self) -> int:
+        return self._status_kib("VmHWM")
+
+    def rss_now_kib(self) -> int:
+        return self._status_kib("VmRSS")
+
+    def reset_rss_peak(self) -> None:
+        """Start a new peak (VmHWM) from the current resident set."""
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+
+    def _status_kib(self, field: str) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        raise RuntimeError("no VmHWM")
+        raise RuntimeError(f"no {field}")
 
 
 @pytest.fixture(scope="session")

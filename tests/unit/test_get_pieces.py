@@ -31,3 +31,45 @@ def test_partial_chunks_are_pieces_of_their_own():
     assert [item for g in groups for item in g] == plan
     assert _group(m.plan(5, 6)) == [[m.plan(5, 6)[0]]]
     assert _group([]) == []
+
+
+def test_piece_pool_reuses_and_shrinks_when_idle():
+    import mmap
+
+    from s3gw.s3.ops.piecepool import PiecePool
+
+    pool = PiecePool(4 * MiB + 1, keep_busy=3, keep_idle=1)
+    a = pool.take(2, 3 * MiB)
+    assert all(isinstance(b, mmap.mmap) and len(b) >= 3 * MiB for b in a)
+    b = pool.take(2, 4 * MiB + 1)
+    assert pool.created == 4 and pool.leases == 2
+    pool.give_back(a)                   # a lease is still open: keep (up to keep_busy)
+    assert pool.idle == 2
+    c = pool.take(2, MiB)
+    assert pool.created == 4 and {id(x) for x in c} == {id(x) for x in a}  # warm reuse
+    pool.give_back(c)
+    pool.give_back(b)                   # the last lease: shrink to keep_idle
+    assert pool.leases == 0 and pool.idle == 1
+
+
+def test_piece_pool_plain_buffers_outside_its_range():
+    from s3gw.s3.ops.piecepool import PiecePool
+
+    pool = PiecePool(4 * MiB + 1)
+    small = pool.take(2, 1000)          # below min_pooled: heap
+    big = pool.take(1, 5 * MiB)         # bigger than the pool's buffers
+    assert [type(x) for x in small + big] == [bytearray] * 3
+    assert len(big[0]) == 5 * MiB
+    pool.give_back(small)
+    pool.give_back(big)
+    assert pool.idle == 0 and pool.created == 0 and pool.leases == 0
+
+
+def test_piece_pool_keeps_buffers_a_read_still_writes_out():
+    from s3gw.s3.ops.piecepool import PiecePool
+
+    pool = PiecePool(4 * MiB + 1, keep_idle=4)
+    bufs = pool.take(2, 2 * MiB)
+    pool.give_back(bufs[:1])            # the caller leaves out the one still being read into
+    again = pool.take(2, 2 * MiB)
+    assert again[0] is bufs[0] and again[1] is not bufs[1]

@@ -35,6 +35,7 @@ from ..names import validate_key
 from ..parts import parse_part_number, part_range
 from ..ranges import content_range, parse_range
 from .body import BodyReader, read_small_body
+from .piecepool import PiecePool
 from .service import OWNER, S3Service, operation
 from .versions import resolve_version_file
 
@@ -394,23 +395,32 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
     # the next).
     size = max(sum(n for _, _, n in g) if len(g) > 1 else g[0][0].length for g in groups)
     nbuf = min(len(groups), _AHEAD + 1)
-    buffers = [bytearray(size + 1) for _ in range(nbuf)]
+    buffers = _PIECES.take(nbuf, size + 1)
     read_group = partial(_read_group, svc.store.read_into)
-    pending = deque(_READ_AHEAD.submit(read_group, groups[i], buffers[i])
+    pending = deque((_READ_AHEAD.submit(read_group, groups[i], buffers[i]), buffers[i])
                     for i in range(min(len(groups), _AHEAD)))
-    for i in range(len(groups)):
-        fut = pending.popleft()
-        if not fut.done():
-            await _wait_future(fut)
-        data = fut.result()
-        j = i + _AHEAD
-        if j < len(groups):
-            pending.append(_READ_AHEAD.submit(read_group, groups[j], buffers[j % nbuf]))
-        yield data
+    try:
+        for i in range(len(groups)):
+            fut = pending[0][0]
+            if not fut.done():
+                await _wait_future(fut)
+            pending.popleft()
+            data = fut.result()
+            j = i + _AHEAD
+            if j < len(groups):
+                buf = buffers[j % nbuf]
+                pending.append((_READ_AHEAD.submit(read_group, groups[j], buf), buf))
+            yield data
+    finally:
+        # a read still running (the client went away) keeps its buffer out of the pool
+        busy = [buf for fut, buf in pending if not fut.done()]
+        _PIECES.give_back([b for b in buffers if not any(b is x for x in busy)])
 
 
 _PIECE = 4 << 20
 _AHEAD = 1   # pieces read ahead of the socket (2 measured no better)
+# a piece is at most _PIECE bytes or one chunk (max 4 MiB), + 1 spare byte for read_into
+_PIECES = PiecePool(_PIECE + 1)
 
 
 def _group(plan: list) -> list[list]:
