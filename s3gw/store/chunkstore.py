@@ -163,6 +163,7 @@ class ChunkStore(Protocol):
     def batch(self) -> WriteBatch: ...
     def has(self, chunk_id: bytes) -> bool: ...
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes: ...
+    def read_cached(self, ref: ChunkRef) -> memoryview | None: ...  # None: use read
     def delete(self, chunk_id: bytes) -> None: ...
     def iter_ids(self) -> Iterator[ChunkId]: ...
 
@@ -301,6 +302,34 @@ class LocalChunkStore:
         end = ref.length if length is None else offset + length
         return data[offset:end]
 
+    def read_cached(self, ref: ChunkRef) -> memoryview | None:
+        """The whole chunk, verified, if the page cache holds all of it; None when
+        reading it would wait for the disk (``RWF_NOWAIT``) or the file's length
+        differs -- the caller then uses ``read`` from a worker thread, which
+        waits (and tells a corrupt chunk).  Meant for the event loop's thread."""
+        if _RWF_NOWAIT is None:
+            return None
+        path = self.path_of(ref.id)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ChunkMissing(ref.id, path) from None
+        buf = bytearray(ref.length + 1)
+        try:
+            n = os.preadv(fd, (buf,), 0, _RWF_NOWAIT)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL):
+                return None
+            raise
+        finally:
+            os.close(fd)
+        if n != ref.length:  # partly cached, or a corrupt length: ``read`` decides
+            return None
+        data = memoryview(buf)[:n]
+        if hashing.chunk_checksum(data) != ref.checksum:
+            raise ChunkCorrupt(ref.id, path, "xxh3 checksum mismatch")
+        return data
+
     def read_into(self, ref: ChunkRef, buf: bytearray, offset: int = 0,
                   length: int | None = None) -> memoryview:
         """Like ``read``, into a caller's buffer (no allocation); returns a view of ``buf``.
@@ -367,6 +396,7 @@ class LocalChunkStore:
 
 DIRECT_MIN = 64 * 1024      # smaller chunks are written through the page cache
 _ALIGN = 4096
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
 
 _SYNC_FILE_RANGE_WRITE = 2
 

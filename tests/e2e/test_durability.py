@@ -137,3 +137,25 @@ def test_corrupt_chunk_is_not_served(tmp_path):
         srv.proc.wait()
         srv.proc = None
         srv._log.close()
+
+
+def test_small_get_of_an_uncached_chunk_is_served_whole(tmp_path):
+    """A small GET reads its chunk on the event loop only from the page cache; a
+    chunk the cache dropped is read by a worker thread, the same bytes."""
+    data = str(tmp_path / "data")
+    srv = ServerProcess(data).start()
+    try:
+        s3 = make_client(srv.endpoint)
+        s3.create_bucket(Bucket="master.cold")
+        body = os.urandom(200_000)
+        s3.put_object(Bucket="master.cold", Key="k", Body=body)
+        for _ in range(2):
+            for d, _, fs in os.walk(os.path.join(data, "chunks")):
+                for f in fs:
+                    fd = os.open(os.path.join(d, f), os.O_RDONLY)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    os.close(fd)
+            assert s3.get_object(Bucket="master.cold", Key="k")["Body"].read() == body
+        assert s3.get_object(Bucket="master.cold", Key="k", Range="bytes=5-9")["Body"].read() == body[5:10]
+    finally:
+        srv.stop()

@@ -62,6 +62,11 @@ def test_corrupt_chunk_is_reported_never_served(tmp_path, damage):
     for spare in (0, 1, 100):  # read_into: exact buffer (extra read) or spare bytes (one read)
         with pytest.raises(ChunkCorrupt):
             store.read_into(ref, bytearray(ref.length + spare))
+    if damage == "flip":
+        with pytest.raises(ChunkCorrupt):
+            store.read_cached(ref)
+    else:  # a length that differs: read_cached leaves the verdict to read
+        assert store.read_cached(ref) is None
 
 
 def test_read_into_slices(tmp_path):
@@ -73,6 +78,24 @@ def test_read_into_slices(tmp_path):
         assert store.read_into(ref, buf) == data
         assert store.read_into(ref, buf, 10, 5) == data[10:15]
         assert store.read_into(ref, buf, 100) == data[100:]
+
+
+def test_read_cached_never_waits_for_the_disk(tmp_path):
+    store = LocalChunkStore(str(tmp_path))
+    data = os.urandom(300_000)
+    ref, _ = put(store, data)
+    assert store.read_cached(ref) == data
+    fd = os.open(store.path_of(ref.id), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages (synced): dropped
+    finally:
+        os.close(fd)
+    assert store.read_cached(ref) is None   # it would have to read the disk
+    assert store.read(ref) == data          # which this does
+    assert store.read_cached(ref) == data   # and now the cache holds it
+    missing = ChunkRef(b"\0" * 32, 0, 3)
+    with pytest.raises(ChunkMissing):
+        store.read_cached(missing)
 
 
 def test_missing_chunk(tmp_path):

@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 
 import pytest
 import trio
@@ -265,3 +266,43 @@ async def test_conditional_put_through_the_handler(service):
     assert s == 412
     s, h, data = await call(service, "GET", f"/master.r/k?versionId={h1['x-amz-version-id']}")
     assert s == 200 and data == b"one"
+
+
+# -- small GETs on the event loop, and the back-off from a slow lookup ----------------------
+class SlowMetadata(SqliteMetadata):
+    """The real metadata store; ``stat`` notes its thread and can be made slow."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.delay = 0.0
+        self.threads = []
+
+    def stat(self, repo, branch, path):
+        self.threads.append(threading.current_thread() is threading.main_thread())
+        time.sleep(self.delay)
+        return super().stat(repo, branch, path)
+
+
+async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path):
+    from s3gw.s3.ops import service as service_mod
+
+    meta = SlowMetadata(str(tmp_path / "meta.sqlite"), durable=False)
+    svc = S3Service(meta, CountingStore(str(tmp_path), fsync=False))
+    try:
+        assert (await call(svc, "PUT", "/master.r"))[0] == 200
+        assert (await call(svc, "PUT", "/master.r/k", body=b"abc"))[0] == 200
+        assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+        assert meta.threads == [True]            # looked up on the event loop's thread
+        assert svc.store.reads == []             # and read from the page cache there
+        meta.delay = service_mod.INLINE_SLOW * 2
+        assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+        assert not svc.inline_reads_now()        # that was slow: back off
+        meta.delay = 0
+        assert (await call(svc, "HEAD", "/master.r/k"))[0] == 200
+        assert (await call(svc, "GET", "/master.r/k?versionId=HEAD"))[::2] == (200, b"abc")
+        assert meta.threads[1:] == [True, False]  # the HEAD went to a worker (versionId: no stat)
+        svc._inline_after = 0.0                  # the back-off is over
+        assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+        assert meta.threads[-1] is True
+    finally:
+        meta.close()

@@ -8,9 +8,13 @@ out as its XML document with its status (HEAD: no body); anything unknown is
 logged with its traceback and answered ``InternalError`` with the request id
 only -- a 500 is always a bug.
 
-Operations reach PFS and the chunk store only through worker threads
+Operations reach PFS and the chunk store through worker threads
 (``self.run``, capped by the app's ``CapacityLimiter``): SQLite and file I/O
-block.
+block.  One exception: a GET/HEAD at a branch head looks the file up on the
+event loop (one indexed read) and reads a small object's chunk there when the
+page cache holds it (``ops.objects._resolve_and_read_cached``), because the
+thread hop costs more than that work; a slow lookup turns this off for a while
+(``inline_reads_now``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ PRINCIPAL: ContextVar[Principal | None] = ContextVar("s3gw_principal", default=N
 # SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server).
 AUTH_RECHECK = 0.05
 
+# A lookup on the event loop slower than INLINE_SLOW seconds (a cold database) sends
+# lookups back to worker threads for INLINE_BACKOFF seconds.
+INLINE_SLOW = 0.002
+INLINE_BACKOFF = 1.0
+
 Operation = Callable[["S3Service", Request, object], Awaitable[Response]]
 OPERATIONS: dict[str, Operation] = {}
 
@@ -62,14 +71,28 @@ def operation(name: str):
 class S3Service:
     def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None):
+                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
+                 inline_reads: bool = True):
         self.meta = meta
+        self.inline_reads = inline_reads
+        self._inline_after = 0.0
         self.auth = auth
         self.store = store
         self.region = region
         self.domain = domain
         self.limiter = limiter
         self.clock = clock
+
+    def inline_reads_now(self) -> bool:
+        """Whether a GET/HEAD may look its file up on the event loop now."""
+        return self.inline_reads and time.monotonic() >= self._inline_after
+
+    def inline_read_took(self, seconds: float) -> None:
+        """Report an event-loop lookup's duration (a slow one pauses inline reads)."""
+        if seconds > INLINE_SLOW:
+            self._inline_after = time.monotonic() + INLINE_BACKOFF
+            log.info("a lookup on the event loop took %.1f ms: lookups go to worker threads "
+                     "for %.0f s", seconds * 1e3, INLINE_BACKOFF)
 
     async def run(self, fn, *args):
         """Run a blocking PFS/store call in a worker thread."""
