@@ -214,16 +214,33 @@ class SqliteMetadata:
         once its own commit is durable.
         """
         req = _CommitRequest(repo, branch, changes, message, now_ns, condition, also)
-        with self._queue_lock:
-            self._queue.append(req)
-        with self._write_lock:
-            if not req.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._apply_batch(batch)
+        self._enqueue_and_apply([req])
         if req.error is not None:
             raise req.error
         return req.result
+
+    def commit_many(self, requests: Sequence[tuple]) -> list[tuple[CommitInfo | None,
+                                                                   BaseException | None]]:
+        """Several ``commit`` calls' arguments ``(repo, branch, changes, message, now_ns,
+        condition)`` at once, from one thread: each is its own commit and fails alone,
+        all are made durable by one transaction.  Returns ``(result, error)`` per request."""
+        reqs = [_CommitRequest(*r) for r in requests]
+        try:
+            self._enqueue_and_apply(reqs)
+        except Exception:  # noqa: BLE001 - recorded on each request
+            pass
+        return [(r.result, r.error) for r in reqs]
+
+    def _enqueue_and_apply(self, reqs: list["_CommitRequest"]) -> None:
+        with self._queue_lock:
+            self._queue.extend(reqs)
+        with self._write_lock:
+            # A writer that held the lock took every queued request (ours too) and
+            # finished them; otherwise ours are still queued and we apply the queue.
+            if not reqs[-1].done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._apply_batch(batch)
 
     def _apply_batch(self, batch: list["_CommitRequest"]) -> None:
         cur = self._writer.cursor()

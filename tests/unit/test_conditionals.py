@@ -306,3 +306,52 @@ async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path):
         assert meta.threads[-1] is True
     finally:
         meta.close()
+
+
+async def test_small_puts_batched_each_answered_and_failing_alone(tmp_path):
+    """Concurrent small PUTs are committed in batches by one writer thread; in the
+    same batches a bad Content-MD5, a failed If-None-Match and a missing bucket
+    fail alone with their own errors, and exactly the good ones are committed."""
+    import base64
+
+    meta = SqliteMetadata(str(tmp_path / "meta.sqlite"), durable=False)
+    svc = S3Service(meta, CountingStore(str(tmp_path), fsync=False))
+    try:
+        assert (await call(svc, "PUT", "/master.r"))[0] == 200
+        assert (await call(svc, "PUT", "/master.r/taken", body=b"first"))[0] == 200
+        results = {}
+
+        async def put(i):
+            body = f"object {i}".encode()
+            headers, target = [], f"/master.r/k{i}"
+            kind = ("good", "bad-md5", "taken", "no-bucket")[i % 4]
+            if kind == "bad-md5":
+                headers.append(("Content-MD5", base64.b64encode(b"\0" * 16).decode()))
+            elif kind == "taken":
+                headers.append(("If-None-Match", "*"))
+                target = "/master.r/taken"
+            elif kind == "no-bucket":
+                target = f"/master.missing/k{i}"
+            status, _, data = await call(svc, "PUT", target, headers, body)
+            results[i] = (kind, status, data)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(put, i)
+        expect = {"good": (200, None), "bad-md5": (400, b"<Code>BadDigest</Code>"),
+                  "taken": (412, b"<Code>PreconditionFailed</Code>"),
+                  "no-bucket": (404, b"<Code>NoSuchBucket</Code>")}
+        for i, (kind, status, data) in results.items():
+            want_status, want_code = expect[kind]
+            assert status == want_status, (i, kind, data)
+            assert want_code is None or want_code in data, (i, kind, data)
+        assert len(results) == 40
+        files = {f.path for f in meta.list_files("r", "master")}
+        assert files == {"taken"} | {f"k{i}" for i in range(0, 40, 4)}
+        assert (await call(svc, "GET", "/master.r/taken"))[2] == b"first"
+        for i in range(0, 40, 4):
+            assert (await call(svc, "GET", f"/master.r/k{i}"))[2] == f"object {i}".encode()
+        writer = svc.small_puts
+        assert writer.jobs == 41 and writer.batches < writer.jobs   # batched, not one by one
+    finally:
+        meta.close()

@@ -92,40 +92,62 @@ def _put_response(obj: ObjectInfo, commit, checksums: dict[str, str]) -> Respons
 async def _put_small(svc: S3Service, req: Request, reader: BodyReader, ref, key: str,
                      condition, headers: dict) -> Response:
     """A small PutObject (declared length <= SMALL_BODY): the body is read first
-    (without ``Expect``, it is already in the socket buffer), then one worker call
-    checks the bucket and the condition, hashes and stages the chunk, verifies
-    the digests, makes the chunk durable and commits -- one thread hop instead
-    of four.  Same checks in the same order, the same answers and the same
-    crash order as the streamed path; only a missing bucket is found after
-    the body arrived instead of before."""
+    (without ``Expect``, it is already in the socket buffer), then the small-PUT
+    writer thread checks the bucket and the condition, hashes and stages the
+    chunk, verifies the digests, makes the chunk durable and commits, batched
+    with the other small PUTs queued meanwhile (``ops.smallputs``).  Same checks
+    in the same order, the same answers and the same crash order as the
+    streamed path; only a missing bucket is found after the body arrived
+    instead of before."""
     body = await read_small(reader.read)
-    obj, commit, checksums = await svc.run(_put_small_sync, svc, req, reader, ref, key,
-                                           condition, headers, body)
+    obj, commit, checksums = await svc.small_puts.run(
+        _SmallPut(svc, req, reader, ref, key, condition, headers, body))
     return _put_response(obj, commit, checksums)
 
 
-def _put_small_sync(svc: S3Service, req: Request, reader: BodyReader, ref, key: str, condition,
-                    headers: dict, body: bytes):
-    """Blocking: everything a small PUT does after its body arrived (see _put_small)."""
-    _check_target(svc, ref, key, condition)
-    md5_expected = content_md5(req.headers.get("content-md5"))
-    wanted = checksum_algorithms(req, reader)
-    algorithms = ["md5", *wanted]
-    sha_hex = reader.payload_sha256
-    if sha_hex is not None and "sha256" not in algorithms:
-        algorithms.append("sha256")
-    result = ingest_small(body, svc.store, algorithms=algorithms)
-    try:
-        checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
-        result.batch.sync()
-    except BaseException:
-        result.batch.discard()
-        raise
-    obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
-                     manifest=result.manifest.pack(), headers=headers, checksums=checksums)
-    commit = svc.meta.commit(ref.repo, ref.branch, [Put(key, obj)], f"PUT /{key}", svc.clock(),
-                             condition)
-    return obj, commit, checksums
+class _SmallPut:
+    """One small PutObject's blocking steps, for the small-PUT writer thread."""
+
+    def __init__(self, svc: S3Service, req: Request, reader: BodyReader, ref, key: str,
+                 condition, headers: dict, body: bytes):
+        self.svc, self.req, self.reader, self.ref, self.key = svc, req, reader, ref, key
+        self.condition, self.headers, self.body = condition, headers, body
+        self.result = self.checksums = self.obj = None
+
+    def stage(self) -> None:
+        svc, req, reader = self.svc, self.req, self.reader
+        _check_target(svc, self.ref, self.key, self.condition)
+        md5_expected = content_md5(req.headers.get("content-md5"))
+        wanted = checksum_algorithms(req, reader)
+        algorithms = ["md5", *wanted]
+        sha_hex = reader.payload_sha256
+        if sha_hex is not None and "sha256" not in algorithms:
+            algorithms.append("sha256")
+        result = ingest_small(self.body, svc.store, algorithms=algorithms)
+        try:
+            self.checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
+        except BaseException:
+            result.batch.discard()
+            raise
+        self.result = result
+
+    def sync(self) -> None:
+        result = self.result
+        try:
+            result.batch.sync()
+        except BaseException:
+            result.batch.discard()
+            raise
+        self.obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
+                              manifest=result.manifest.pack(), headers=self.headers,
+                              checksums=self.checksums)
+
+    def commit_args(self) -> tuple:
+        return (self.ref.repo, self.ref.branch, [Put(self.key, self.obj)], f"PUT /{self.key}",
+                self.svc.clock(), self.condition)
+
+    def answer(self, commit):
+        return self.obj, commit, self.checksums
 
 
 async def receive_object(svc: S3Service, req: Request, compute: tuple[str, ...] = (),

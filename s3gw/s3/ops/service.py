@@ -35,6 +35,7 @@ from ..auth import Principal, authenticate, authorize
 from ..errors import ERRORS, S3Error, error_xml, to_s3_error
 from ..names import BucketRef, parse_bucket
 from ..router import route
+from .smallputs import SmallPutWriter
 
 __all__ = ["S3Service", "OPERATIONS", "OWNER", "PRINCIPAL"]
 
@@ -76,6 +77,7 @@ class S3Service:
         self.meta = meta
         self.inline_reads = inline_reads
         self._inline_after = 0.0
+        self.small_puts = SmallPutWriter(meta)
         self.auth = auth
         self.store = store
         self.region = region

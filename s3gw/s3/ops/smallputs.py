@@ -1,0 +1,128 @@
+"""Small PUTs made durable and committed in batches by one writer thread.
+
+A small PUT's blocking work (bucket check, hashing and staging its chunk,
+the digest checks, ``fdatasync`` + rename + directory fsync, the commit) is a
+few hundred microseconds of system calls.  Run in a worker thread per
+request, eight concurrent PUTs kept nine threads passing the GIL back and
+forth at every one of those calls: each hand-over leaves the GIL idle while
+the next thread is woken, so 8 clients reached ~600 PUT/s with the server
+using only 1.2 of its 2 cores and most PUT latency spent waiting for the GIL.
+
+Here one thread takes whatever PUTs are queued and runs them together:
+stage every chunk (writeback starts at once), then make each durable, then
+commit them all in one SQLite transaction in which each PUT is still its own
+commit and fails alone (``SqliteMetadata.commit_many``).  The order per PUT
+is the streamed path's (chunk durable -> commit), so the crash guarantees
+are the same, and each caller gets its answer only once its commit is
+durable.  The event loop is woken once per batch.
+
+The thread is started on demand and exits after a few idle seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import trio
+
+__all__ = ["SmallPutWriter", "SmallPutJob"]
+
+
+class SmallPutJob(Protocol):
+    def stage(self) -> None: ...          # checks, hash, write the chunk (not yet durable)
+    def sync(self) -> None: ...           # make the chunk durable; on error remove it
+    def commit_args(self) -> tuple: ...   # SqliteMetadata.commit_many's tuple
+    def answer(self, commit) -> object: ...  # the caller's result, from its durable commit
+
+
+class SmallPutWriter:
+    def __init__(self, meta, *, max_batch: int = 64, idle_exit: float = 5.0):
+        self.meta = meta
+        self.max_batch = max_batch
+        self.idle_exit = idle_exit
+        self._jobs: list = []
+        self._cond = threading.Condition()
+        self._running = False
+        self.batches = 0   # counters, for tests and curiosity
+        self.jobs = 0
+
+    async def run(self, job) -> object:
+        """Queue ``job`` and wait (not cancellable, like ``trio.to_thread``) for its
+        commit's result; raises what its stage, sync or commit raised."""
+        done = trio.Event()
+        entry = [job, trio.lowlevel.current_trio_token(), done, None, None]  # result, error
+        with self._cond:
+            self._jobs.append(entry)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, name="s3gw-small-puts", daemon=True).start()
+            else:
+                self._cond.notify()
+        with trio.CancelScope(shield=True):
+            await done.wait()
+        if entry[4] is not None:
+            raise entry[4]
+        return entry[3]
+
+    # -- the writer thread ------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    if not self._cond.wait(self.idle_exit) and not self._jobs:
+                        self._running = False
+                        return
+                batch = self._jobs[:self.max_batch]
+                del self._jobs[:self.max_batch]
+            try:
+                self._process(batch)
+            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+                for entry in batch:
+                    if entry[3] is None and entry[4] is None:
+                        entry[4] = exc
+            self.batches += 1
+            self.jobs += len(batch)
+            self._wake(batch)
+
+    def _process(self, batch: list) -> None:
+        staged = []
+        for entry in batch:
+            try:
+                entry[0].stage()
+            except Exception as exc:  # noqa: BLE001 - this PUT fails alone
+                entry[4] = exc
+            else:
+                staged.append(entry)
+        durable = []
+        for entry in staged:
+            try:
+                entry[0].sync()
+            except Exception as exc:  # noqa: BLE001
+                entry[4] = exc
+            else:
+                durable.append(entry)
+        if not durable:
+            return
+        results = self.meta.commit_many([entry[0].commit_args() for entry in durable])
+        for entry, (commit, error) in zip(durable, results):
+            if error is None:
+                entry[3] = entry[0].answer(commit)
+            else:
+                entry[4] = error
+
+    @staticmethod
+    def _wake(batch: list) -> None:
+        by_token: dict = {}
+        for entry in batch:
+            by_token.setdefault(entry[1], []).append(entry[2])
+        for token, events in by_token.items():
+            try:
+                token.run_sync_soon(_set_all, events)
+            except trio.RunFinishedError:  # pragma: no cover - that event loop is gone
+                pass
+
+
+def _set_all(events: list) -> None:
+    for event in events:
+        event.set()
