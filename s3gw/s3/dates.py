@@ -26,6 +26,7 @@ Nothing here reads the clock; pass ``now`` values in.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 
@@ -39,7 +40,12 @@ _NS = 1_000_000_000
 
 def http_date(ns: int) -> str:
     """Format *ns* as an IMF-fixdate (``Mon, 23 Nov 2026 08:50:40 GMT``)."""
-    t = time.gmtime(ns // _NS)
+    return _http_date_s(ns // _NS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date_s(seconds: int) -> str:
+    t = time.gmtime(seconds)
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
