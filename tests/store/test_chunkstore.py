@@ -129,3 +129,24 @@ def test_direct_writes_store_exact_chunks(tmp_path, size):
     assert store.read(ref) == data
     assert store.verify(ref.id)
     assert os.listdir(store.tmp_root) == []
+
+
+def test_sync_many_batches_fail_alone(tmp_path):
+    store = LocalChunkStore(str(tmp_path))
+    batches, ids = [], []
+    for i in range(4):
+        batch = store.batch()
+        data = f"chunk {i}".encode() * 100
+        cid = hashing.chunk_id(data)
+        assert batch.put(cid, data)
+        batches.append(batch)
+        ids.append(cid)
+    doomed_tmp = batches[2]._staged[0][0]
+    os.unlink(doomed_tmp)                    # this batch's file is gone before the sync
+    errors = store.sync_many(batches)
+    assert [e is None for e in errors] == [True, True, False, True]
+    assert isinstance(errors[2], FileNotFoundError)
+    assert [store.has(c) for c in ids] == [True, True, False, True]
+    batches[2].discard()                     # its owner cleans up; nothing is left behind
+    assert os.listdir(store.tmp_root) == []
+    assert store.sync_many([]) == []

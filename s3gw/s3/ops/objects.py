@@ -114,7 +114,7 @@ class _SmallPut:
         self.condition, self.headers, self.body = condition, headers, body
         self.result = self.checksums = self.obj = None
 
-    def stage(self) -> None:
+    def stage(self):
         svc, req, reader = self.svc, self.req, self.reader
         _check_target(svc, self.ref, self.key, self.condition)
         md5_expected = content_md5(req.headers.get("content-md5"))
@@ -130,17 +130,16 @@ class _SmallPut:
             result.batch.discard()
             raise
         self.result = result
+        return result.batch
 
-    def sync(self) -> None:
+    def synced(self) -> None:
         result = self.result
-        try:
-            result.batch.sync()
-        except BaseException:
-            result.batch.discard()
-            raise
         self.obj = ObjectInfo(size=result.size, etag=result.digests["md5"].hex(),
                               manifest=result.manifest.pack(), headers=self.headers,
                               checksums=self.checksums)
+
+    def discard(self) -> None:
+        self.result.batch.discard()
 
     def commit_args(self) -> tuple:
         return (self.ref.repo, self.ref.branch, [Put(self.key, self.obj)], f"PUT /{self.key}",

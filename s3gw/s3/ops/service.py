@@ -77,7 +77,7 @@ class S3Service:
         self.meta = meta
         self.inline_reads = inline_reads
         self._inline_after = 0.0
-        self.small_puts = SmallPutWriter(meta)
+        self.small_puts = SmallPutWriter(meta, store)
         self.auth = auth
         self.store = store
         self.region = region

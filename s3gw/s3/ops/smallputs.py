@@ -9,8 +9,9 @@ the next thread is woken, so 8 clients reached ~600 PUT/s with the server
 using only 1.2 of its 2 cores and most PUT latency spent waiting for the GIL.
 
 Here one thread takes whatever PUTs are queued and runs them together:
-stage every chunk (writeback starts at once), then make each durable, then
-commit them all in one SQLite transaction in which each PUT is still its own
+stage every chunk (writeback starts at once), then make them durable
+together (their ``fdatasync`` calls, each a device flush, issued at once
+from the store's sync threads), then commit them all in one SQLite transaction in which each PUT is still its own
 commit and fails alone (``SqliteMetadata.commit_many``).  The order per PUT
 is the streamed path's (chunk durable -> commit), so the crash guarantees
 are the same, and each caller gets its answer only once its commit is
@@ -30,15 +31,17 @@ __all__ = ["SmallPutWriter", "SmallPutJob"]
 
 
 class SmallPutJob(Protocol):
-    def stage(self) -> None: ...          # checks, hash, write the chunk (not yet durable)
-    def sync(self) -> None: ...           # make the chunk durable; on error remove it
+    def stage(self): ...                  # checks, hash, write the chunk: its WriteBatch
+    def synced(self) -> None: ...         # its batch is durable
+    def discard(self) -> None: ...        # its batch could not be made durable: remove it
     def commit_args(self) -> tuple: ...   # SqliteMetadata.commit_many's tuple
     def answer(self, commit) -> object: ...  # the caller's result, from its durable commit
 
 
 class SmallPutWriter:
-    def __init__(self, meta, *, max_batch: int = 64, idle_exit: float = 5.0):
+    def __init__(self, meta, store, *, max_batch: int = 64, idle_exit: float = 5.0):
         self.meta = meta
+        self.store = store
         self.max_batch = max_batch
         self.idle_exit = idle_exit
         self._jobs: list = []
@@ -86,18 +89,22 @@ class SmallPutWriter:
             self._wake(batch)
 
     def _process(self, batch: list) -> None:
-        staged = []
+        staged, writes = [], []
         for entry in batch:
             try:
-                entry[0].stage()
+                writes.append(entry[0].stage())
             except Exception as exc:  # noqa: BLE001 - this PUT fails alone
                 entry[4] = exc
             else:
                 staged.append(entry)
         durable = []
-        for entry in staged:
+        # every chunk's fdatasync (a device flush) at once, then the directories'
+        for entry, error in zip(staged, self.store.sync_many(writes)):
             try:
-                entry[0].sync()
+                if error is not None:
+                    entry[0].discard()
+                    raise error
+                entry[0].synced()
             except Exception as exc:  # noqa: BLE001
                 entry[4] = exc
             else:
