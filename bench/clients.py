@@ -571,12 +571,7 @@ def small_objects(port: int, bucket: str, method: str, count: int, clients: int 
     for c in range(clients):
         sock = connect(c)
         sock.sendall(f"HEAD /{bucket} HTTP/1.1\r\nHost: {host}\r\n{extra('HEAD', '/' + bucket)}\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            more = sock.recv(65536)
-            if not more:
-                break
-            head += more
+        recv_head(sock)
         drop(c)  # connect again for the first timed request (some servers close here)
         connect(c)
     t0 = perf()
@@ -622,6 +617,17 @@ def small_objects(port: int, bucket: str, method: str, count: int, clients: int 
     return OpsResult(len(lat), dt, sum(errs), lat, first_err[0] if first_err else None,
                      complete=not stopped and sum(errs) == 0 and len(lat) == sum(per),
                      per_client_done=done)
+
+
+def recv_head(sock: socket.socket) -> bytes:
+    """Receive until a blank line ends a message head (or the peer closes); all bytes read."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _response_in(buf: bytes, eof: bool = False) -> tuple[int, int, int, bool] | None:

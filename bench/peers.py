@@ -468,6 +468,8 @@ def _h11_sink() -> None:
 
 def _raw_sender() -> None:
     """Plain blocking sockets: GET /<n> answered by sendall of one 1 MiB buffer."""
+    from clients import recv_head  # this child runs with bench/ on its path
+
     block = memoryview(bytearray(os.urandom(MiB)))
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -476,12 +478,7 @@ def _raw_sender() -> None:
     while True:
         conn, _ = srv.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                more = conn.recv(65536)
-                if not more:
-                    break
-                data += more
+            data = recv_head(conn)
             if not data:
                 continue
             target = data.split(b" ", 2)[1]
