@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 
 from . import history as _history
 from .model import (
-    BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, NoSuchBranch,
+    BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, MetadataBusy, NoSuchBranch,
     NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoInfo,
 )
 
@@ -95,9 +95,9 @@ class SqliteMetadata:
             _history.ensure_schema(self._writer)
         self._write(_history.backfill)  # skip pointers of commits older than the table
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, timeout: float = 30.0) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
+                               timeout=timeout)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -379,6 +379,25 @@ class SqliteMetadata:
         info = self._stat(self._reader, repo, branch, path)
         if info is None:
             self.get_branch(repo, branch)  # NoSuchBranch first
+            raise NoSuchFile(path)
+        return info
+
+    def stat_nowait(self, repo: str, branch: str, path: str) -> FileInfo:
+        """``stat`` for an event loop: never waits for a lock (WAL readers rarely meet
+        one: crash recovery at start); raises ``MetadataBusy`` instead."""
+        try:
+            conn = getattr(self._local, "nowait", None)
+            if conn is None:
+                conn = self._connect(timeout=0.0)
+                conn.execute("PRAGMA query_only=ON")
+                self._local.nowait = conn
+            info = self._stat(conn, repo, branch, path)
+            if info is None and conn.execute("SELECT 1 FROM branches WHERE repo=? AND name=?",
+                                             (repo, branch)).fetchone() is None:
+                raise NoSuchBranch(f"{branch}.{repo}")
+        except sqlite3.OperationalError as exc:
+            raise MetadataBusy(str(exc)) from None
+        if info is None:
             raise NoSuchFile(path)
         return info
 

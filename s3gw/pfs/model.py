@@ -105,3 +105,7 @@ class InvalidName(PfsError):
 
 class ConditionFailed(PfsError):
     """A conditional write's precondition did not hold inside the transaction."""
+
+
+class MetadataBusy(PfsError):
+    """A ``*_nowait`` read found the database locked; the blocking call would wait."""

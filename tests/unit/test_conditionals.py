@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from s3gw.pfs.metadata import SqliteMetadata
-from s3gw.pfs.model import ConditionFailed, NoSuchFile, ObjectInfo, Put
+from s3gw.pfs.model import ConditionFailed, MetadataBusy, NoSuchFile, ObjectInfo, Put
 from s3gw.s3 import conditions
 from s3gw.s3.dates import http_date
 from s3gw.s3.errors import S3Error
@@ -282,6 +282,15 @@ class SlowMetadata(SqliteMetadata):
         time.sleep(self.delay)
         return super().stat(repo, branch, path)
 
+    def stat_nowait(self, repo, branch, path):
+        if self.busy:
+            raise MetadataBusy("database is locked")
+        self.threads.append(threading.current_thread() is threading.main_thread())
+        time.sleep(self.delay)
+        return super().stat_nowait(repo, branch, path)
+
+    busy = False
+
 
 async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path):
     from s3gw.s3.ops import service as service_mod
@@ -304,6 +313,13 @@ async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path):
         svc._inline_after = 0.0                  # the back-off is over
         assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
         assert meta.threads[-1] is True
+        meta.busy = True                         # a locked database: a worker thread waits
+        assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+        assert meta.threads[-1] is False
+        assert (await call(svc, "GET", "/master.r/nope"))[0] == 404
+        meta.busy = False
+        assert (await call(svc, "GET", "/master.r/nope"))[0] == 404
+        assert (await call(svc, "GET", "/master.gone/k"))[0] == 404
     finally:
         meta.close()
 

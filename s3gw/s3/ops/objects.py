@@ -24,7 +24,7 @@ import trio
 
 from ...http import Request, Response
 from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, read_small
-from ...pfs.model import Delete, FileInfo, NoSuchFile, ObjectInfo, Put
+from ...pfs.model import Delete, FileInfo, MetadataBusy, NoSuchFile, ObjectInfo, Put
 from ...store.ids import Manifest
 from .. import xml as s3xml
 from ..xmlparse import parse_delete
@@ -270,11 +270,14 @@ async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Respons
     # only what it needs.
     want_data = not head and "partNumber" not in r.query and not any(
         h in req.headers for h in _CONDITIONAL_READ_HEADERS)
+    found = None
     if "versionId" not in r.query and ref.commit is None and svc.inline_reads_now():
-        info, data = _resolve_and_read_cached(svc, ref, key, want_data)
-    else:
-        info, data = await svc.run(_resolve_and_read_small, svc, ref, key, r.query.get("versionId"),
-                                   want_data)
+        try:
+            found = _resolve_and_read_cached(svc, ref, key, want_data)
+        except MetadataBusy:  # a locked database: a worker thread waits for it
+            pass
+    info, data = found or await svc.run(_resolve_and_read_small, svc, ref, key,
+                                        r.query.get("versionId"), want_data)
     obj = info.object
     preconditions = check_preconditions(req.headers, obj.etag, info.time_ns)
     if preconditions is not None:
@@ -360,7 +363,7 @@ def _resolve_and_read_cached(svc: S3Service, ref, key: str,
     thread.
     """
     t0 = time.perf_counter()
-    info = svc.meta.stat(ref.repo, ref.branch, key)
+    info = svc.meta.stat_nowait(ref.repo, ref.branch, key)
     svc.inline_read_took(time.perf_counter() - t0)
     obj = info.object
     if not want_data or obj.size > SMALL_GET:
