@@ -73,3 +73,16 @@ def test_piece_pool_keeps_buffers_a_read_still_writes_out():
     pool.give_back(bufs[:1])            # the caller leaves out the one still being read into
     again = pool.take(2, 2 * MiB)
     assert again[0] is bufs[0] and again[1] is not bufs[1]
+
+
+def test_piece_pool_keeps_two_idle_buffers_per_running_get():
+    from s3gw.s3.ops.piecepool import PiecePool
+
+    pool = PiecePool(4 * MiB + 1, keep_busy=16, keep_idle=2)
+    slow = pool.take(2, 3 * MiB)                      # one slow download stays open
+    burst = [pool.take(2, 3 * MiB) for _ in range(8)]  # a burst of parallel GETs
+    for lease in burst:
+        pool.give_back(lease)
+    assert pool.leases == 1 and pool.idle == 2        # not 16: the burst is over
+    pool.give_back(slow)
+    assert pool.idle == 2

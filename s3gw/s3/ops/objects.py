@@ -452,11 +452,12 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
     # the next).
     size = max(sum(n for _, _, n in g) if len(g) > 1 else g[0][0].length for g in groups)
     nbuf = min(len(groups), _AHEAD + 1)
-    buffers = _PIECES.take(nbuf, size + 1)
     read_group = partial(_read_group, svc.store.read_into)
-    pending = deque((_READ_AHEAD.submit(read_group, groups[i], buffers[i]), buffers[i])
-                    for i in range(min(len(groups), _AHEAD)))
+    pending: deque = deque()
+    buffers = _PIECES.take(nbuf, size + 1)
     try:
+        for i in range(min(len(groups), _AHEAD)):
+            pending.append((_READ_AHEAD.submit(read_group, groups[i], buffers[i]), buffers[i]))
         for i in range(len(groups)):
             fut = pending[0][0]
             if not fut.done():

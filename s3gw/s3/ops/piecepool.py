@@ -12,9 +12,10 @@ Allocating them per request costs either way:
   the next big PUT's memory bound.
 
 So the pieces go into anonymous mappings of one fixed size, kept in a pool.
-While GETs are running, up to ``keep_busy`` idle buffers are kept (warm, no
-faults); when the last GET ends the pool shrinks to ``keep_idle``, and the
-rest are unmapped.  Only the trio thread touches the pool.
+While GETs are running, up to two idle buffers per running GET are kept
+(warm, no faults; at most ``keep_busy``); when the last GET ends the pool
+shrinks to ``keep_idle``, and the rest are unmapped.  Only the trio thread
+touches the pool.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class PiecePool:
 
     Args:
         size: bytes per buffer; a request for more gets a plain bytearray.
-        keep_busy: idle buffers kept while any lease is open.
+        keep_busy: most idle buffers kept while leases are open (two per open lease).
         keep_idle: idle buffers kept once no lease is open.
         min_pooled: requests smaller than this get a plain bytearray (a small
             piece's heap block is reused by the heap itself).
@@ -62,7 +63,9 @@ class PiecePool:
     def give_back(self, buffers: list) -> None:
         """Close a lease; ``buffers`` are those of its buffers no thread still writes to."""
         self.leases -= 1
-        keep = self.keep_busy if self.leases else self.keep_idle
+        # enough for the GETs still running to swap buffers without a fault; one
+        # slow download must not hold a burst's worth of idle buffers
+        keep = max(self.keep_idle, min(self.keep_busy, 2 * self.leases))
         for buf in buffers:
             if isinstance(buf, mmap.mmap) and len(self._free) < keep:
                 self._free.append(buf)
