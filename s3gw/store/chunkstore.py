@@ -88,8 +88,11 @@ class WriteBatch:
 
     def __init__(self, store: "LocalChunkStore"):
         self._store = store
-        self._staged: list[tuple[str, str]] = []   # (temp path, final path)
+        # The chunks claimed (and then written) by this upload; their temp and final
+        # paths are derived from the id, so a 10 GiB upload keeps ~10,000 ids here
+        # and nothing else per chunk.
         self._written: set[bytes] = set()
+        self._token = secrets.token_hex(6)
         self._lock = threading.Lock()
         self.new_chunks = 0
         self.new_bytes = 0
@@ -119,9 +122,11 @@ class WriteBatch:
 
     def write_claimed(self, chunk_id: bytes, data) -> None:
         """Write a claimed chunk to its temp file (thread-safe; may run in a writer thread)."""
-        staged = self._store._write_temp(chunk_id, data)
-        with self._lock:
-            self._staged.append(staged)
+        self._store._write_temp(self.temp_path(chunk_id), data)
+
+    def temp_path(self, chunk_id: bytes) -> str:
+        """Where this upload stages ``chunk_id`` until ``sync``."""
+        return os.path.join(self._store.tmp_root, f"{self._token}.{chunk_id.hex()}.tmp")
 
     def sync(self) -> None:
         """Make every staged chunk durable, then move it to its address."""
@@ -131,12 +136,11 @@ class WriteBatch:
 
     def discard(self) -> None:
         """Remove the staged temp files (the upload failed): no trace is left."""
-        for tmp, _final in self._staged:
+        for chunk_id in self._written:
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
+                os.unlink(self.temp_path(chunk_id))
+            except FileNotFoundError:  # claimed but never written
                 pass
-        self._staged.clear()
         self._written.clear()
 
 
@@ -200,11 +204,10 @@ class LocalChunkStore:
         """True when the chunk is at its address (whole and durable)."""
         return os.path.exists(self.path_of(chunk_id))
 
-    def _write_temp(self, chunk_id: bytes, data) -> tuple[str, str]:
-        """Write a chunk to a unique temp file and start its writeback; no waiting."""
-        tmp = os.path.join(self.tmp_root, f"{chunk_id.hex()[:16]}.{secrets.token_hex(6)}.tmp")
+    def _write_temp(self, tmp: str, data) -> None:
+        """Write a chunk to its (new) temp file and start its writeback; no waiting."""
         if self.direct_writes and len(data) >= DIRECT_MIN and self._write_direct(tmp, data):
-            return tmp, self.path_of(chunk_id)
+            return
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
@@ -215,7 +218,6 @@ class LocalChunkStore:
                 _start_writeback(fd)
         finally:
             os.close(fd)
-        return tmp, self.path_of(chunk_id)
 
     def _write_direct(self, tmp: str, data) -> bool:
         """Write a chunk with O_DIRECT: no page-cache copy (DMA from an aligned
@@ -436,17 +438,20 @@ def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
         return errors
     fsync = batches[0]._store.fsync
     if fsync:
-        files = [(i, tmp) for i, b in enumerate(batches) for tmp, _ in b._staged]
-        for (i, _), exc in zip(files, _together(_fdatasync_path, [tmp for _, tmp in files])):
+        owners = [i for i, b in enumerate(batches) for _ in b._written]
+        temps = [b.temp_path(c) for b in batches for c in b._written]
+        for i, exc in zip(owners, _together(_fdatasync_path, temps)):
             if exc is not None and errors[i] is None:
                 errors[i] = exc
+        del temps
     dirs: dict[str, list[int]] = {}
     for i, batch in enumerate(batches):
         if errors[i] is not None:
             continue
         try:
-            for tmp, final in batch._staged:
-                os.rename(tmp, final)
+            for chunk_id in batch._written:
+                final = batch._store.path_of(chunk_id)
+                os.rename(batch.temp_path(chunk_id), final)
                 dirs.setdefault(os.path.dirname(final), []).append(i)
         except OSError as exc:
             errors[i] = exc
@@ -458,7 +463,6 @@ def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
                     errors[i] = errors[i] or exc
     for i, batch in enumerate(batches):
         if errors[i] is None:
-            batch._staged.clear()
             batch._written.clear()
     return errors
 

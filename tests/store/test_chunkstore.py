@@ -141,8 +141,7 @@ def test_sync_many_batches_fail_alone(tmp_path):
         assert batch.put(cid, data)
         batches.append(batch)
         ids.append(cid)
-    doomed_tmp = batches[2]._staged[0][0]
-    os.unlink(doomed_tmp)                    # this batch's file is gone before the sync
+    os.unlink(batches[2].temp_path(ids[2]))                    # this batch's file is gone before the sync
     errors = store.sync_many(batches)
     assert [e is None for e in errors] == [True, True, False, True]
     assert isinstance(errors[2], FileNotFoundError)
@@ -180,3 +179,26 @@ def test_syncing_many_files_costs_no_memory_per_file():
     assert sorted(seen) == sorted(items)
     assert [i for i, r in enumerate(results) if r is not None] == [7]
     assert peak < 1 << 20, f"{peak} bytes traced while syncing 20,000 files"
+
+
+def test_a_batch_keeps_only_ids_per_chunk(tmp_path):
+    """What an upload holds per staged chunk until its sync is the chunk id (a
+    10 GiB upload stages ~10,000 chunks): paths are derived, not stored."""
+    import tracemalloc
+
+    store = LocalChunkStore(str(tmp_path), fsync=False)
+    batch = store.batch()
+    ids = [hashing.chunk_id(i.to_bytes(4, "little")) for i in range(3000)]
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for i, cid in enumerate(ids):
+            assert batch.put(cid, i.to_bytes(4, "little"))
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_chunk = (after - before) / len(ids)
+    assert per_chunk < 120, f"{per_chunk:.0f} bytes kept per staged chunk"
+    batch.sync()
+    assert all(store.has(cid) for cid in ids)
+    assert os.listdir(store.tmp_root) == []
