@@ -410,17 +410,17 @@ def _start_writeback(fd: int) -> None:
 
 
 _SYNC_THREADS = 8
-_dir_sync_pool: ThreadPoolExecutor | None = None
-_dir_sync_lock = threading.Lock()
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_lock = threading.Lock()
 
 
-def _dir_syncers() -> ThreadPoolExecutor:
+def _syncers() -> ThreadPoolExecutor:
     """The threads that sync files and directories together (made on first use)."""
-    global _dir_sync_pool
-    with _dir_sync_lock:
-        if _dir_sync_pool is None:
-            _dir_sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="s3gw-sync")
-        return _dir_sync_pool
+    global _sync_pool
+    with _sync_lock:
+        if _sync_pool is None:
+            _sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="s3gw-sync")
+        return _sync_pool
 
 
 def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
@@ -495,7 +495,7 @@ def _together(fn, items: list) -> list[BaseException | None]:
                 return
             call(i)
 
-    pool = _dir_syncers()
+    pool = _syncers()
     for future in [pool.submit(worker) for _ in range(min(_SYNC_THREADS, len(items)))]:
         future.result()
     return results

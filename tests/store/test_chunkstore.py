@@ -159,7 +159,7 @@ def test_syncing_many_files_costs_no_memory_per_file():
 
     from s3gw.store import chunkstore
 
-    chunkstore._dir_syncers()          # the pool exists before measuring
+    chunkstore._syncers()          # the pool exists before measuring
     items = [f"file-{i}" for i in range(20_000)]
     seen = []
     lock = threading.Lock()

@@ -72,10 +72,8 @@ def operation(name: str):
 class S3Service:
     def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
-                 inline_reads: bool = True):
+                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None):
         self.meta = meta
-        self.inline_reads = inline_reads
         self._inline_after = 0.0
         self.small_puts = SmallPutWriter(meta, store)
         self.auth = auth
@@ -87,7 +85,7 @@ class S3Service:
 
     def inline_reads_now(self) -> bool:
         """Whether a GET/HEAD may look its file up on the event loop now."""
-        return self.inline_reads and time.monotonic() >= self._inline_after
+        return time.monotonic() >= self._inline_after
 
     def inline_read_took(self, seconds: float) -> None:
         """Report an event-loop lookup's duration (a slow one pauses inline reads)."""

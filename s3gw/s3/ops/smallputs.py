@@ -11,8 +11,9 @@ using only 1.2 of its 2 cores and most PUT latency spent waiting for the GIL.
 Here one thread takes whatever PUTs are queued and runs them together:
 stage every chunk (writeback starts at once), then make them durable
 together (their ``fdatasync`` calls, each a device flush, issued at once
-from the store's sync threads), then commit them all in one SQLite transaction in which each PUT is still its own
-commit and fails alone (``SqliteMetadata.commit_many``).  The order per PUT
+from the store's sync threads), then commit them all in one SQLite
+transaction in which each PUT is still its own commit and fails alone
+(``SqliteMetadata.commit_many``).  The order per PUT
 is the streamed path's (chunk durable -> commit), so the crash guarantees
 are the same, and each caller gets its answer only once its commit is
 durable.  The event loop is woken once per batch.
@@ -50,7 +51,7 @@ class SmallPutWriter:
         self.batches = 0   # counters, for tests and curiosity
         self.jobs = 0
 
-    async def run(self, job) -> object:
+    async def run(self, job: SmallPutJob) -> object:
         """Queue ``job`` and wait (not cancellable, like ``trio.to_thread``) for its
         commit's result; raises what its stage, sync or commit raised."""
         done = trio.Event()
