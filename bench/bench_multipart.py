@@ -62,13 +62,8 @@ def proc_io(pid: int) -> dict[str, int]:
 
 
 def chunk_usage(data_dir: str) -> tuple[int, int]:
-    count = size = 0
-    for d, _, files in os.walk(os.path.join(data_dir, "chunks")):
-        for name in files:
-            if name != ".fanout":
-                count += 1
-                size += os.path.getsize(os.path.join(d, name))
-    return count, size
+    from s3gw.store.chunkstore import LocalChunkStore
+    return LocalChunkStore(data_dir, owner=False).usage()
 
 
 def client(endpoint: str):

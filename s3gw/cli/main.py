@@ -167,7 +167,7 @@ def _cmd_stats(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     stats = meta.stats()
-    chunks, stored = LocalChunkStore(args.data).usage()
+    chunks, stored = LocalChunkStore(args.data, owner=False).usage()
     stats.update(chunks=chunks, stored_bytes=stored)
     stats["dedup_ratio"] = round(stats["object_bytes"] / stored, 3) if stored else None
     if args.json:
@@ -189,22 +189,24 @@ def _cmd_gc(args) -> int:
     from ..pfs.gc import collect_garbage
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
-    r = collect_garbage(meta, LocalChunkStore(args.data), grace_s=args.grace, dry_run=args.dry_run)
+    r = collect_garbage(meta, LocalChunkStore(args.data, owner=False), grace_s=args.grace, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
           f"objects; {r.chunks_kept} chunks referenced")
+    if r.packs_removed:
+        print(f"compacted {r.packs_removed} packs ({r.pack_bytes_freed} bytes)")
     return 0
 
 
 def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
-    store = LocalChunkStore(args.data)
+    store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
     for cid in store.iter_ids():
         checked += 1
         if not store.verify(cid):
             bad += 1
-            print(f"CORRUPT {store.path_of(cid)}")
+            print(f"CORRUPT {store.where(cid)}")
     print(f"checked {checked} chunks: {bad} corrupt")
     return 1 if bad else 0
 

@@ -30,8 +30,13 @@ All methods are blocking; callers run them in worker threads
 (``trio.to_thread``).  The interface (``ChunkStore``) is what an
 S3-compatible backend will implement too.
 
-Known weaknesses: one file per chunk costs an inode per ~1 MiB; packs would
-amortise that, but measured chunk files already reach the disk's speed here.
+Chunks shorter than ``PACK_MAX`` (64 KiB: small objects and the tails of
+larger ones) are not files: they are appended to pack files (``packs.py``),
+where one ``fdatasync`` covers a whole batch of them and no inode is made
+per object.  A batch keeps its small chunks in memory (at most one per
+stream: the chunker cuts nothing below 256 KiB but a stream's end) and
+writes them at ``sync``.  Chunk files of 64 KiB or more measured at the
+disk's speed here, so those stay one file each.
 """
 
 from __future__ import annotations
@@ -42,12 +47,14 @@ import errno
 import mmap
 import os
 import secrets
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Protocol
 
 from . import hashing
 from .ids import ChunkId, ChunkRef
+from .packs import PACK_MAX, PackStore
 
 __all__ = [
     "ChunkStore", "LocalChunkStore", "WriteBatch", "ChunkError", "ChunkMissing", "ChunkCorrupt",
@@ -92,6 +99,8 @@ class WriteBatch:
         # paths are derived from the id, so a 10 GiB upload keeps ~10,000 ids here
         # and nothing else per chunk.
         self._written: set[bytes] = set()
+        # Small chunks (packed at sync): id -> data, None while claimed but not written.
+        self._small: dict[bytes, bytes | None] = {}
         self._token = secrets.token_hex(6)
         self._lock = threading.Lock()
         self.new_chunks = 0
@@ -111,17 +120,26 @@ class WriteBatch:
         with self._lock:
             self.total_chunks += 1
             self.total_bytes += length
-            if chunk_id in self._written:  # repeated within this upload
+            if chunk_id in self._written or chunk_id in self._small:  # repeated in this upload
                 return False
-            if self._store.has(chunk_id):
+            if self._store.has(chunk_id, length):
                 return False
-            self._written.add(chunk_id)
+            if length < PACK_MAX:
+                self._small[chunk_id] = None
+            else:
+                self._written.add(chunk_id)
             self.new_chunks += 1
             self.new_bytes += length
             return True
 
     def write_claimed(self, chunk_id: bytes, data) -> None:
-        """Write a claimed chunk to its temp file (thread-safe; may run in a writer thread)."""
+        """Write a claimed chunk to its temp file, or keep a small one for its pack
+        (thread-safe; may run in a writer thread)."""
+        if chunk_id in self._small:     # claimed as small: its pack record is made at sync
+            small = bytes(data)
+            with self._lock:
+                self._small[chunk_id] = small
+            return
         self._store._write_temp(self.temp_path(chunk_id), data)
 
     def temp_path(self, chunk_id: bytes) -> str:
@@ -136,6 +154,7 @@ class WriteBatch:
 
     def discard(self) -> None:
         """Remove the staged temp files (the upload failed): no trace is left."""
+        self._small.clear()
         for chunk_id in self._written:
             try:
                 os.unlink(self.temp_path(chunk_id))
@@ -146,7 +165,7 @@ class WriteBatch:
 
 class ChunkStore(Protocol):
     def batch(self) -> WriteBatch: ...
-    def has(self, chunk_id: bytes) -> bool: ...
+    def has(self, chunk_id: bytes, length: int | None = None) -> bool: ...
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes: ...
     def read_cached(self, ref: ChunkRef) -> memoryview | None: ...  # None: use read
     def sync_many(self, batches: list[WriteBatch]) -> list[BaseException | None]: ...
@@ -157,7 +176,12 @@ class ChunkStore(Protocol):
 class LocalChunkStore:
     """Chunk files under ``root``."""
 
-    def __init__(self, root: str, *, fsync: bool = True, direct_writes: bool = False):
+    def __init__(self, root: str, *, fsync: bool = True, direct_writes: bool = False,
+                 owner: bool = True):
+        """``owner``: this is the server that owns the folder: at open it removes the
+        temp files a crash left and recovers the packs.  The admin commands (stats,
+        gc, fsck) open it with ``owner=False``, so they may run beside a live server
+        without touching its uploads in flight."""
         self.root = root
         self.chunk_root = os.path.join(root, "chunks")
         self.tmp_root = os.path.join(root, "tmp")
@@ -168,7 +192,9 @@ class LocalChunkStore:
         os.makedirs(self.chunk_root, exist_ok=True)
         os.makedirs(self.tmp_root, exist_ok=True)
         self._make_fanout()
-        self._clean_tmp()
+        if owner:
+            self._clean_tmp()
+        self.packs = PackStore(root, fsync=fsync, recover=owner)
 
     # -- paths --------------------------------------------------------------------------
     def path_of(self, chunk_id: bytes) -> str:
@@ -200,9 +226,18 @@ class LocalChunkStore:
     def batch(self) -> WriteBatch:
         return WriteBatch(self)
 
-    def has(self, chunk_id: bytes) -> bool:
-        """True when the chunk is at its address (whole and durable)."""
+    def has(self, chunk_id: bytes, length: int | None = None) -> bool:
+        """True when the chunk is stored whole and durable (in a pack, or in a file
+        at its address: stores written before packs existed keep small files)."""
+        if (length is None or length < PACK_MAX) and self.packs.has(chunk_id):
+            return True
         return os.path.exists(self.path_of(chunk_id))
+
+    def where(self, chunk_id: bytes) -> str:
+        """Where a chunk is stored, for messages: its file, or its pack and offset."""
+        if self.packs.has(chunk_id):
+            return self.packs.describe(chunk_id)
+        return self.path_of(chunk_id)
 
     def _write_temp(self, tmp: str, data) -> None:
         """Write a chunk to its (new) temp file and start its writeback; no waiting."""
@@ -271,6 +306,14 @@ class LocalChunkStore:
     # -- reading ------------------------------------------------------------------------
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes:
         """Read ``length`` bytes at ``offset`` of a chunk, after verifying the whole chunk."""
+        if ref.length < PACK_MAX:
+            buf = bytearray(ref.length)
+            data = self._read_packed(ref, buf, 0)
+            if data is not None:
+                if offset == 0 and (length is None or length == ref.length):
+                    return bytes(data)
+                end = ref.length if length is None else offset + length
+                return bytes(data[offset:end])
         path = self.path_of(ref.id)
         try:
             with open(path, "rb", buffering=0) as f:
@@ -297,6 +340,14 @@ class LocalChunkStore:
         waits (and tells a corrupt chunk).  Meant for the event loop's thread."""
         if _RWF_NOWAIT is None:
             return None
+        if ref.length < PACK_MAX:
+            buf = bytearray(ref.length)
+            try:
+                data = self._read_packed(ref, buf, _RWF_NOWAIT)
+            except _NotCached:
+                return None
+            if data is not None:
+                return data
         path = self.path_of(ref.id)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -325,6 +376,11 @@ class LocalChunkStore:
         With one spare byte in ``buf`` (``len(buf) > ref.length``) a longer
         file is detected by the same read; otherwise one more read checks it.
         """
+        if ref.length < PACK_MAX:
+            data = self._read_packed(ref, buf, 0)
+            if data is not None:
+                end = ref.length if length is None else offset + length
+                return data[offset:end]
         path = self.path_of(ref.id)
         view = memoryview(buf)
         size = ref.length
@@ -352,37 +408,93 @@ class LocalChunkStore:
         end = ref.length if length is None else offset + length
         return data[offset:end]
 
+    def _read_packed(self, ref: ChunkRef, buf, flags: int) -> memoryview | None:
+        """A packed chunk, verified, read into ``buf``; None when no pack holds it
+        (then it may be a file).  Raises ``_NotCached`` when ``flags`` has
+        ``RWF_NOWAIT`` and the read would wait for the disk."""
+        try:
+            got = self.packs.pread(ref.id, buf, flags)
+        except OSError as exc:
+            if flags and exc.errno in (errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL):
+                raise _NotCached from None
+            raise
+        except sqlite3.OperationalError:   # the index is locked: a worker thread waits
+            if flags:
+                raise _NotCached from None
+            raise
+        if got is None:
+            return None
+        n, indexed, where = got
+        if indexed != ref.length:
+            raise ChunkCorrupt(ref.id, where, f"indexed length {indexed} != {ref.length}")
+        if n != ref.length:
+            if flags:
+                raise _NotCached
+            raise ChunkCorrupt(ref.id, where, f"pack ends after {n} of {ref.length} bytes")
+        data = memoryview(buf)[:n]
+        if hashing.chunk_checksum(data) != ref.checksum:
+            raise ChunkCorrupt(ref.id, where, "xxh3 checksum mismatch")
+        return data
+
     def verify(self, chunk_id: bytes) -> bool:
         """Full check for fsck: the content hashes to its name."""
+        if self.packs.has(chunk_id):
+            return self.packs.verify(chunk_id)
         path = self.path_of(chunk_id)
         with open(path, "rb") as f:
             return hashing.chunk_id(f.read()) == chunk_id
 
     # -- GC support ---------------------------------------------------------------------
     def delete(self, chunk_id: bytes) -> None:
-        try:
-            os.unlink(self.path_of(chunk_id))
-        except FileNotFoundError:
-            pass
+        self.delete_many([chunk_id])
+
+    def delete_many(self, chunk_ids: list[bytes]) -> None:
+        """Forget chunks: unlink their files, drop their pack index rows (the pack
+        space comes back with ``compact``)."""
+        self.packs.delete(chunk_ids)
+        for chunk_id in chunk_ids:
+            try:
+                os.unlink(self.path_of(chunk_id))
+            except FileNotFoundError:
+                pass
+
+    def compact(self, min_age_s: float = 0.0, now: float | None = None) -> tuple[int, int]:
+        """Rewrite packs that are mostly deleted chunks; (packs removed, bytes freed)."""
+        return self.packs.compact(min_age_s=min_age_s, now=now)
 
     def iter_ids(self) -> Iterator[ChunkId]:
+        for cid, _mtime, _size in self.iter_chunks():
+            yield cid
+
+    def iter_chunks(self) -> Iterator[tuple[ChunkId, float, int]]:
+        """(id, when stored, length) of every chunk: the chunk files, then the packed ones."""
         for top in sorted(os.listdir(self.chunk_root)):
             top_dir = os.path.join(self.chunk_root, top)
             if not os.path.isdir(top_dir):
                 continue
             for name in sorted(os.listdir(top_dir)):
-                yield ChunkId.from_hex(name)
+                try:
+                    st = os.stat(os.path.join(top_dir, name))
+                except FileNotFoundError:
+                    continue
+                yield ChunkId.from_hex(name), st.st_mtime, st.st_size
+        for cid, added, length in self.packs.iter_chunks():
+            yield ChunkId(cid), added, length
 
     def usage(self) -> tuple[int, int]:
-        """(chunk count, bytes) on disk."""
+        """(chunk count, bytes of chunk data) stored."""
         count = size = 0
-        for cid in self.iter_ids():
+        for _cid, _mtime, length in self.iter_chunks():
             count += 1
-            size += os.stat(self.path_of(cid)).st_size
+            size += length
         return count, size
 
 
 DIRECT_MIN = 64 * 1024      # smaller chunks are written through the page cache
+
+
+class _NotCached(Exception):
+    """A ``RWF_NOWAIT`` read would have waited for the disk."""
 _ALIGN = 4096
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
 
@@ -428,19 +540,45 @@ def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
 
     Each ``fdatasync`` and each directory fsync is a device cache flush:
     issued together from a few threads they overlap (eight small PUTs:
-    about one flush's wait instead of eight).  All staged files are synced,
-    then renamed to their addresses, then their directories synced.  A batch
-    with a failing file is left as it is for its owner to ``discard``; the
-    others complete.
+    about one flush's wait instead of eight).  The batches' small chunks are
+    appended to the current pack first, and the pack is synced with the
+    files.  Then the files are renamed to their addresses, their directories
+    synced, and the packed chunks indexed.  A batch with a failing file is
+    left as it is for its owner to ``discard`` (its packed records stay
+    unindexed: dead space, reclaimed by compaction); the others complete.
     """
     errors: list[BaseException | None] = [None] * len(batches)
     if not batches:
         return errors
-    fsync = batches[0]._store.fsync
+    store = batches[0]._store
+    fsync = store.fsync
+    # the small chunks of every batch: one append to the current pack
+    packed = [i for i, b in enumerate(batches) if b._small]
+    appended = None
+    if packed:
+        records, owners_of_rows = [], []
+        for i in packed:
+            for cid, data in batches[i]._small.items():
+                if data is not None:
+                    records.append((cid, data))
+                    owners_of_rows.append(i)
+        try:
+            appended = store.packs.append(records) if records else None
+        except OSError as exc:
+            for i in packed:
+                errors[i] = exc
+        del records
     if fsync:
         owners = [i for i, b in enumerate(batches) for _ in b._written]
         temps = [b.temp_path(c) for b in batches for c in b._written]
-        for i, exc in zip(owners, _together(_fdatasync_path, temps)):
+        if appended is not None:
+            temps.append(appended.path)
+        results = _together(_fdatasync_path, temps)
+        pack_error = results.pop() if appended is not None else None
+        if pack_error is not None:
+            for i in packed:
+                errors[i] = errors[i] or pack_error
+        for i, exc in zip(owners, results):
             if exc is not None and errors[i] is None:
                 errors[i] = exc
         del temps
@@ -461,9 +599,20 @@ def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
             if exc is not None:
                 for i in dirs[name]:
                     errors[i] = errors[i] or exc
+    if appended is not None:
+        # index only the records of batches that are otherwise durable
+        keep = {i for i in packed if errors[i] is None}
+        if keep:
+            rows = [row for row, i in zip(appended.rows, owners_of_rows) if i in keep]
+            try:
+                store.packs.index([appended._replace(rows=rows)])
+            except (OSError, sqlite3.Error) as exc:
+                for i in keep:
+                    errors[i] = exc
     for i, batch in enumerate(batches):
         if errors[i] is None:
             batch._written.clear()
+            batch._small.clear()
     return errors
 
 

@@ -13,6 +13,8 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
+from s3gw.store.chunkstore import LocalChunkStore
+
 try:
     from s3gw.s3.ops import versions  # noqa: F401  (reading at a commit)
     versions_available = True
@@ -28,14 +30,8 @@ def error_of(exc_info):
 
 
 def chunk_files(server):
-    root = os.path.join(server.data_dir, "chunks")
-    count = size = 0
-    for d, _, files in os.walk(root):
-        for f in files:
-            if f != ".fanout":
-                count += 1
-                size += os.path.getsize(os.path.join(d, f))
-    return count, size
+    """(chunks, bytes) stored: chunk files and packed chunks."""
+    return LocalChunkStore(server.data_dir, owner=False).usage()
 
 
 def test_copy_object_directives(s3, bucket, server):

@@ -7,6 +7,7 @@ import pytest
 from s3gw.store import hashing
 from s3gw.store.chunkstore import ChunkCorrupt, ChunkMissing, LocalChunkStore
 from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.store.packs import PACK_MAX
 
 
 def put(store, data):
@@ -40,32 +41,56 @@ def test_unsynced_chunk_is_not_trusted_by_has(tmp_path):
     assert store.has(cid)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
-def test_corrupt_chunk_is_reported_never_served(tmp_path, damage):
-    store = LocalChunkStore(str(tmp_path))
-    ref, _ = put(store, bytes(range(256)) * 64)
-    path = store.path_of(ref.id)
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
+def damage_chunk(store, ref, damage):
+    """Damage a stored chunk in place; returns where it is (its file, or its pack)."""
+    loc = store.packs.locate(ref.id)
+    if loc is None:   # a chunk file
+        path = store.path_of(ref.id)
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        if damage == "flip":
+            data[100] ^= 1
+        elif damage == "truncate":
+            data = data[:-1]
+        else:
+            data += b"!"
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+    path = store.packs.path(loc.pack)
     if damage == "flip":
-        data[100] ^= 1
-    elif damage == "truncate":
-        data = data[:-1]
-    else:
-        data += b"!"
-    with open(path, "wb") as f:
-        f.write(data)
+        with open(path, "r+b") as f:
+            f.seek(loc.off + 100)
+            byte = f.read(1)
+            f.seek(loc.off + 100)
+            f.write(bytes([byte[0] ^ 1]))
+    elif damage == "truncate":     # the pack ends inside the record
+        os.truncate(path, loc.off + loc.length - 1)
+    else:                          # the index disagrees with the manifest's length
+        db = store.packs._db()
+        db.execute("UPDATE chunks SET len = len + 1 WHERE id = ?", (ref.id,))
+    return path
+
+
+@pytest.mark.parametrize("size", [16 * 1024, 80 * 1024], ids=["packed", "file"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+def test_corrupt_chunk_is_reported_never_served(tmp_path, damage, size):
+    store = LocalChunkStore(str(tmp_path))
+    ref, _ = put(store, bytes(range(256)) * (size // 256))
+    assert (store.packs.locate(ref.id) is not None) == (size < PACK_MAX)
+    path = damage_chunk(store, ref, damage)
     with pytest.raises(ChunkCorrupt) as info:
         store.read(ref)
     assert path in str(info.value)
-    assert not store.verify(ref.id)
+    if not (damage == "extend" and size < PACK_MAX):   # fsck checks the record, not the index length
+        assert not store.verify(ref.id)
     for spare in (0, 1, 100):  # read_into: exact buffer (extra read) or spare bytes (one read)
         with pytest.raises(ChunkCorrupt):
             store.read_into(ref, bytearray(ref.length + spare))
-    if damage == "flip":
+    if damage == "flip" or (damage == "extend" and size < PACK_MAX):
         with pytest.raises(ChunkCorrupt):
             store.read_cached(ref)
-    else:  # a length that differs: read_cached leaves the verdict to read
+    else:  # a short or long chunk file: read_cached leaves the verdict to read
         assert store.read_cached(ref) is None
 
 
@@ -100,10 +125,16 @@ def test_read_cached_never_waits_for_the_disk(tmp_path):
 
 def test_missing_chunk(tmp_path):
     store = LocalChunkStore(str(tmp_path))
-    ref, _ = put(store, b"abc")
+    ref, _ = put(store, b"abc" * 30_000)
     os.unlink(store.path_of(ref.id))
     with pytest.raises(ChunkMissing):
         store.read(ref)
+    small, _ = put(store, b"abc")
+    store.delete(small.id)
+    with pytest.raises(ChunkMissing):
+        store.read(small)
+    with pytest.raises(ChunkMissing):
+        store.read_cached(small)
 
 
 def test_manifest_pack_and_range_plan():
@@ -118,7 +149,7 @@ def test_manifest_pack_and_range_plan():
     assert m.plan(5, 5) == []
 
 
-@pytest.mark.parametrize("size", [100, 64 * 1024, 64 * 1024 + 1, 4096 * 300, 1 << 20, (1 << 20) + 123,
+@pytest.mark.parametrize("size", [64 * 1024, 64 * 1024 + 1, 4096 * 300, 1 << 20, (1 << 20) + 123,
                                   4 << 20])
 def test_direct_writes_store_exact_chunks(tmp_path, size):
     """O_DIRECT staging (padded to the block size, then truncated) stores the exact bytes."""
@@ -132,20 +163,29 @@ def test_direct_writes_store_exact_chunks(tmp_path, size):
 
 
 def test_sync_many_batches_fail_alone(tmp_path):
+    """Each batch has a chunk file and a packed chunk; one batch's file is gone
+    before the sync: that batch fails (its packed chunk is not indexed either),
+    the others are durable and readable."""
     store = LocalChunkStore(str(tmp_path))
-    batches, ids = [], []
+    batches, ids, smalls = [], [], []
     for i in range(4):
         batch = store.batch()
-        data = f"chunk {i}".encode() * 100
-        cid = hashing.chunk_id(data)
+        data = f"chunk {i}".encode() * 10_000
+        small = f"small {i}".encode() * 100
+        cid, sid = hashing.chunk_id(data), hashing.chunk_id(small)
         assert batch.put(cid, data)
+        assert batch.put(sid, small)
         batches.append(batch)
         ids.append(cid)
+        smalls.append(ChunkRef(sid, hashing.chunk_checksum(small), len(small)))
     os.unlink(batches[2].temp_path(ids[2]))                    # this batch's file is gone before the sync
     errors = store.sync_many(batches)
     assert [e is None for e in errors] == [True, True, False, True]
     assert isinstance(errors[2], FileNotFoundError)
     assert [store.has(c) for c in ids] == [True, True, False, True]
+    assert [store.has(r.id) for r in smalls] == [True, True, False, True]
+    assert [store.read(r) for i, r in enumerate(smalls) if i != 2] == [
+        f"small {i}".encode() * 100 for i in (0, 1, 3)]
     batches[2].discard()                     # its owner cleans up; nothing is left behind
     assert os.listdir(store.tmp_root) == []
     assert store.sync_many([]) == []
@@ -192,8 +232,9 @@ def test_a_batch_keeps_only_ids_per_chunk(tmp_path):
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
-        for i, cid in enumerate(ids):
-            assert batch.put(cid, i.to_bytes(4, "little"))
+        for i, cid in enumerate(ids):   # claimed as file-sized chunks (the small ones are packed)
+            assert batch.claim(cid, PACK_MAX)
+            batch.write_claimed(cid, i.to_bytes(4, "little"))
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
