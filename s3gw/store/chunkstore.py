@@ -44,6 +44,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import mmap
 import os
 import secrets
@@ -101,7 +102,7 @@ class WriteBatch:
         self._written: set[bytes] = set()
         # Small chunks (packed at sync): id -> data, None while claimed but not written.
         self._small: dict[bytes, bytes | None] = {}
-        self._token = secrets.token_hex(6)
+        self._token = f"{_PROCESS_TOKEN}{next(_batch_numbers):x}"   # unique temp names
         self._lock = threading.Lock()
         self.new_chunks = 0
         self.new_bytes = 0
@@ -227,11 +228,15 @@ class LocalChunkStore:
         return WriteBatch(self)
 
     def has(self, chunk_id: bytes, length: int | None = None) -> bool:
-        """True when the chunk is stored whole and durable (in a pack, or in a file
-        at its address: stores written before packs existed keep small files)."""
-        if (length is None or length < PACK_MAX) and self.packs.has(chunk_id):
-            return True
-        return os.path.exists(self.path_of(chunk_id))
+        """True when the chunk is stored whole and durable: in a pack when ``length``
+        is under PACK_MAX, in a file at its address otherwise, either when not
+        given.  (A store written before packs existed has small chunk files:
+        reads still find them, but ``has(id, small length)`` does not look, so
+        such a chunk written again is packed: a duplicate, never a loss.  The
+        look was an uncached directory lookup per small PUT.)"""
+        if length is not None:
+            return self.packs.has(chunk_id) if length < PACK_MAX else os.path.exists(self.path_of(chunk_id))
+        return self.packs.has(chunk_id) or os.path.exists(self.path_of(chunk_id))
 
     def where(self, chunk_id: bytes) -> str:
         """Where a chunk is stored, for messages: its file, or its pack and offset."""
@@ -491,6 +496,8 @@ class LocalChunkStore:
 
 
 DIRECT_MIN = 64 * 1024      # smaller chunks are written through the page cache
+_PROCESS_TOKEN = secrets.token_hex(4)
+_batch_numbers = itertools.count()
 
 
 class _NotCached(Exception):

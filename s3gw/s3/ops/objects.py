@@ -75,10 +75,14 @@ async def put_object(svc: S3Service, req: Request, r) -> Response:
     return _put_response(obj, commit, checksums)
 
 
-def _check_target(svc: S3Service, ref, key: str, condition) -> None:
+def _check_target(svc: S3Service, ref, key: str, condition, seen: set | None = None) -> None:
     """Blocking: NoSuchBucket, and a write condition that already fails, before the
-    body is read (the condition is decided again inside the commit)."""
-    svc.meta.get_branch(ref.repo, ref.branch)
+    body is read (the condition is decided again inside the commit).  ``seen``:
+    branches already found in this small-PUT batch (the commit checks again)."""
+    if seen is None or (ref.repo, ref.branch) not in seen:
+        svc.meta.get_branch(ref.repo, ref.branch)
+        if seen is not None:
+            seen.add((ref.repo, ref.branch))
     if condition is not None:
         condition(key, _stat_or_none(svc, ref, key))
 
@@ -114,9 +118,9 @@ class _SmallPut:
         self.condition, self.headers, self.body = condition, headers, body
         self.result = self.checksums = self.obj = None
 
-    def stage(self):
+    def stage(self, seen: set):
         svc, req, reader = self.svc, self.req, self.reader
-        _check_target(svc, self.ref, self.key, self.condition)
+        _check_target(svc, self.ref, self.key, self.condition, seen)
         md5_expected = content_md5(req.headers.get("content-md5"))
         wanted = checksum_algorithms(req, reader)
         algorithms = ["md5", *wanted]

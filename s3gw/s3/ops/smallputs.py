@@ -32,7 +32,8 @@ __all__ = ["SmallPutWriter", "SmallPutJob"]
 
 
 class SmallPutJob(Protocol):
-    def stage(self): ...                  # checks, hash, write the chunk: its WriteBatch
+    def stage(self, seen: set): ...       # checks, hash, write the chunk: its WriteBatch
+    #                                       (seen: the branches found so far in this batch)
     def synced(self) -> None: ...         # its batch is durable
     def discard(self) -> None: ...        # its batch could not be made durable: remove it
     def commit_args(self) -> tuple: ...   # SqliteMetadata.commit_many's tuple
@@ -91,9 +92,10 @@ class SmallPutWriter:
 
     def _process(self, batch: list) -> None:
         staged, writes = [], []
+        seen: set = set()
         for entry in batch:
             try:
-                writes.append(entry[0].stage())
+                writes.append(entry[0].stage(seen))
             except Exception as exc:  # noqa: BLE001 - this PUT fails alone
                 entry[4] = exc
             else:
