@@ -42,7 +42,7 @@ from typing import Callable, Iterable, Sequence
 from . import history as _history
 from .model import (
     BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, MetadataBusy, NoSuchBranch,
-    NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoInfo,
+    NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoExists, RepoInfo,
 )
 
 __all__ = ["SqliteMetadata", "SCHEMA_VERSION", "prefix_upper_bound"]
@@ -153,10 +153,16 @@ class SqliteMetadata:
         return BranchInfo(*row)
 
     def create_branch(self, repo: str, branch: str, now_ns: int,
-                      from_commit: str | None = None) -> BranchInfo:
-        """Create the repo if missing, then the branch (empty, or at ``from_commit``)."""
+                      from_commit: str | None = None, new_repo: bool = False) -> BranchInfo:
+        """Create the repo if missing, then the branch (empty, or at ``from_commit``).
+        ``new_repo``: only if the repo has no branch yet (else ``RepoExists``), decided
+        in the same transaction -- so of two callers creating the same new repo at
+        once, exactly one gets it."""
 
         def tx(cur):
+            if new_repo and cur.execute("SELECT 1 FROM branches WHERE repo=? LIMIT 1",
+                                        (repo,)).fetchone():
+                raise RepoExists(repo)
             cur.execute("INSERT OR IGNORE INTO repos(name, created_ns) VALUES(?, ?)",
                         (repo, now_ns))
             if cur.execute("SELECT 1 FROM branches WHERE repo=? AND name=?",

@@ -91,6 +91,10 @@ class BranchExists(PfsError):
     pass
 
 
+class RepoExists(PfsError):
+    """``create_branch(..., new_repo=True)``: the repo has a branch already."""
+
+
 class NoSuchFile(PfsError):
     pass
 

@@ -76,3 +76,37 @@ def test_canned_acl_changes_no_role(gateway):
     alice.put_bucket_acl(Bucket="master.docs", GrantRead='id="bob"')
     alice.put_bucket_acl(Bucket="master.docs", ACL="private")   # no grant headers: unchanged
     bob.list_objects_v2(Bucket="master.docs")
+
+
+def test_two_users_creating_one_new_repo_at_once_make_one_owner(gateway):
+    """Alice and Bob create a branch of the same new repo at the same instant: one
+    gets the repo (and owns it alone), the other is refused, never two owners."""
+    import threading
+
+    clients = {"alice": gateway("alice"), "bob": gateway("bob")}
+    for c in clients.values():    # connections up before the race
+        c.list_buckets()
+    for k in range(12):
+        repo = f"race{k}"
+        start = threading.Barrier(2)
+        outcome: dict[str, str] = {}
+
+        def create(name: str) -> None:
+            start.wait()
+            try:
+                clients[name].create_bucket(Bucket=f"{name}.{repo}")
+                outcome[name] = "created"
+            except ClientError as exc:
+                outcome[name] = exc.response["Error"]["Code"]
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcome.values()) == ["AccessDenied", "created"], outcome
+        winner = next(n for n, o in outcome.items() if o == "created")
+        grants = {(g["Grantee"]["ID"], g["Permission"])
+                  for g in clients[winner].get_bucket_acl(Bucket=f"{winner}.{repo}")["Grants"]}
+        owners = {user for user, perm in grants if perm == "FULL_CONTROL" and user in clients}
+        assert owners == {winner}, grants

@@ -11,9 +11,11 @@ CreateBucket of a new repo makes the caller its owner.
 
 from __future__ import annotations
 
+from functools import partial
+
 from ...http import Request, Response
 from ...pfs.auth import AuthStoreError, Role
-from ...pfs.model import BranchExists
+from ...pfs.model import BranchExists, RepoExists
 from .. import xml as s3xml
 from ..auth import acl_grants, grant_headers, may_create_branch, may_read
 from ..errors import S3Error
@@ -52,11 +54,22 @@ async def create_bucket(svc: S3Service, req: Request, r) -> Response:
             raise S3Error("AccessDenied", f"User {principal.user} may not create branches "
                                           f"in repo {ref.repo}.")
     parse_create_bucket(await read_small_body(req, limit=64 * 1024))
+    claim = principal is not None and not repo_exists
     try:
-        await svc.run(svc.meta.create_branch, ref.repo, ref.branch, svc.clock())
+        try:
+            # a new repo is created only if it is still new: of two users creating it
+            # at once, one gets it (and owns it); the other is decided again below
+            await svc.run(partial(svc.meta.create_branch, ref.repo, ref.branch, svc.clock(),
+                                  new_repo=claim))
+        except RepoExists:
+            claim = False
+            if not may_create_branch(principal, svc.auth.snapshot(), ref.repo, True):
+                raise S3Error("AccessDenied", f"User {principal.user} may not create branches "
+                                              f"in repo {ref.repo}.") from None
+            await svc.run(svc.meta.create_branch, ref.repo, ref.branch, svc.clock())
     except BranchExists:
         raise S3Error("BucketAlreadyOwnedByYou", bucket_name=r.bucket) from None
-    if principal is not None and not repo_exists:
+    if claim:
         await svc.run(svc.auth.claim_repo, principal.user, ref.repo)
     return Response(200, [("location", f"/{r.bucket}")], b"")
 
