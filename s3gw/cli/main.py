@@ -167,8 +167,10 @@ def _cmd_stats(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     stats = meta.stats()
-    chunks, stored = LocalChunkStore(args.data, owner=False).usage()
-    stats.update(chunks=chunks, stored_bytes=stored)
+    store = LocalChunkStore(args.data, owner=False)
+    chunks, stored = store.usage()
+    packs, pack_bytes = store.packs.files()
+    stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes)
     stats["dedup_ratio"] = round(stats["object_bytes"] / stored, 3) if stored else None
     if args.json:
         print(json.dumps(stats, indent=2))

@@ -289,6 +289,18 @@ class PackStore:
         with _transaction(db):
             db.executemany("DELETE FROM chunks WHERE id = ?", [(c,) for c in chunk_ids])
 
+    def files(self) -> tuple[int, int]:
+        """(pack files, their bytes on disk: live records, headers and dead space)."""
+        count = size = 0
+        for name in os.listdir(self.dir):
+            if name.endswith(".pack"):
+                try:
+                    size += os.stat(os.path.join(self.dir, name)).st_size
+                    count += 1
+                except FileNotFoundError:
+                    continue
+        return count, size
+
     def usage(self) -> tuple[int, int]:
         count, size = self._db().execute("SELECT COUNT(*), COALESCE(SUM(len), 0) FROM chunks").fetchone()
         return count, size

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from s3gw.store.packs import PACK_MAX
+from s3gw.store.chunkstore import LocalChunkStore
+from s3gw.store.packs import HEAD_SIZE, PACK_MAX
 from tests.conftest import ServerProcess, make_client
 from tests.e2e.rawhttp import PatternSource, put_stream
 
@@ -177,8 +178,14 @@ def test_gc_reclaims_deleted_data_but_not_live_data(tmp_path):
         srv.stop()
     # the pack the server was appending to is left alone while it runs; once it is
     # closed, GC rewrites it without its 20 dead chunks
+    before = _stats(data)
+    assert before["packs"] == 1 and before["pack_file_bytes"] >= 21 * 3000
     r = s3gw_cli("gc", "--data", data, "--grace", "0")
     assert "compacted 1 packs" in r.stdout, r.stdout + r.stderr
+    after = _stats(data)
+    live, live_bytes = LocalChunkStore(data, owner=False).packs.usage()
+    assert live >= 1 and after["packs"] == 1       # the kept small object (and perhaps k's tail)
+    assert after["pack_file_bytes"] == live_bytes + live * HEAD_SIZE < before["pack_file_bytes"]
     srv = ServerProcess(data).start()
     try:
         s3 = make_client(srv.endpoint)
