@@ -175,7 +175,7 @@ class ChunkStore(Protocol):
 
 
 class LocalChunkStore:
-    """Chunk files under ``root``."""
+    """Chunk files (``root/chunks``) and packs of small chunks (``root/packs``)."""
 
     def __init__(self, root: str, *, fsync: bool = True, direct_writes: bool = False,
                  owner: bool = True):
@@ -496,14 +496,15 @@ class LocalChunkStore:
 
 
 DIRECT_MIN = 64 * 1024      # smaller chunks are written through the page cache
+_ALIGN = 4096
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
 _PROCESS_TOKEN = secrets.token_hex(4)
 _batch_numbers = itertools.count()
 
 
 class _NotCached(Exception):
     """A ``RWF_NOWAIT`` read would have waited for the disk."""
-_ALIGN = 4096
-_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
+
 
 _SYNC_FILE_RANGE_WRITE = 2
 
@@ -571,7 +572,7 @@ def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:
                     owners_of_rows.append(i)
         try:
             appended = store.packs.append(records) if records else None
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             for i in packed:
                 errors[i] = exc
         del records

@@ -126,9 +126,6 @@ class PackStore:
             self._local.db = db
         return db
 
-    def path(self, pack: int) -> str:
-        return os.path.join(self.dir, f"{pack:08d}.pack")
-
     def _db_nowait(self) -> sqlite3.Connection:
         """This thread's connection that never waits for a lock (the event loop's)."""
         db = getattr(self._local, "db_nowait", None)
@@ -137,6 +134,9 @@ class PackStore:
                                  check_same_thread=False)
             self._local.db_nowait = db
         return db
+
+    def path(self, pack: int) -> str:
+        return os.path.join(self.dir, f"{pack:08d}.pack")
 
     def locate(self, chunk_id: bytes, nowait: bool = False) -> PackLocation | None:
         """Where the chunk is; with ``nowait``, raises ``sqlite3.OperationalError``
