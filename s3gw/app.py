@@ -59,6 +59,7 @@ class App:
     def close(self) -> None:
         self.meta.close()
         self.auth.close()
+        self.store.close()
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await serve(self.s3.handle, self.config.host, self.config.port,

@@ -197,6 +197,10 @@ class LocalChunkStore:
             self._clean_tmp()
         self.packs = PackStore(root, fsync=fsync, recover=owner)
 
+    def close(self) -> None:
+        """Close the current pack file and the pack index's connections."""
+        self.packs.close()
+
     # -- paths --------------------------------------------------------------------------
     def path_of(self, chunk_id: bytes) -> str:
         h = chunk_id.hex()

@@ -105,6 +105,7 @@ class PackStore:
         os.makedirs(self.dir, exist_ok=True)
         self._db_path = os.path.join(self.dir, "index.sqlite")
         self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []   # every thread's, for close()
         self._lock = threading.Lock()      # the current pack: appends, roll-over
         self._fd = -1                      # the current pack, flock'd; -1: none yet
         self._pack = 0
@@ -124,6 +125,8 @@ class PackStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
+            with self._lock:
+                self._conns.append(db)
         return db
 
     def _db_nowait(self) -> sqlite3.Connection:
@@ -133,6 +136,8 @@ class PackStore:
             db = sqlite3.connect(self._db_path, timeout=0, isolation_level=None,
                                  check_same_thread=False)
             self._local.db_nowait = db
+            with self._lock:
+                self._conns.append(db)
         return db
 
     def path(self, pack: int) -> str:
@@ -220,10 +225,19 @@ class PackStore:
         self._fd, self._pack, self._end = fd, pack, 0
 
     def close(self) -> None:
+        """Close the current pack (a later append starts a new one) and every
+        thread's index connection."""
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            conns, self._conns = self._conns, []
+        for db in conns:
+            try:
+                db.close()
+            except sqlite3.Error:  # pragma: no cover - another thread is using it
+                pass
+        self._local = threading.local()
 
     # -- reading ------------------------------------------------------------------------
     def pread(self, chunk_id: bytes, into, flags: int = 0) -> tuple[int, int, str] | None:
