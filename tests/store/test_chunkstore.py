@@ -243,3 +243,22 @@ def test_a_batch_keeps_only_ids_per_chunk(tmp_path):
     batch.sync()
     assert all(store.has(cid) for cid in ids)
     assert os.listdir(store.tmp_root) == []
+
+
+def test_prefetch_brings_dropped_chunks_back_into_the_page_cache(tmp_path):
+    import time
+
+    store = LocalChunkStore(str(tmp_path))
+    data = os.urandom(1 << 20)
+    ref, _ = put(store, data)
+    fd = os.open(store.path_of(ref.id), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert store.read_cached(ref) is None
+    store.prefetch([ref, ChunkRef(b"\1" * 32, 0, 1 << 20), ChunkRef(b"\2" * 32, 0, 10)])  # missing: ignored
+    deadline = time.monotonic() + 10
+    while store.read_cached(ref) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.read_cached(ref) == data

@@ -371,3 +371,47 @@ async def test_small_puts_batched_each_answered_and_failing_alone(tmp_path):
         assert writer.jobs == 41 and writer.batches < writer.jobs   # batched, not one by one
     finally:
         meta.close()
+
+
+class HintingStore(CountingStore):
+    """Also records the chunks the GET read-ahead asks the kernel to prefetch."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.events = []
+
+    def prefetch(self, refs):
+        self.events.extend(("hint", r.id) for r in refs)
+        super().prefetch(refs)
+
+    def read_into(self, ref, buf, offset=0, length=None):
+        self.events.append(("read", ref.id))
+        return super().read_into(ref, buf, offset, length)
+
+
+async def test_a_long_get_hints_each_chunk_once_before_reading_it(tmp_path):
+    meta = SqliteMetadata(str(tmp_path / "meta.sqlite"), durable=False)
+    store = HintingStore(str(tmp_path), fsync=False)
+    svc = S3Service(meta, store)
+    try:
+        body = random.Random(9).randbytes(40 * 1024 * 1024)
+        assert (await call(svc, "PUT", "/master.r"))[0] == 200
+        assert (await call(svc, "PUT", "/master.r/long", [], body))[0] == 200
+        manifest = Manifest.unpack(meta.stat("r", "master", "long").object.manifest)
+        store.events.clear()
+        status, _, data = await call(svc, "GET", "/master.r/long")
+        assert status == 200 and data == body
+        hints = [cid for kind, cid in store.events if kind == "hint"]
+        reads = [cid for kind, cid in store.events if kind == "read"]
+        assert reads == [c.id for c in manifest.chunks]
+        assert len(hints) == len(set(hints))                     # each hinted once
+        first_piece = set()
+        for c in manifest.chunks:                                # the first piece is read, not hinted
+            if c.id in hints:
+                break
+            first_piece.add(c.id)
+        assert set(hints) == {c.id for c in manifest.chunks} - first_piece
+        for cid in hints:                                        # always before its read
+            assert store.events.index(("hint", cid)) < store.events.index(("read", cid))
+    finally:
+        meta.close()
