@@ -54,6 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Protocol
 
 from . import hashing
+from ._durable import fdatasync_path as _fdatasync_path
+from ._durable import fsync_dir as _fsync_dir
 from .ids import ChunkId, ChunkRef
 from .packs import PACK_MAX, PackStore
 
@@ -682,24 +684,3 @@ def _together(fn, items: list) -> list[BaseException | None]:
     for future in [pool.submit(worker) for _ in range(min(_SYNC_THREADS, len(items)))]:
         future.result()
     return results
-
-
-def _fdatasync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:  # pragma: no cover - platform without directory fds
-        if exc.errno in (errno.EISDIR, errno.EACCES):
-            return
-        raise
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -56,6 +56,8 @@ import time
 from typing import Iterator, NamedTuple
 
 from . import hashing
+from ._durable import fdatasync_path as _fdatasync_path
+from ._durable import fsync_dir as _fsync_dir
 
 __all__ = ["PackStore", "PACK_MAX", "PackLocation"]
 
@@ -463,19 +465,3 @@ class _transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
-
-
-def _fdatasync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
