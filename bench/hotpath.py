@@ -34,21 +34,6 @@ def _threads(ph) -> str:
     return " ".join(f"{t['name']}={t['cpu_s']:.2f}" for t in ph.cpu["threads"][:8])
 
 
-def _recycle_pages(folder: str, size: int) -> None:
-    """Write and delete ``size`` bytes (no fsync) so the kernel's free lists hold pages
-    this VM has touched before.  On a fresh VM the first touch of a guest page costs
-    the host a fault: writing 1 GiB into the page cache measured 1.85 CPU-s on
-    fresh pages and 0.24 on recycled ones, which swamps what the server itself
-    does.  A long-running server's page cache recycles its pages, so the
-    recycled figure is the steady state; ``--fresh`` measures the other case."""
-    path = os.path.join(folder, "recycle.tmp")
-    buf = bytearray(C.MiB)
-    with open(path, "wb", buffering=0) as f:
-        for _ in range(size // C.MiB):
-            f.write(buf)
-    os.unlink(path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -57,7 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="put,get,small", help="comma list of put, get, small")
     ap.add_argument("--no-fsync", action="store_true")
     ap.add_argument("--fresh", action="store_true",
-                    help="do not recycle page-cache pages before each PUT (see _recycle_pages)")
+                    help="do not recycle page-cache pages before each PUT (see clients.recycle_pages)")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     size = args.size_mib * C.MiB
@@ -72,7 +57,7 @@ def main(argv=None) -> int:
             if "put" in only or "get" in only:
                 key = f"/{BUCKET}/big{rep}"
                 if not args.fresh:
-                    _recycle_pages(wd, size * 3 // 2)
+                    C.recycle_pages(wd, size * 3 // 2)
                 with h.phase(f"put{rep}") as ph:
                     t = conn.put_stream(key, size, C.Pattern(seed=100 + rep), deadline())
                 assert t.complete, t.error

@@ -326,6 +326,7 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
         up = step("upload_file", f"boto3 upload_file {fmt_size(size)}", lambda: transfer_record(
             C.boto3_upload_file(s3, BUCKET, "big-upload", path, bench.deadline()), size))
         src = "big-upload" if up["complete"] else ("big-boto3" if bput["complete"] else None)
+        C.recycle_pages(wd, size * 3 // 2)   # the same page state for every server's downloads
         step("download_file", f"boto3 download_file {fmt_size(size)}", lambda: transfer_record(
             C.boto3_download_file(s3, BUCKET, src, dl, bench.deadline()), size)
             if src else {"skipped": "nothing uploaded"})
@@ -337,6 +338,7 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
             cup = step("awscli_up", f"aws s3 cp up {fmt_size(size)}", lambda: transfer_record(
                 C.aws_cp(h.endpoint, path, f"s3://{BUCKET}/big-awscli", env, bench.limit(), size), size))
             src = "big-awscli" if cup["complete"] else ("big-boto3" if bput["complete"] else None)
+            C.recycle_pages(wd, size * 3 // 2)
             step("awscli_down", f"aws s3 cp down {fmt_size(size)}", lambda: transfer_record(
                 C.aws_cp(h.endpoint, f"s3://{BUCKET}/{src}", dl, env, bench.limit(), size), size)
                 if src else {"skipped": "nothing uploaded"})
