@@ -175,8 +175,9 @@ def _cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
+        width = max(map(len, stats))
         for k, v in stats.items():
-            print(f"{k:>14}: {v}")
+            print(f"{k:>{width}}: {v}")
     return 0
 
 
