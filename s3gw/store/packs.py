@@ -206,10 +206,9 @@ class PackStore:
             return Appended(self.path(self._pack), self._pack, rows, pos)
 
     def _roll(self) -> None:
-        """Close the current pack (synced) and start a new one, made durable in its folder."""
+        """Close the current pack and start a new one, made durable in its folder.
+        (No sync of the old one here: each batch syncs what it appended.)"""
         if self._fd >= 0:
-            if self.fsync:
-                os.fdatasync(self._fd)
             os.close(self._fd)      # closing releases the flock
             self._fd = -1
         db = self._db()
@@ -351,7 +350,10 @@ class PackStore:
                 size = st.st_size
                 if st.st_mtime > now - min_age_s or (size and live.get(pack, 0) > size * (1 - min_dead)):
                     continue
-                self._move_live(db, pack, fd)
+                try:
+                    self._move_live(db, pack, fd)
+                except OSError:     # a corrupt record (fsck names it): keep this pack
+                    continue
                 with _transaction(db):
                     if db.execute("SELECT 1 FROM chunks WHERE pack = ?", (pack,)).fetchone():
                         continue    # rows indexed since: leave it for the next run
@@ -375,8 +377,7 @@ class PackStore:
                 data = os.pread(fd, n, off)
                 magic, length, checksum, hid = _HEAD.unpack(head) if len(head) == HEAD_SIZE else (b"", 0, 0, b"")
                 if magic != MAGIC or length != n or hid != cid or hashing.chunk_checksum(data) != checksum:
-                    raise OSError(errno.EIO, f"pack {self.path(pack)} record at {off - HEAD_SIZE} is corrupt;"
-                                  " not compacting it")
+                    raise OSError(errno.EIO, f"pack {self.path(pack)} record at {off - HEAD_SIZE} is corrupt")
                 records.append((cid, data))
             done = self.append(records)
             if self.fsync:

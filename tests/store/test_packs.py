@@ -248,3 +248,22 @@ def test_small_chunk_files_of_a_store_from_before_packs_still_read(tmp_path):
     assert [c for c in store.iter_ids()] == [ref.id]
     put_batches(store, [data])
     assert store.packs.has(ref.id) and store.read(ref) == data
+
+
+def test_compaction_keeps_a_pack_with_a_corrupt_record(tmp_path):
+    """A corrupt live record stops that pack's rewrite (fsck reports it); the pack and
+    every live chunk in it stay where the index says, and GC goes on with the rest."""
+    store = LocalChunkStore(str(tmp_path))
+    data = blobs(20, seed=8, lo=1000, hi=3000)
+    refs = put_batches(store, data)
+    store.packs.close()
+    store.delete_many([r.id for r in refs[1:15]])          # mostly dead: due for a rewrite
+    bad = store.packs.locate(refs[15].id)
+    with open(store.packs.path(bad.pack), "r+b") as f:
+        f.seek(bad.off + 5)
+        f.write(b"\xff" if data[15][5] != 0xff else b"\x00")
+    assert store.compact() == (0, 0)
+    assert packs_of(store) == ["00000001.pack"]
+    assert not store.verify(refs[15].id)
+    for i in [0, 16, 17, 18, 19]:
+        assert store.read(refs[i]) == data[i]
