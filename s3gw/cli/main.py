@@ -192,7 +192,8 @@ def _cmd_gc(args) -> int:
     from ..pfs.gc import collect_garbage
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
-    r = collect_garbage(meta, LocalChunkStore(args.data, owner=False), grace_s=args.grace, dry_run=args.dry_run)
+    store = LocalChunkStore(args.data, owner=False)   # beside a live server: touch no temp file
+    r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
           f"objects; {r.chunks_kept} chunks referenced")

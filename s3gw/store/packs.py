@@ -375,7 +375,9 @@ class PackStore:
             for cid, off, n in group:
                 head = os.pread(fd, HEAD_SIZE, off - HEAD_SIZE)
                 data = os.pread(fd, n, off)
-                magic, length, checksum, hid = _HEAD.unpack(head) if len(head) == HEAD_SIZE else (b"", 0, 0, b"")
+                if len(head) != HEAD_SIZE:
+                    head = bytes(HEAD_SIZE)
+                magic, length, checksum, hid = _HEAD.unpack(head)
                 if magic != MAGIC or length != n or hid != cid or hashing.chunk_checksum(data) != checksum:
                     raise OSError(errno.EIO, f"pack {self.path(pack)} record at {off - HEAD_SIZE} is corrupt")
                 records.append((cid, data))

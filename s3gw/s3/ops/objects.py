@@ -457,7 +457,7 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
     size = max(sum(n for _, _, n in g) if len(g) > 1 else g[0][0].length for g in groups)
     nbuf = min(len(groups), _AHEAD + 1)
     read_group = partial(_read_group, svc.store.read_into)
-    prefetch = getattr(svc.store, "prefetch", None)
+    prefetch = svc.store.prefetch
     pending: deque = deque()
     buffers = _PIECES.take(nbuf, size + 1)
 
@@ -465,7 +465,7 @@ async def stream_object(svc: S3Service, manifest: Manifest, start: int, end: int
         # The read of piece j also hints the kernel about piece j + _PREFETCH (the
         # first read about all of 1.._PREFETCH): each piece is hinted once, ahead.
         ahead: list = []
-        if prefetch is not None and len(groups) > 2:
+        if len(groups) > 2:
             ahead = groups[1:1 + _PREFETCH] if j == 0 else groups[j + _PREFETCH:j + _PREFETCH + 1]
         pending.append((_READ_AHEAD.submit(read_group, groups[j], buf, prefetch, ahead), buf))
 
