@@ -112,6 +112,7 @@ class PackStore:
         self._fd = -1                      # the current pack, flock'd; -1: none yet
         self._pack = 0
         self._end = 0
+        self._adopted = False              # the first append tried to go on with the last pack
         db = self._db()
         db.executescript(_SCHEMA)
         if recover:
@@ -175,6 +176,9 @@ class PackStore:
         """Append ``(chunk id, data)`` records to the current pack (not yet synced:
         the caller fdatasyncs ``path`` and then calls ``index``)."""
         with self._lock:
+            if self._fd < 0 and not self._adopted:
+                self._adopted = True
+                self._adopt_last()
             if self._fd < 0 or self._end >= PACK_ROLL:
                 self._roll()
             iov: list = []
@@ -204,6 +208,32 @@ class PackStore:
                 raise
             self._end = pos
             return Appended(self.path(self._pack), self._pack, rows, pos)
+
+    def _adopt_last(self) -> None:
+        """Go on appending to the newest pack if it is whole (every byte of it known
+        synced and indexed), not full and nobody holds it: a restart then does not
+        start a new pack each time."""
+        db = self._db()
+        row = db.execute("SELECT pack, synced_end FROM packs ORDER BY pack DESC LIMIT 1").fetchone()
+        if row is None:
+            return
+        pack, synced_end = row
+        path = self.path(pack)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+            # still that file (not compacted away and replaced meanwhile), whole, with room
+            if (os.stat(path).st_ino != st.st_ino or st.st_size != synced_end
+                    or st.st_size >= PACK_ROLL):
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)
+            return
+        self._fd, self._pack, self._end = fd, pack, st.st_size
 
     def _roll(self) -> None:
         """Close the current pack and start a new one, made durable in its folder.

@@ -117,10 +117,11 @@ def test_reopen_indexes_synced_records_whose_rows_were_lost_and_cuts_a_torn_tail
     store = LocalChunkStore(root)
     assert os.path.getsize(pack) == whole
     assert [store.read(r) for r in refs] == data
-    # appends go on in a new pack (the old one may have belonged to a dead process)
+    # the repaired pack is whole again: appends go on in it
     more = put_batches(store, [b"after the crash"])
     assert store.read(more[0]) == b"after the crash"
-    assert packs_of(store) == ["00000001.pack", "00000002.pack"]
+    assert packs_of(store) == ["00000001.pack"]
+    assert os.path.getsize(pack) == whole + HEAD_SIZE + len(b"after the crash")
 
 
 def test_reopen_after_a_crash_between_append_and_index(tmp_path):
@@ -267,3 +268,27 @@ def test_compaction_keeps_a_pack_with_a_corrupt_record(tmp_path):
     assert not store.verify(refs[15].id)
     for i in [0, 16, 17, 18, 19]:
         assert store.read(refs[i]) == data[i]
+
+
+def test_a_restart_goes_on_with_the_last_pack_unless_it_is_not_whole(tmp_path):
+    root = str(tmp_path)
+    store = LocalChunkStore(root)
+    first = put_batches(store, [b"one"])
+    store.close()
+    store = LocalChunkStore(root)
+    second = put_batches(store, [b"two"])
+    assert packs_of(store) == ["00000001.pack"]                   # no pack per restart
+    assert [store.read(r) for r in first + second] == [b"one", b"two"]
+    # a pack with bytes past what is known synced (an admin store does not recover it)
+    store.packs.append([(hashing.chunk_id(b"unsynced"), b"unsynced")])
+    store.close()
+    admin = LocalChunkStore(root, owner=False)
+    third = put_batches(admin, [b"three"])
+    assert packs_of(admin) == ["00000001.pack", "00000002.pack"]
+    assert admin.read(third[0]) == b"three"
+    # a pack another store holds is never taken over
+    other = LocalChunkStore(root)
+    put_batches(other, [b"four"])
+    assert len(packs_of(other)) == 3
+    admin.close()
+    other.close()
