@@ -118,6 +118,7 @@ def upload_parts(s3, bucket: str, key: str, size: int, part_size: int, threads: 
 
 def server_ms(log_path: str, key: str) -> float | None:
     """The server's own time for the last ``POST /master.bench/<key>`` (access log)."""
+    time.sleep(0.5)  # the server writes its access lines every 0.2 s (http.accesslog)
     found = None
     with open(log_path, "rb") as f:
         for line in f:

@@ -92,9 +92,10 @@ def _cmd_serve(args) -> int:
     import trio
 
     from ..app import AppConfig, run_server
+    from ..http import accesslog
     from ..store import chunker, hashing
 
-    listener = _start_logging(args.log_level.upper())
+    listener, access = _start_logging(args.log_level.upper())
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
                                    "ok" if chunker.self_test() else "FAILED")
@@ -106,6 +107,8 @@ def _cmd_serve(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        access.close()
+        accesslog.install(None)
         listener.stop()   # writes out what is still queued
     return 0
 
@@ -128,10 +131,12 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
 
 
 def _start_logging(level: str):
-    """Log lines (one per request from ``s3gw.access``) are formatted and written by
-    a thread of their own, not on the event loop: writing and flushing them there
-    cost about a tenth of a small request's event-loop time.  The queue is bounded
-    (10,000 records); past that, records are dropped rather than memory grown."""
+    """Log lines are formatted and written by a thread of their own, not on the event
+    loop: writing and flushing them there cost about a tenth of a small request's
+    event-loop time.  The queue is bounded (10,000 records); past that, records are
+    dropped rather than memory grown.  The access log (one line per request) skips
+    ``logging`` altogether: see ``http.accesslog``."""
+    from ..http import accesslog
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     records: queue.Queue = queue.Queue(maxsize=10_000)
@@ -140,7 +145,9 @@ def _start_logging(level: str):
     root.addHandler(_DroppingQueueHandler(records))
     listener = logging.handlers.QueueListener(records, handler)
     listener.start()
-    return listener
+    access = accesslog.BatchedAccessLog(handler).start()
+    accesslog.install(access)
+    return listener, access
 
 
 def _cmd_version(args) -> int:

@@ -59,6 +59,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import h11
 import trio
 
+from . import accesslog
 from .body import Body, Feeder
 from .config import ServerConfig
 from .errors import ClientDisconnected, HttpError
@@ -76,7 +77,6 @@ __all__ = [
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorResponseFactory = Callable[[int, str], Response]
 
-access_log = logging.getLogger("s3gw.access")
 log = logging.getLogger("s3gw.http")
 
 _request_id: ContextVar[str | None] = ContextVar("s3gw_http_request_id", default=None)
@@ -572,16 +572,8 @@ class _Connection:
                 pass
 
     def _log(self, method: str, path: str, status: int, nbytes: int, started: float, rid: str) -> None:
-        access_log.info(
-            "%s %s %d %d %.1fms %s %s",
-            method,
-            path,
-            status,
-            nbytes,
-            (time.perf_counter() - started) * 1000.0,
-            rid,
-            _format_remote(self.remote),
-        )
+        accesslog.record(method, path, status, nbytes, (time.perf_counter() - started) * 1000.0,
+                         rid, self.remote)
 
 
 _BAD_NAME_CHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\n]")
@@ -622,12 +614,6 @@ def _header_content_length(headers: list[tuple[str, str]]) -> int | None:
                 return None
             return length if length >= 0 else None
     return None
-
-
-def _format_remote(remote: Any) -> str:
-    if isinstance(remote, tuple) and len(remote) >= 2:
-        return f"{remote[0]}:{remote[1]}"
-    return "-" if remote is None else str(remote)
 
 
 async def _first_piece(iterator: AsyncIterator[Any]) -> Any:

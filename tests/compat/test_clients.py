@@ -116,6 +116,7 @@ def sha256_object(s3, bucket, key) -> str:
 
 
 def access_lines(server, bucket: str, status: int) -> int:
+    time.sleep(0.5)  # the server writes its access lines every 0.2 s (http.accesslog)
     return sum(1 for line in server.log().splitlines()
                if f"/{bucket}/" in line and f" {status} " in line and "GET " in line)
 

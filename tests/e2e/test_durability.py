@@ -1,6 +1,7 @@
 """Crash safety, deduplication and garbage collection, through a real server process."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,6 +113,29 @@ def test_sigterm_stops_cleanly(tmp_path):
     srv = ServerProcess(str(tmp_path / "data")).start()
     assert srv.stop(signal.SIGTERM) == 0
     assert "stopping" in srv.log()
+
+
+def test_access_log_lines_are_written_soon_and_all_at_stop(tmp_path):
+    """One line per request in the server's log format: written in batches while it
+    runs (within a second) and the rest at a clean stop."""
+    srv = ServerProcess(str(tmp_path / "data")).start()
+    try:
+        s3 = make_client(srv.endpoint)
+        s3.create_bucket(Bucket="master.logs")
+        first = s3.put_object(Bucket="master.logs", Key="a", Body=b"x")["ResponseMetadata"]["RequestId"]
+        line = re.compile(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} INFO s3gw\.access "
+                          rf"PUT /master\.logs/a 200 0 \d+\.\dms {first} 127\.0\.0\.1:\d+$", re.M)
+        deadline = time.monotonic() + 5
+        while not line.search(srv.log()):
+            assert time.monotonic() < deadline, srv.log()[-2000:]
+            time.sleep(0.05)
+        ids = [s3.get_object(Bucket="master.logs", Key="a")["ResponseMetadata"]["RequestId"]
+               for _ in range(50)]
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+    log = srv.log()
+    for rid in ids:
+        assert re.search(rf" INFO s3gw\.access GET /master\.logs/a 200 1 \S+ {rid} ", log), rid
 
 
 def test_dedup_across_versions_keys_and_repos(tmp_path):

@@ -1,0 +1,120 @@
+"""The access log: one line per request, on the ``s3gw.access`` logger.
+
+Theory of operation
+-------------------
+Every exchange ends with ``record(method, path, status, nbytes, ms, rid,
+remote)``.  By default that is a plain ``logging`` call, so the lines reach
+whatever handlers the embedding program (or pytest's ``caplog``) set up.
+
+``s3gw serve`` installs a ``BatchedAccessLog`` instead.  A ``logging`` call
+costs about 35 µs of Python per request (the LogRecord, the caller lookup,
+the queue hand-off, then the formatter in the writer thread), and all of it
+holds the GIL the event loop needs: on 4 KiB GETs that was a sixth of the
+server's CPU.  The batched log appends a tuple to a list on the event loop
+and a writer thread turns the list into text a few times a second, with the
+same layout as the server's other log lines
+(``%(asctime)s %(levelname)s %(name)s %(message)s``) and under the same
+handler lock, so lines never mix.  It honours the ``s3gw.access`` level.
+Lines may reach the stream up to ``interval`` late, and a crash loses at most
+that much of the log; past ``max_pending`` unwritten lines, lines are dropped
+and counted rather than memory grown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+__all__ = ["BatchedAccessLog", "format_remote", "install", "record"]
+
+logger = logging.getLogger("s3gw.access")
+
+
+def format_remote(remote: Any) -> str:
+    if isinstance(remote, tuple) and len(remote) >= 2:
+        return f"{remote[0]}:{remote[1]}"
+    return "-" if remote is None else str(remote)
+
+
+def _to_logging(method: str, path: str, status: int, nbytes: int, ms: float, rid: str,
+                remote: Any) -> None:
+    logger.info("%s %s %d %d %.1fms %s %s", method, path, status, nbytes, ms, rid,
+                format_remote(remote))
+
+
+# The connection calls ``accesslog.record``; ``install`` swaps it.
+record: Callable[..., None] = _to_logging
+
+
+def install(sink: Callable[..., None] | None) -> None:
+    """Send access lines to ``sink`` (None: back to plain ``logging``)."""
+    global record
+    record = _to_logging if sink is None else sink
+
+
+class BatchedAccessLog:
+    """Access lines written by a thread of its own, in batches, to ``handler``'s stream."""
+
+    def __init__(self, handler: logging.StreamHandler, interval: float = 0.2,
+                 max_pending: int = 10_000) -> None:
+        self.handler = handler
+        self.interval = interval
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending: list[tuple] = []
+        self._stop = threading.Event()
+        self._second = -1
+        self._stamp = ""
+        self._thread = threading.Thread(target=self._run, name="s3gw-access-log", daemon=True)
+
+    def start(self) -> BatchedAccessLog:
+        self._thread.start()
+        return self
+
+    def __call__(self, method: str, path: str, status: int, nbytes: int, ms: float, rid: str,
+                 remote: Any) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            self.dropped += 1
+            return
+        pending.append((time.time(), method, path, status, nbytes, ms, rid, remote))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out every pending line (the writer thread, or ``close``)."""
+        # Swapping the list is atomic under the GIL: appends after it go to the new one.
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        text = "".join([self._line(*entry) for entry in batch])
+        stream = self.handler.stream
+        with self.handler.lock:
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream: nothing to do
+                pass
+
+    def _line(self, created: float, method: str, path: str, status: int, nbytes: int,
+              ms: float, rid: str, remote: Any) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        msec = int((created - second) * 1000)
+        return (f"{self._stamp},{msec:03d} INFO s3gw.access {method} {path} {status} {nbytes} "
+                f"{ms:.1f}ms {rid} {format_remote(remote)}\n")
+
+    def close(self) -> None:
+        """Stop the thread and write what is still pending."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
