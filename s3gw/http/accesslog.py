@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
 
 __all__ = ["BatchedAccessLog", "format_remote", "install", "record"]
@@ -63,7 +64,7 @@ class BatchedAccessLog:
         self.interval = interval
         self.max_pending = max_pending
         self.dropped = 0
-        self._pending: list[tuple] = []
+        self._pending: deque[tuple] = deque()
         self._stop = threading.Event()
         self._second = -1
         self._stamp = ""
@@ -77,11 +78,10 @@ class BatchedAccessLog:
                  remote: Any) -> None:
         if not logger.isEnabledFor(logging.INFO):
             return
-        pending = self._pending
-        if len(pending) >= self.max_pending:
+        if len(self._pending) >= self.max_pending:
             self.dropped += 1
             return
-        pending.append((time.time(), method, path, status, nbytes, ms, rid, remote))
+        self._pending.append((time.time(), method, path, status, nbytes, ms, rid, remote))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -89,11 +89,13 @@ class BatchedAccessLog:
 
     def flush(self) -> None:
         """Write out every pending line (the writer thread, or ``close``)."""
-        # Swapping the list is atomic under the GIL: appends after it go to the new one.
-        batch, self._pending = self._pending, []
-        if not batch:
+        # Each append and popleft is atomic under the GIL: a line appended while
+        # this runs is taken now or by the next flush, never lost.
+        pending = self._pending
+        if not pending:
             return
-        text = "".join([self._line(*entry) for entry in batch])
+        take = pending.popleft
+        text = "".join([self._line(*take()) for _ in range(len(pending))])
         stream = self.handler.stream
         with self.handler.lock:
             try:

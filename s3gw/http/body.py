@@ -168,6 +168,11 @@ class Feeder:
                     return None
 
     @property
+    def socket(self):
+        """The trio socket under the stream, or None (not a ``trio.SocketStream``)."""
+        return self._sock
+
+    @property
     def direct(self) -> bool:
         """True when ``read_into`` is available (a real socket)."""
         return self._sock is not None

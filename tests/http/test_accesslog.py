@@ -51,7 +51,7 @@ def test_lines_match_the_logging_formatter(handler, access_level):
     assert got == want
     assert got[0].endswith(" INFO s3gw.access GET /b/k 200 4096 0.2ms 5F1BD5EDA995B578 127.0.0.1:5931")
     assert got[1].endswith(" PUT /b/a b 403 0 12.0ms AA -")
-    assert log._pending == []
+    assert not log._pending
 
 
 def test_level_is_honoured(handler, access_level):
