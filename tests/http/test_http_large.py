@@ -207,3 +207,98 @@ async def test_loopback_body_timeout_and_disconnect():
         await stream.aclose()
         assert outcomes == ["timeout", "disconnected"]
         nursery.cancel_scope.cancel()
+
+
+async def _loopback(nursery, handler, config):
+    listeners = await nursery.start(
+        lambda task_status: serve(handler, "127.0.0.1", 0, config=config, task_status=task_status))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_loopback_head_timeouts():
+    """On a real socket (the reads pay a cancel scope only when they wait): a head
+    that arrives in pieces within header_timeout is served; one that stalls gets
+    408 after it; an idle keep-alive connection is closed after keepalive_timeout."""
+    async def handler(req):
+        return Response(200, [], b"ok")
+
+    config = ServerConfig(header_timeout=0.5, keepalive_timeout=0.3, close_linger=0.1)
+    async with trio.open_nursery() as nursery:
+        port = await _loopback(nursery, handler, config)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        head = request("GET", "/")
+        for i in range(0, len(head), 7):  # slow, but within the head's deadline
+            await client.send(head[i:i + 7])
+            await trio.sleep(0.01)
+        status, _, body = await client.response()
+        assert status == 200 and body == b"ok"
+        t0 = trio.current_time()
+        await client.send(head[:10])   # the next head starts, then stalls
+        status, h, _ = await client.response()
+        assert status == 408 and h["connection"] == "close"
+        assert 0.45 < trio.current_time() - t0 < 30
+        assert await client.at_eof()
+        await stream.aclose()
+
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        await client.send(request("GET", "/"))
+        assert (await client.response())[0] == 200
+        t0 = trio.current_time()
+        assert await client.at_eof()   # idle past keepalive_timeout: closed quietly
+        assert 0.25 < trio.current_time() - t0 < 30
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_loopback_send_to_slow_and_to_stuck_readers():
+    """A response bigger than the socket buffers: the first write takes what fits and
+    the rest waits for the socket; a reader that is merely slow gets every byte, one
+    that never reads is dropped after send_timeout."""
+    size = 16 * MiB
+    body = bytes(range(256)) * (size // 256)
+
+    async def handler(req):
+        return Response(200, [], body)
+
+    async def streamed(req):
+        async def gen():
+            for i in range(0, size, MiB):
+                yield body[i:i + MiB]
+        return Response(200, [], gen(), content_length=size)
+
+    async def route(req):
+        return await (streamed if req.path == "/streamed" else handler)(req)
+
+    config = ServerConfig(send_timeout=0.5, close_linger=0.1)
+    async with trio.open_nursery() as nursery:
+        port = await _loopback(nursery, route, config)
+        for path in ("/", "/streamed"):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            client = RawClient(stream)
+            await client.send(request("GET", path))
+            await trio.sleep(0.2)            # the server's first write fills the buffers
+            got = bytearray()
+            status, h, _ = await client.read_head()
+            assert h["content-length"] == str(size)
+            while len(got) < size:
+                got += await client.read_exact(min(256 * 1024, size - len(got)))
+                await trio.sleep(0.001)
+            assert status == 200 and bytes(got) == body, path
+            await stream.aclose()
+
+        for path in ("/", "/streamed"):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(request("GET", path))
+            await trio.sleep(1.5)   # never read: the server gives up after send_timeout
+            received = 0
+            with trio.fail_after(30):
+                try:
+                    while data := await stream.receive_some(1 << 20):
+                        received += len(data)
+                except trio.BrokenResourceError:  # reset: also a drop
+                    pass
+            assert received < size, path  # what the buffers held, then the end
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
