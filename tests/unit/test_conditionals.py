@@ -373,6 +373,50 @@ async def test_small_puts_batched_each_answered_and_failing_alone(tmp_path):
         meta.close()
 
 
+class SlowFirstCommit(SqliteMetadata):
+    """Its first ``commit_many`` takes a while: later batches queue up behind it."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.calls = []
+
+    def commit_many(self, requests):
+        self.calls.append([r[3] for r in requests])   # the commit messages, "PUT /<key>"
+        if len(self.calls) == 1:
+            time.sleep(0.3)
+        return super().commit_many(requests)
+
+
+async def test_small_put_batches_commit_in_staging_order_and_merge_when_behind(tmp_path):
+    """The stager and the committer are a pipeline: batches staged while an earlier
+    one commits wait, are committed together in one transaction, and in the order
+    they were staged (the last PUT of a key is its current version)."""
+    meta = SlowFirstCommit(str(tmp_path / "meta.sqlite"), durable=False)
+    svc = S3Service(meta, CountingStore(str(tmp_path), fsync=False))
+    try:
+        assert (await call(svc, "PUT", "/master.r"))[0] == 200
+        meta.calls.clear()
+        statuses = []
+
+        async def put(i):
+            statuses.append((await call(svc, "PUT", "/master.r/same", body=f"v{i}".encode()))[0])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(put, 0)
+            for i in range(1, 8):
+                await trio.sleep(0.02)     # each one staged in a batch of its own
+                nursery.start_soon(put, i)
+        assert statuses == [200] * 8
+        writer = svc.small_puts
+        assert writer.batches == 8 and writer.commits < writer.batches, (writer.commits, meta.calls)
+        assert meta.calls[0] == ["PUT /same"] and len(meta.calls[1]) > 1   # merged behind the slow one
+        assert (await call(svc, "GET", "/master.r/same"))[2] == b"v7"
+        history = [v.object.etag for v in meta.versions("r", "master", "same").versions]
+        assert history == [hashlib.md5(f"v{i}".encode()).hexdigest() for i in reversed(range(8))]
+    finally:
+        meta.close()
+
+
 class HintingStore(CountingStore):
     """Also records the chunks the GET read-ahead asks the kernel to prefetch."""
 

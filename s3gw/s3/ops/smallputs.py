@@ -40,30 +40,67 @@ class SmallPutJob(Protocol):
     def answer(self, commit) -> object: ...  # the caller's result, from its durable commit
 
 
+class _OnDemandThread:
+    """A queue served by one thread, started when work arrives and gone after
+    ``idle_exit`` idle seconds.  ``take`` turns the queue into one unit of work."""
+
+    def __init__(self, name: str, work, take, idle_exit: float):
+        self.name, self._work, self._take, self.idle_exit = name, work, take, idle_exit
+        self.items: list = []
+        self._cond = threading.Condition()
+        self._running = False
+
+    def put(self, items: list) -> None:
+        with self._cond:
+            self.items.extend(items)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, name=self.name, daemon=True).start()
+            else:
+                self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self.items:
+                    if not self._cond.wait(self.idle_exit) and not self.items:
+                        self._running = False
+                        return
+                unit = self._take(self.items)
+            self._work(unit)
+
+
 class SmallPutWriter:
+    """Two threads in a pipeline: the first stages a batch and makes its chunks
+    durable, the second commits it, so the next batch is staged and synced
+    while the previous one commits (the commit's SQLite work and WAL sync run
+    without the GIL, the staging needs it).  Batches are committed in the order
+    they were staged; if commits fall behind, the waiting batches are committed
+    together, in one transaction."""
+
     def __init__(self, meta, store, *, max_batch: int = 64, idle_exit: float = 5.0):
         self.meta = meta
         self.store = store
         self.max_batch = max_batch
-        self.idle_exit = idle_exit
-        self._jobs: list = []
-        self._cond = threading.Condition()
-        self._running = False
+        self._stager = _OnDemandThread("s3gw-small-puts", self._stage_batch, self._take_jobs,
+                                       idle_exit)
+        self._committer = _OnDemandThread("s3gw-small-commits", self._commit_batches,
+                                          _take_all, idle_exit)
         self.batches = 0   # counters, for tests and curiosity
         self.jobs = 0
+        self.commits = 0   # transactions
+
+    def _take_jobs(self, items: list) -> list:
+        batch = items[:self.max_batch]
+        del items[:self.max_batch]
+        return batch
 
     async def run(self, job: SmallPutJob) -> object:
         """Queue ``job`` and wait (not cancellable, like ``trio.to_thread``) for its
         commit's result; raises what its stage, sync or commit raised."""
         task = trio.lowlevel.current_task()
         entry = [job, trio.lowlevel.current_trio_token(), task, None, None]  # result, error
-        with self._cond:
-            self._jobs.append(entry)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, name="s3gw-small-puts", daemon=True).start()
-            else:
-                self._cond.notify()
+        self._stager.put([entry])
         # Parked until the writer's wake-up reschedules this task; a cancellation
         # is refused (Abort.FAILED) and seen at the task's next checkpoint.  No
         # Event and no shielded scope: less event-loop work per PUT.
@@ -72,27 +109,21 @@ class SmallPutWriter:
             raise entry[4]
         return entry[3]
 
-    # -- the writer thread ------------------------------------------------------------------
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._jobs:
-                    if not self._cond.wait(self.idle_exit) and not self._jobs:
-                        self._running = False
-                        return
-                batch = self._jobs[:self.max_batch]
-                del self._jobs[:self.max_batch]
-            try:
-                self._process(batch)
-            except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
-                for entry in batch:
-                    if entry[3] is None and entry[4] is None:
-                        entry[4] = exc
-            self.batches += 1
-            self.jobs += len(batch)
+    # -- the first thread: stage and sync ---------------------------------------------------
+    def _stage_batch(self, batch: list) -> None:
+        try:
+            durable = self._make_durable(batch)
+        except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+            _fail_unanswered(batch, exc)
+            durable = []
+        self.batches += 1
+        self.jobs += len(batch)
+        if durable:
+            self._committer.put([(batch, durable)])
+        else:
             self._wake(batch)
 
-    def _process(self, batch: list) -> None:
+    def _make_durable(self, batch: list) -> list:
         staged, writes = [], []
         seen: set = set()
         for entry in batch:
@@ -114,14 +145,22 @@ class SmallPutWriter:
                 entry[4] = exc
             else:
                 durable.append(entry)
-        if not durable:
-            return
-        results = self.meta.commit_many([entry[0].commit_args() for entry in durable])
-        for entry, (commit, error) in zip(durable, results):
-            if error is None:
-                entry[3] = entry[0].answer(commit)
-            else:
-                entry[4] = error
+        return durable
+
+    # -- the second thread: commit ----------------------------------------------------------
+    def _commit_batches(self, units: list) -> None:
+        durable = [entry for _batch, entries in units for entry in entries]
+        try:
+            results = self.meta.commit_many([entry[0].commit_args() for entry in durable])
+            for entry, (commit, error) in zip(durable, results):
+                if error is None:
+                    entry[3] = entry[0].answer(commit)
+                else:
+                    entry[4] = error
+        except BaseException as exc:  # noqa: BLE001 - never leave a caller waiting
+            _fail_unanswered(durable, exc)
+        self.commits += 1
+        self._wake([entry for batch, _entries in units for entry in batch])
 
     @staticmethod
     def _wake(batch: list) -> None:
@@ -133,6 +172,18 @@ class SmallPutWriter:
                 token.run_sync_soon(_reschedule_all, tasks)
             except trio.RunFinishedError:  # pragma: no cover - that event loop is gone
                 pass
+
+
+def _take_all(items: list) -> list:
+    unit = items[:]
+    items.clear()
+    return unit
+
+
+def _fail_unanswered(entries: list, exc: BaseException) -> None:
+    for entry in entries:
+        if entry[3] is None and entry[4] is None:
+            entry[4] = exc
 
 
 def _refuse_abort(_raise_cancel) -> trio.lowlevel.Abort:
