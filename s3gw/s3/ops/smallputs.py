@@ -1,4 +1,4 @@
-"""Small PUTs made durable and committed in batches by one writer thread.
+"""Small PUTs made durable and committed in batches by a two-thread pipeline.
 
 A small PUT's blocking work (bucket check, hashing and staging its chunk,
 the digest checks, ``fdatasync`` + rename + directory fsync, the commit) is a
@@ -8,17 +8,20 @@ forth at every one of those calls: each hand-over leaves the GIL idle while
 the next thread is woken, so 8 clients reached ~600 PUT/s with the server
 using only 1.2 of its 2 cores and most PUT latency spent waiting for the GIL.
 
-Here one thread takes whatever PUTs are queued and runs them together:
-stage every chunk (writeback starts at once), then make them durable
-together (their ``fdatasync`` calls, each a device flush, issued at once
-from the store's sync threads), then commit them all in one SQLite
-transaction in which each PUT is still its own commit and fails alone
-(``SqliteMetadata.commit_many``).  The order per PUT
-is the streamed path's (chunk durable -> commit), so the crash guarantees
-are the same, and each caller gets its answer only once its commit is
-durable.  The event loop is woken once per batch.
+Here one thread (the stager) takes whatever PUTs are queued and runs them
+together: stage every chunk, then make them durable together (small chunks
+in one pack append and one ``fdatasync``), and hands the batch to a second
+thread (the committer), which commits it in one SQLite transaction in which
+each PUT is still its own commit and fails alone
+(``SqliteMetadata.commit_many``).  While one batch commits, the next is
+staged and synced: the commit (SQLite's work and the WAL sync, about 0.85 ms
+for four PUTs, mostly without the GIL) no longer stalls the staging.  Batches
+that queue at the committer are committed together, in staging order.  The
+order per PUT is the streamed path's (chunk durable -> commit), so the crash
+guarantees are the same, and each caller gets its answer only once its
+commit is durable.  The event loop is woken once per commit.
 
-The thread is started on demand and exits after a few idle seconds.
+Both threads are started on demand and exit after a few idle seconds.
 """
 
 from __future__ import annotations
