@@ -304,15 +304,25 @@ async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path):
         assert meta.threads == [True]            # looked up on the event loop's thread
         assert svc.store.reads == []             # and read from the page cache there
         meta.delay = service_mod.INLINE_SLOW * 2
+        for _ in range(service_mod.INLINE_STRIKES - 1):
+            assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+            assert svc.inline_reads_now()        # one slow lookup (a preemption?): not yet
         assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
-        assert not svc.inline_reads_now()        # that was slow: back off
+        assert not svc.inline_reads_now()        # slow again and again: back off
+        assert meta.threads == [True] * (1 + service_mod.INLINE_STRIKES)
         meta.delay = 0
         assert (await call(svc, "HEAD", "/master.r/k"))[0] == 200
         assert (await call(svc, "GET", "/master.r/k?versionId=HEAD"))[::2] == (200, b"abc")
-        assert meta.threads[1:] == [True, False]  # the HEAD went to a worker (versionId: no stat)
+        # the HEAD went to a worker (the versionId GET does no stat)
+        assert meta.threads[service_mod.INLINE_STRIKES:] == [True, False]
         svc._inline_after = 0.0                  # the back-off is over
         assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
         assert meta.threads[-1] is True
+        meta.delay = service_mod.INLINE_SEVERE * 1.5   # one very slow lookup backs off at once
+        assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
+        assert not svc.inline_reads_now()
+        meta.delay = 0
+        svc._inline_after = 0.0
         meta.busy = True                         # a locked database: a worker thread waits
         assert (await call(svc, "GET", "/master.r/k"))[::2] == (200, b"abc")
         assert meta.threads[-1] is False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from contextvars import ContextVar
 from typing import Awaitable, Callable
 
@@ -50,9 +51,15 @@ PRINCIPAL: ContextVar[Principal | None] = ContextVar("s3gw_principal", default=N
 # SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server).
 AUTH_RECHECK = 0.05
 
-# A lookup on the event loop slower than INLINE_SLOW seconds (a cold database) sends
-# lookups back to worker threads for INLINE_BACKOFF seconds.
+# Lookups on the event loop slower than INLINE_SLOW seconds, INLINE_STRIKES of them
+# within INLINE_WINDOW seconds (a cold database), or one slower than INLINE_SEVERE,
+# send lookups back to worker threads for INLINE_BACKOFF seconds.  One slow lookup
+# alone is usually the thread being preempted (a 2-core machine shared with the
+# clients): backing off on it cost a 4 KiB GET phase half its rate for a second.
 INLINE_SLOW = 0.002
+INLINE_STRIKES = 3
+INLINE_WINDOW = 1.0
+INLINE_SEVERE = 0.02
 INLINE_BACKOFF = 1.0
 
 Operation = Callable[["S3Service", Request, object], Awaitable[Response]]
@@ -75,6 +82,7 @@ class S3Service:
                  clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None):
         self.meta = meta
         self._inline_after = 0.0
+        self._inline_strikes: deque[float] = deque(maxlen=INLINE_STRIKES)
         self.small_puts = SmallPutWriter(meta, store)
         self.auth = auth
         self.store = store
@@ -88,9 +96,16 @@ class S3Service:
         return time.monotonic() >= self._inline_after
 
     def inline_read_took(self, seconds: float) -> None:
-        """Report an event-loop lookup's duration (a slow one pauses inline reads)."""
-        if seconds > INLINE_SLOW:
-            self._inline_after = time.monotonic() + INLINE_BACKOFF
+        """Report an event-loop lookup's duration (slow ones pause inline reads)."""
+        if seconds <= INLINE_SLOW:
+            return
+        now = time.monotonic()
+        strikes = self._inline_strikes
+        strikes.append(now)
+        if seconds > INLINE_SEVERE or (len(strikes) == INLINE_STRIKES
+                                       and now - strikes[0] <= INLINE_WINDOW):
+            strikes.clear()
+            self._inline_after = now + INLINE_BACKOFF
             log.info("a lookup on the event loop took %.1f ms: lookups go to worker threads "
                      "for %.0f s", seconds * 1e3, INLINE_BACKOFF)
 
