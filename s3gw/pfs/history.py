@@ -59,8 +59,7 @@ from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, P
 
 __all__ = [
     "History", "Lineage", "VersionInfo", "VersionPage", "DiffEntry", "FileDeleted",
-    "InvalidVersion", "parse_version", "skip_depth", "record_commit", "record_commits",
-    "ensure_schema", "backfill",
+    "InvalidVersion", "parse_version", "skip_depth", "record_commit", "ensure_schema", "backfill",
 ]
 
 SCHEMA = """
@@ -178,30 +177,6 @@ def record_commit(cur, commit_id: str, parent: str | None, depth: int) -> None:
         return
     skip = _walk(_db_step(cur), parent, depth - 1, skip_depth(depth))
     cur.execute("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", (commit_id, skip))
-
-
-def record_commits(cur, chain: list[tuple[str, str | None, int]]) -> list[tuple[str, str]]:
-    """Skip pointers of several new commits ``(id, parent, depth)``, each one's parent
-    either in the database or earlier in ``chain`` (one transaction's commits, not
-    yet inserted); returns the ``(id, skip)`` rows for ``commit_skip``.  The same
-    pointers ``record_commit`` stores one by one, with each ancestor read once."""
-    known: dict[str, tuple[str | None, str | None]] = {}
-    db_step = _db_step(cur)
-
-    def step(cid: str):
-        row = known.get(cid)
-        if row is None:
-            row = known[cid] = tuple(db_step(cid))
-        return row
-
-    rows = []
-    for cid, parent, depth in chain:
-        skip = None
-        if parent is not None:
-            skip = _walk(step, parent, depth - 1, skip_depth(depth))
-            rows.append((cid, skip))
-        known[cid] = (parent, skip)
-    return rows
 
 
 def ensure_schema(conn) -> None:

@@ -252,19 +252,14 @@ class SqliteMetadata:
         cur = self._writer.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE")
-            i = 0
-            while i < len(batch):
-                # a run of plain PUTs is written with a few statements for the whole
-                # run; anything else (and a run that fails) one request at a time
-                j = i
-                while j < len(batch) and batch[j].plain:
-                    j += 1
-                if j - i > 1 and self._apply_plain(cur, batch[i:j]):
-                    i = j
-                    continue
-                for r in batch[i:max(j, i + 1)]:
-                    self._apply_one(cur, r)
-                i = max(j, i + 1)
+            for r in batch:
+                cur.execute("SAVEPOINT one_commit")
+                try:
+                    r.result = self._commit_tx(cur, r)
+                except Exception as exc:  # this request fails alone
+                    cur.execute("ROLLBACK TO one_commit")
+                    r.error = exc
+                cur.execute("RELEASE one_commit")
             cur.execute("COMMIT")
         except BaseException as exc:
             if self._writer.in_transaction:
@@ -275,83 +270,6 @@ class SqliteMetadata:
         finally:
             for r in batch:
                 r.done = True
-
-    def _apply_one(self, cur, r: "_CommitRequest") -> None:
-        cur.execute("SAVEPOINT one_commit")
-        try:
-            r.result = self._commit_tx(cur, r)
-        except Exception as exc:  # this request fails alone
-            cur.execute("ROLLBACK TO one_commit")
-            r.error = exc
-        cur.execute("RELEASE one_commit")
-
-    def _apply_plain(self, cur, run: list["_CommitRequest"]) -> bool:
-        """Commit a run of plain requests (new objects put, no condition), each its own
-        commit chained on the previous one, with one multi-row statement per table
-        instead of about thirteen statements per request (each a GIL round trip that
-        waits behind the event loop when the server is busy).  Same rows as
-        ``_commit_tx`` one by one.  False (and nothing written) if anything failed:
-        the caller then goes one by one, so each request fails alone."""
-        cur.execute("SAVEPOINT plain_run")
-        try:
-            results = self._write_plain(cur, run)
-        except Exception:  # noqa: BLE001 - retried one by one, which reports it
-            cur.execute("ROLLBACK TO plain_run")
-            cur.execute("RELEASE plain_run")
-            return False
-        cur.execute("RELEASE plain_run")
-        for r, res in zip(run, results):
-            if isinstance(res, CommitInfo):
-                r.result = res
-            else:
-                r.error = res
-        return True
-
-    def _write_plain(self, cur, run: list["_CommitRequest"]) -> list:
-        heads: dict[tuple[str, str], tuple[str | None, int] | None] = {}
-        for r in run:
-            key = (r.repo, r.branch)
-            if key not in heads:
-                row = cur.execute(
-                    "SELECT b.head, c.depth FROM branches b LEFT JOIN commits c ON c.id = b.head "
-                    "WHERE b.repo=? AND b.name=?", key).fetchone()
-                heads[key] = None if row is None else (row[0], -1 if row[0] is None else row[1])
-        next_id = cur.execute("SELECT coalesce(max(id), 0) FROM objects").fetchone()[0] + 1
-        objects, entries, tree, commits, chain, results = [], [], [], [], [], []
-        for r in run:
-            key = (r.repo, r.branch)
-            head = heads[key]
-            if head is None:
-                results.append(NoSuchBranch(f"{r.branch}.{r.repo}"))
-                continue
-            parent, depth = head[0], head[1] + 1
-            commit_id = uuid.uuid4().hex
-            for change in r.changes:
-                obj = change.object
-                objects.append((next_id, obj.size, obj.etag, obj.manifest,
-                                json.dumps(obj.headers, sort_keys=True),
-                                json.dumps(obj.checksums, sort_keys=True),
-                                json.dumps(list(obj.parts))))
-                entries.append((r.repo, change.path, depth, commit_id, next_id))
-                tree.append((r.repo, r.branch, change.path, next_id, commit_id, r.now_ns))
-                next_id += 1
-            commits.append((commit_id, r.repo, r.branch, parent, depth, r.now_ns, r.message))
-            chain.append((commit_id, parent, depth))
-            heads[key] = (commit_id, depth)
-            results.append(CommitInfo(commit_id, r.repo, r.branch, parent, depth, r.now_ns,
-                                      r.message))
-        if commits:
-            _insert_rows(cur, "INSERT INTO objects(id, size, etag, manifest, headers, checksums, "
-                              "parts) VALUES", objects)
-            _insert_rows(cur, "INSERT INTO entries VALUES", entries)
-            _insert_rows(cur, "INSERT OR REPLACE INTO tree VALUES", tree)  # rows apply in order
-            _insert_rows(cur, "INSERT INTO commits VALUES", commits)
-            _insert_rows(cur, "INSERT OR REPLACE INTO commit_skip(id, skip) VALUES",
-                         _history.record_commits(cur, chain))
-            for repo, branch in {(c[1], c[2]) for c in commits}:
-                cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
-                            (heads[repo, branch][0], repo, branch))
-        return results
 
     def _commit_tx(self, cur, r: "_CommitRequest") -> CommitInfo | None:
         repo, branch, now_ns = r.repo, r.branch, r.now_ns
@@ -574,30 +492,14 @@ class SqliteMetadata:
         return UploadStaging(self)
 
 
-def _insert_rows(cur, head: str, rows: list[tuple]) -> None:
-    """``head`` ("INSERT ... VALUES") for all ``rows`` in as few statements as SQLite's
-    999-parameter floor allows, rows in order."""
-    if not rows:
-        return
-    width = len(rows[0])
-    per = max(1, 999 // width)
-    one = "(" + ",".join("?" * width) + ")"
-    for k in range(0, len(rows), per):
-        part = rows[k:k + per]
-        cur.execute(head + ",".join([one] * len(part)), [v for row in part for v in row])
-
-
 class _CommitRequest:
     __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "also", "done",
-                 "result", "error", "plain")
+                 "result", "error")
 
     def __init__(self, repo, branch, changes, message, now_ns, condition, also=None):
         self.repo, self.branch, self.changes = repo, branch, changes
         self.message, self.now_ns, self.condition = message, now_ns, condition
         self.also = also
-        # new objects put, nothing to check: the batched path (_apply_plain) may write it
-        self.plain = (condition is None and also is None and bool(changes) and all(
-            type(c) is Put and c.object.id is None for c in changes))
         self.done = False
         self.result: CommitInfo | None = None
         self.error: BaseException | None = None
