@@ -17,7 +17,7 @@ same layout as the server's other log lines
 handler lock, so lines never mix.  It honours the ``s3gw.access`` level.
 Lines may reach the stream up to ``interval`` late, and a crash loses at most
 that much of the log; past ``max_pending`` unwritten lines, lines are dropped
-and counted rather than memory grown.
+rather than memory grown, and their count is logged at the stop.
 """
 
 from __future__ import annotations
@@ -115,8 +115,11 @@ class BatchedAccessLog:
                 f"{ms:.1f}ms {rid} {format_remote(remote)}\n")
 
     def close(self) -> None:
-        """Stop the thread and write what is still pending."""
+        """Stop the thread, write what is still pending and how many lines were dropped."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
         self.flush()
+        if self.dropped:
+            logger.warning("%d access log lines were dropped (more than %d waiting)",
+                           self.dropped, self.max_pending)

@@ -65,13 +65,16 @@ def test_level_is_honoured(handler, access_level):
     assert len(lines) == 1 and " GET /x " in lines[0]
 
 
-def test_bounded_pending_drops_and_counts(handler, access_level):
+def test_bounded_pending_drops_and_counts(handler, access_level, caplog):
     log = accesslog.BatchedAccessLog(handler, interval=60, max_pending=3)
     for i in range(5):
         log("GET", f"/{i}", 200, 0, 1.0, "R", None)
     assert log.dropped == 2
     log.flush()
     assert [ln.split()[5] for ln in handler.stream.getvalue().splitlines()] == ["/0", "/1", "/2"]
+    with caplog.at_level(logging.WARNING, logger="s3gw.access"):
+        log.close()
+    assert "2 access log lines were dropped" in caplog.text
 
 
 def test_thread_writes_in_batches_and_close_writes_the_rest(handler, access_level):
