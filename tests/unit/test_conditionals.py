@@ -469,3 +469,25 @@ async def test_a_long_get_hints_each_chunk_once_before_reading_it(tmp_path):
             assert store.events.index(("hint", cid)) < store.events.index(("read", cid))
     finally:
         meta.close()
+
+
+def test_on_demand_thread_keeps_serving_after_a_failed_unit(caplog):
+    """A unit of work that raises (a bug) is logged; the thread goes on with the queue."""
+    from s3gw.s3.ops.smallputs import _OnDemandThread
+
+    done = []
+    finished = threading.Event()
+
+    def work(unit):
+        if unit == [1]:
+            raise RuntimeError("boom")
+        done.extend(unit)
+        if 3 in unit:
+            finished.set()
+
+    t = _OnDemandThread("test-worker", work, lambda items: [items.pop(0)], idle_exit=0.2)
+    t.put([1])
+    t.put([2, 3])
+    assert finished.wait(10)
+    assert done == [2, 3]
+    assert "test-worker failed" in caplog.text and "boom" in caplog.text

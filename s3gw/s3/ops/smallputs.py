@@ -26,12 +26,15 @@ Both threads are started on demand and exit after a few idle seconds.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Protocol
 
 import trio
 
 __all__ = ["SmallPutWriter", "SmallPutJob"]
+
+log = logging.getLogger("s3gw.smallputs")
 
 
 class SmallPutJob(Protocol):
@@ -70,7 +73,10 @@ class _OnDemandThread:
                         self._running = False
                         return
                 unit = self._take(self.items)
-            self._work(unit)
+            try:
+                self._work(unit)
+            except BaseException:  # noqa: BLE001 - a bug: keep serving the queue
+                log.exception("%s failed", self.name)
 
 
 class SmallPutWriter:
