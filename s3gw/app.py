@@ -22,6 +22,7 @@ from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .s3.ops.service import S3Service
 from .store.chunkstore import LocalChunkStore
+from .store.ids import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT"]
 
@@ -40,6 +41,7 @@ class AppConfig:
     worker_threads: int = 8
     direct_writes: bool = False    # chunk files written with O_DIRECT (see LocalChunkStore)
     upload_expiry: float = 7 * 86400   # seconds an unfinished multipart upload lives; 0: forever
+    inline_object_max: int = INLINE_MAX  # PUT bodies up to this size live in the metadata
 
 
 class App:
@@ -54,7 +56,8 @@ class App:
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
-                            limiter=self.limiter, auth=self.auth)
+                            limiter=self.limiter, auth=self.auth,
+                            inline_object_max=config.inline_object_max)
 
     def close(self) -> None:
         self.meta.close()

@@ -16,6 +16,8 @@ import os
 import queue
 import sys
 
+from ..store.ids import INLINE_MAX
+
 __all__ = ["main"]
 
 
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upload-expiry", type=_duration, default=_env("S3GW_UPLOAD_EXPIRY", "7d"),
                    help="abort unfinished multipart uploads after this long: seconds, or "
                         "with a unit s/m/h/d; 0 keeps them (env S3GW_UPLOAD_EXPIRY; default 7d)")
+    p.add_argument("--inline-max", type=_inline_max, default=_env("S3GW_INLINE_MAX", INLINE_MAX),
+                   help="keep objects of up to this many bytes in their commits, not in the "
+                        f"chunk store: one sync per small PUT; 0 never (env S3GW_INLINE_MAX; "
+                        f"default {INLINE_MAX}, at most 65536)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
@@ -101,7 +107,7 @@ def _cmd_serve(args) -> int:
                                    "ok" if chunker.self_test() else "FAILED")
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
-                       upload_expiry=args.upload_expiry)
+                       upload_expiry=args.upload_expiry, inline_object_max=args.inline_max)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -170,6 +176,16 @@ def _open_meta(args):
     return SqliteMetadata(path)
 
 
+def _inline_max(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r}") from None
+    if not 0 <= value <= 65536:
+        raise argparse.ArgumentTypeError("must be 0 to 65536 bytes")
+    return value
+
+
 def _cmd_stats(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
@@ -177,8 +193,11 @@ def _cmd_stats(args) -> int:
     store = LocalChunkStore(args.data, owner=False)
     chunks, stored = store.usage()
     packs, pack_bytes = store.packs.files()
-    stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes)
-    stats["dedup_ratio"] = round(stats["object_bytes"] / stored, 3) if stored else None
+    inline_chunks, inline_bytes = _inline_usage(meta)
+    stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes,
+                 inline_chunks=inline_chunks, inline_bytes=inline_bytes)
+    kept = stored + inline_bytes
+    stats["dedup_ratio"] = round(stats["object_bytes"] / kept, 3) if kept else None
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
@@ -186,6 +205,18 @@ def _cmd_stats(args) -> int:
         for k, v in stats.items():
             print(f"{k:>{width}}: {v}")
     return 0
+
+
+def _inline_usage(meta) -> tuple[int, int]:
+    """(inline chunks, their bytes): small objects' data kept in their manifests."""
+    from ..store.ids import Manifest
+    count = size = 0
+    for blob in meta.referenced_manifests():
+        for ref in Manifest.unpack(blob).chunks:
+            if ref.data is not None:
+                count += 1
+                size += ref.length
+    return count, size
 
 
 def _history_command(name):
@@ -211,6 +242,8 @@ def _cmd_gc(args) -> int:
 
 def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
+    from ..store.chunkstore import verify_inline
+    from ..store.ids import Manifest
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
     for cid in store.iter_ids():
@@ -218,7 +251,16 @@ def _cmd_fsck(args) -> int:
         if not store.verify(cid):
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
-    print(f"checked {checked} chunks: {bad} corrupt")
+    inline = 0
+    has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
+    for blob in _open_meta(args).referenced_manifests() if has_meta else ():
+        for ref in Manifest.unpack(blob).chunks:
+            if ref.data is not None:
+                inline += 1
+                if not verify_inline(ref):
+                    bad += 1
+                    print(f"CORRUPT inline chunk {ref.id.hex()}")
+    print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
     return 1 if bad else 0
 
 

@@ -392,15 +392,21 @@ async def read_small(read: Reader) -> bytes:
 
 
 def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
-                 params=None) -> IngestResult:
+                 params=None, inline_max: int = 0) -> IngestResult:
     """Blocking: hash, chunk and stage a whole (small) body in the calling thread.
 
     Same result as ``ingest`` for the same bytes; the caller runs it in a
     worker thread, possibly together with the rest of its request's blocking
     work (one thread hop for a whole small PUT).  On error the staged chunks
     are removed.
+
+    A body of 1 to ``inline_max`` bytes becomes one inline chunk (``ChunkRef``
+    with its data, see ``store.ids``): nothing is staged in the store, and the
+    caller's commit makes it durable.
     """
     algorithms = list(dict.fromkeys(algorithms))
+    if 0 < len(body) <= inline_max:
+        return _inline_small(body, store, algorithms)
     stream_algos = [a for a in algorithms if a in STREAM_STAGE_ALGORITHMS]
     chunk_algos = [a for a in algorithms if a not in STREAM_STAGE_ALGORITHMS]
     batch = store.batch()
@@ -414,6 +420,15 @@ def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("
         raise
     return IngestResult(size=len(body), manifest=Manifest(stage.refs), digests=digests,
                         batch=batch, new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
+
+
+def _inline_small(body, store: LocalChunkStore, algorithms: list[str]) -> IngestResult:
+    data = bytes(body)
+    ref = ChunkRef(hashing.chunk_id(data), hashing.chunk_checksum(data), len(data), data)
+    hasher = hashing.StreamHasher(algorithms)
+    hasher.update(data)
+    return IngestResult(size=len(data), manifest=Manifest((ref,)), digests=hasher.digests(),
+                        batch=store.batch(), new_chunks=0, new_bytes=0)
 
 
 def _small_work(body, stage: ChunkStage, stream_hasher) -> dict[str, bytes]:

@@ -9,7 +9,9 @@ rows that no file, history entry or multipart upload references (a deleted
 repo's contents), then marks every chunk of the remaining objects and
 sweeps the rest: chunk files are unlinked, packed chunks dropped from the
 pack index, and packs more than half dead (and older than the grace
-period) rewritten without them.
+period) rewritten without them.  Inline chunks (a small object's bytes kept
+in its manifest, ``store.ids``) are not in the store: they go with their
+object row.
 
 Known weakness: the mark phase reads all manifests into one set (about
 50 bytes per chunk: 10 M chunks, 500 MB); a streaming mark over sorted ids
@@ -56,7 +58,7 @@ def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
         report.objects_removed = meta.delete_unreferenced_objects()
     referenced: set[bytes] = set()
     for blob in meta.referenced_manifests():
-        referenced.update(ref.id for ref in Manifest.unpack(blob).chunks)
+        referenced.update(ref.id for ref in Manifest.unpack(blob).chunks if ref.data is None)
 
     doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in store.iter_chunks()),
                      time.time() if now is None else now, grace_s)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
 from ..store.hashing import StreamHasher
+from ..store.ids import Manifest
 from .dates import parse_http_date
 from .errors import S3Error
 
@@ -241,7 +242,7 @@ def plan_completion(requested: Sequence[tuple[int, str, Mapping[str, str]]],
         else:
             checksums[algo] = composite_checksum(algo, values)
     return CompletionPlan(
-        manifest=b"".join(p.manifest for p in chosen), size=sum(sizes),
+        manifest=Manifest.concat_packed(p.manifest for p in chosen), size=sum(sizes),
         etag=multipart_etag([p.etag for p in chosen]), parts=sizes, checksums=checksums,
         expected={p.number: p.etag for p in chosen})
 

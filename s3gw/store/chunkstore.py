@@ -318,6 +318,10 @@ class LocalChunkStore:
     # -- reading ------------------------------------------------------------------------
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes:
         """Read ``length`` bytes at ``offset`` of a chunk, after verifying the whole chunk."""
+        if ref.data is not None:
+            data = _inline(ref)
+            end = ref.length if length is None else offset + length
+            return bytes(data[offset:end])
         if ref.length < PACK_MAX:
             buf = bytearray(ref.length)
             data = self._read_packed(ref, buf, 0)
@@ -350,6 +354,8 @@ class LocalChunkStore:
         reading it would wait for the disk (``RWF_NOWAIT``) or the file's length
         differs -- the caller then uses ``read`` from a worker thread, which
         waits (and tells a corrupt chunk).  Meant for the event loop's thread."""
+        if ref.data is not None:
+            return _inline(ref)
         if _RWF_NOWAIT is None:
             return None
         if ref.length < PACK_MAX:
@@ -388,6 +394,11 @@ class LocalChunkStore:
         With one spare byte in ``buf`` (``len(buf) > ref.length``) a longer
         file is detected by the same read; otherwise one more read checks it.
         """
+        if ref.data is not None:
+            end = ref.length if length is None else offset + length
+            view = memoryview(buf)
+            view[:ref.length] = _inline(ref)
+            return view[offset:end]
         if ref.length < PACK_MAX:
             data = self._read_packed(ref, buf, 0)
             if data is not None:
@@ -428,7 +439,7 @@ class LocalChunkStore:
         if _FADV_WILLNEED is None:
             return
         for ref in refs:
-            if ref.length < PACK_MAX:
+            if ref.length < PACK_MAX or ref.data is not None:
                 continue
             try:
                 fd = os.open(self.path_of(ref.id), os.O_RDONLY)
@@ -570,6 +581,25 @@ def _syncers() -> ThreadPoolExecutor:
         if _sync_pool is None:
             _sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="s3gw-sync")
         return _sync_pool
+
+
+INLINE_WHERE = "(inline in its manifest)"
+
+
+def _inline(ref: ChunkRef) -> memoryview:
+    """An inline chunk's bytes (``ChunkRef.data``), after the checks a stored chunk
+    gets: its length and XXH3-64 checksum."""
+    data = memoryview(ref.data)
+    if len(data) != ref.length:
+        raise ChunkCorrupt(ref.id, INLINE_WHERE, f"length {len(data)} != {ref.length}")
+    if hashing.chunk_checksum(data) != ref.checksum:
+        raise ChunkCorrupt(ref.id, INLINE_WHERE, "xxh3 checksum mismatch")
+    return data
+
+
+def verify_inline(ref: ChunkRef) -> bool:
+    """Full check of an inline chunk for fsck: its bytes hash to its name."""
+    return len(ref.data) == ref.length and hashing.chunk_id(ref.data) == ref.id
 
 
 def sync_batches(batches: list[WriteBatch]) -> list[BaseException | None]:

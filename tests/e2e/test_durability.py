@@ -51,9 +51,10 @@ def test_kill_mid_put_loses_nothing_committed_and_exposes_nothing(tmp_path):
 
 
 def test_kill_during_small_puts_keeps_every_acknowledged_one(tmp_path):
-    """Small objects go to pack files, made durable in batches: kill the server
-    while four clients PUT them; after a restart every PUT that got its 200 reads
-    back exactly, and any other key that shows up is whole."""
+    """Small objects (1 to 9000 bytes: inline in their commits up to INLINE_MAX,
+    packed above) are made durable in batches: kill the server while four
+    clients PUT them; after a restart every PUT that got its 200 reads back
+    exactly, and any other key that shows up is whole."""
     import threading
 
     data = str(tmp_path / "data")
@@ -184,10 +185,10 @@ def test_gc_reclaims_deleted_data_but_not_live_data(tmp_path):
         s3.create_bucket(Bucket="master.drop")
         s3.put_object(Bucket="master.keep", Key="k", Body=os.urandom(2 << 20))
         s3.put_object(Bucket="master.drop", Key="d", Body=os.urandom(3 << 20))
-        small = os.urandom(3000)
+        small = os.urandom(20_000)      # over INLINE_MAX: a packed chunk
         s3.put_object(Bucket="master.keep", Key="small", Body=small)           # packed chunks
         for i in range(20):
-            s3.put_object(Bucket="master.drop", Key=f"small{i}", Body=os.urandom(3000))
+            s3.put_object(Bucket="master.drop", Key=f"small{i}", Body=os.urandom(20_000))
         s3.delete_bucket(Bucket="master.drop")
         young = s3gw_cli("gc", "--data", data)  # default grace: nothing is old enough
         assert "removed 0 chunks" in young.stdout, young.stdout + young.stderr
@@ -203,7 +204,7 @@ def test_gc_reclaims_deleted_data_but_not_live_data(tmp_path):
     # the pack the server was appending to is left alone while it runs; once it is
     # closed, GC rewrites it without its 20 dead chunks
     before = _stats(data)
-    assert before["packs"] == 1 and before["pack_file_bytes"] >= 21 * 3000
+    assert before["packs"] == 1 and before["pack_file_bytes"] >= 21 * 20_000
     r = s3gw_cli("gc", "--data", data, "--grace", "0")
     assert "compacted 1 packs" in r.stdout, r.stdout + r.stderr
     after = _stats(data)
@@ -221,7 +222,7 @@ def test_gc_reclaims_deleted_data_but_not_live_data(tmp_path):
         srv.stop()
 
 
-@pytest.mark.parametrize("size", [8000, 100_000], ids=["packed", "file"])
+@pytest.mark.parametrize("size", [20_000, 100_000], ids=["packed", "file"])
 def test_corrupt_chunk_is_not_served(tmp_path, size):
     data = str(tmp_path / "data")
     srv = ServerProcess(data).start()
@@ -254,7 +255,7 @@ def test_corrupt_chunk_is_not_served(tmp_path, size):
         srv._log.close()
 
 
-@pytest.mark.parametrize("size", [5000, 200_000], ids=["packed", "file"])
+@pytest.mark.parametrize("size", [20_000, 200_000], ids=["packed", "file"])
 def test_small_get_of_an_uncached_chunk_is_served_whole(tmp_path, size):
     """A small GET reads its chunk on the event loop only from the page cache; a
     chunk the cache dropped is read by a worker thread, the same bytes."""

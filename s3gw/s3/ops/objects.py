@@ -127,7 +127,8 @@ class _SmallPut:
         sha_hex = reader.payload_sha256
         if sha_hex is not None and "sha256" not in algorithms:
             algorithms.append("sha256")
-        result = ingest_small(self.body, svc.store, algorithms=algorithms)
+        result = ingest_small(self.body, svc.store, algorithms=algorithms,
+                              inline_max=svc.inline_object_max)
         try:
             self.checksums = _verify(req, reader, result, md5_expected, sha_hex, wanted)
         except BaseException:

@@ -31,6 +31,7 @@ from ...http import ClientDisconnected, Request, Response, current_request, curr
 from ...pfs.auth import SqliteAuthStore
 from ...pfs.metadata import SqliteMetadata
 from ...store.chunkstore import ChunkError, LocalChunkStore
+from ...store.ids import INLINE_MAX
 from .. import xml as s3xml
 from ..auth import Principal, authenticate, authorize
 from ..errors import ERRORS, S3Error, error_xml, to_s3_error
@@ -79,8 +80,11 @@ def operation(name: str):
 class S3Service:
     def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None):
+                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
+                 inline_object_max: int = INLINE_MAX):
         self.meta = meta
+        # a PutObject body up to this size is kept in its manifest (store.ids); 0: never
+        self.inline_object_max = inline_object_max
         self._inline_after = 0.0
         self._inline_strikes: deque[float] = deque(maxlen=INLINE_STRIKES)
         self.small_puts = SmallPutWriter(meta, store)
