@@ -60,6 +60,7 @@ from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, P
 __all__ = [
     "History", "Lineage", "VersionInfo", "VersionPage", "DiffEntry", "FileDeleted",
     "InvalidVersion", "parse_version", "skip_depth", "record_commit", "ensure_schema", "backfill",
+    "db_step",
 ]
 
 SCHEMA = """
@@ -160,7 +161,8 @@ def _walk(step, start: str, depth: int, target: int) -> str:
     return walk
 
 
-def _db_step(conn):
+def db_step(conn):
+    """``step`` for ``_walk``: (parent, skip) of a commit, from the database."""
     def step(cid: str):
         row = conn.execute(
             "SELECT c.parent, s.skip FROM commits c LEFT JOIN commit_skip s ON s.id = c.id "
@@ -171,12 +173,16 @@ def _db_step(conn):
     return step
 
 
-def record_commit(cur, commit_id: str, parent: str | None, depth: int) -> None:
-    """Store the new commit's skip pointer (inside its commit transaction)."""
+def record_commit(cur, commit_id: str, parent: str | None, depth: int,
+                  step=None) -> str | None:
+    """Store the new commit's skip pointer (inside its commit transaction) and
+    return it.  ``step``: how the walk reads (parent, skip) of an ancestor (default:
+    from the database through ``cur``)."""
     if parent is None:
-        return
-    skip = _walk(_db_step(cur), parent, depth - 1, skip_depth(depth))
+        return None
+    skip = _walk(step or db_step(cur), parent, depth - 1, skip_depth(depth))
     cur.execute("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", (commit_id, skip))
+    return skip
 
 
 def ensure_schema(conn) -> None:
@@ -227,7 +233,7 @@ class Lineage:
     def __init__(self, conn, tip: CommitInfo | None, step=None):
         self.conn = conn
         self.tip = tip
-        self._step = step or _db_step(conn)
+        self._step = step or db_step(conn)
         self._known: dict[int, str] = {} if tip is None else {tip.depth: tip.id}
         self._depths: list[int] = sorted(self._known)
 
@@ -271,7 +277,7 @@ class _StepCache:
     def __call__(self, cid: str):
         hit = self.cache.get(cid)
         if hit is None:
-            hit = tuple(_db_step(self.history.conn)(cid))
+            hit = tuple(db_step(self.history.conn)(cid))
             if len(self.cache) >= self.limit:
                 self.cache.clear()
             self.cache[cid] = hit

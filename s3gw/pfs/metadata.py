@@ -31,11 +31,13 @@ the branch).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
 import sqlite3
 import threading
-import uuid
+import time
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
@@ -86,6 +88,9 @@ class SqliteMetadata:
         self._write_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_CommitRequest] = []
+        # (parent, skip) of committed commits, for the skip-pointer walks of new
+        # commits (commits are immutable; the writer's lock guards it)
+        self._steps: dict[str, tuple[str | None, str | None]] = {}
         self._writer = self._connect()
         with self._write_lock:
             self._writer.executescript(_SCHEMA)
@@ -196,6 +201,7 @@ class SqliteMetadata:
             cur.execute("DELETE FROM commit_skip WHERE id IN (SELECT id FROM commits "
                         "WHERE repo=?)", (repo,))
             cur.execute("DELETE FROM commits WHERE repo=?", (repo,))
+            self._steps.clear()
 
         self._write(tx)
 
@@ -249,10 +255,36 @@ class SqliteMetadata:
                 self._apply_batch(batch)
 
     def _apply_batch(self, batch: list["_CommitRequest"]) -> None:
+        try:
+            self._apply(batch, fast=True)
+        except _RetryCarefully:
+            self._apply(batch, fast=False)
+
+    def _apply(self, batch: list["_CommitRequest"], fast: bool) -> None:
+        """Apply a batch in one transaction.  A plain request (only Puts, no
+        condition, no ``also``) takes the fast path: no savepoint, its branch head
+        and the skip-pointer walk's steps from memory, the head written once per
+        branch per batch (``_BatchHeads``).  It can fail alone only before writing
+        anything (a missing branch); any other error rolls the whole batch back and
+        it is applied again with a savepoint per request (``fast=False``), so each
+        request still fails alone."""
         cur = self._writer.cursor()
+        heads = _BatchHeads(cur, self._steps) if fast else None
+        retry = False
         try:
             cur.execute("BEGIN IMMEDIATE")
             for r in batch:
+                if heads is not None and r.plain:
+                    try:
+                        r.result = self._commit_fast(cur, heads, r)
+                    except NoSuchBranch as exc:       # found before anything was written
+                        r.error = exc
+                    except Exception as exc:  # noqa: BLE001 - applied again, carefully
+                        retry = True
+                        raise _RetryCarefully from exc
+                    continue
+                if heads is not None:
+                    heads.flush()                     # the careful path reads the heads
                 cur.execute("SAVEPOINT one_commit")
                 try:
                     r.result = self._commit_tx(cur, r)
@@ -260,16 +292,39 @@ class SqliteMetadata:
                     cur.execute("ROLLBACK TO one_commit")
                     r.error = exc
                 cur.execute("RELEASE one_commit")
+            if heads is not None:
+                heads.flush()
             cur.execute("COMMIT")
         except BaseException as exc:
             if self._writer.in_transaction:
                 cur.execute("ROLLBACK")
             for r in batch:
-                r.result, r.error = None, r.error or exc
+                r.result, r.error = (None, None) if retry else (None, r.error or exc)
             raise
         finally:
-            for r in batch:
-                r.done = True
+            if not retry:
+                for r in batch:
+                    r.done = True
+        if heads is not None:
+            heads.committed()
+
+    def _commit_fast(self, cur, heads: "_BatchHeads", r: "_CommitRequest") -> CommitInfo:
+        repo, branch, now_ns = r.repo, r.branch, r.now_ns
+        parent, depth = heads.get(repo, branch)
+        commit_id = new_commit_id()
+        for change in r.changes:
+            obj_id = change.object.id
+            if obj_id is None:
+                obj_id = self._insert_object(cur, change.object)
+            cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)",
+                        (repo, change.path, depth, commit_id, obj_id))
+            cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
+                        (repo, branch, change.path, obj_id, commit_id, now_ns))
+        cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
+                    (commit_id, repo, branch, parent, depth, now_ns, r.message))
+        skip = _history.record_commit(cur, commit_id, parent, depth, heads.step)
+        heads.moved(repo, branch, commit_id, depth, parent, skip)
+        return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, r.message)
 
     def _commit_tx(self, cur, r: "_CommitRequest") -> CommitInfo | None:
         repo, branch, now_ns = r.repo, r.branch, r.now_ns
@@ -282,7 +337,7 @@ class SqliteMetadata:
         if parent is not None:
             depth = cur.execute("SELECT depth FROM commits WHERE id=?",
                                 (parent,)).fetchone()[0] + 1
-        commit_id = uuid.uuid4().hex
+        commit_id = new_commit_id()
         if r.also is not None:
             r.also(cur)
         changed = False
@@ -492,9 +547,18 @@ class SqliteMetadata:
         return UploadStaging(self)
 
 
+def new_commit_id() -> str:
+    """32 hex digits: the time in nanoseconds, then 64 random bits.  Ids made one
+    after the other sort together, so a batch's new rows in the tables and indexes
+    keyed by commit id land in the same last B-tree page (with random ids each
+    commit dirtied pages of its own in three of them: more WAL bytes to write and
+    sync per commit, and more to checkpoint)."""
+    return f"{time.time_ns() & (1 << 64) - 1:016x}{secrets.token_hex(8)}"
+
+
 class _CommitRequest:
     __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "also", "done",
-                 "result", "error")
+                 "result", "error", "plain")
 
     def __init__(self, repo, branch, changes, message, now_ns, condition, also=None):
         self.repo, self.branch, self.changes = repo, branch, changes
@@ -503,6 +567,71 @@ class _CommitRequest:
         self.done = False
         self.result: CommitInfo | None = None
         self.error: BaseException | None = None
+        # only Puts, nothing to check or add: the fast path (SqliteMetadata._apply)
+        self.plain = (condition is None and also is None and bool(changes)
+                      and all(type(c) is Put for c in changes))
+
+
+class _RetryCarefully(Exception):
+    """A fast-path commit failed after writing: apply the batch again with savepoints."""
+
+
+class _BatchHeads:
+    """The branch heads and skip-walk steps of one batch's transaction, in memory.
+
+    ``get`` reads a branch head (and its depth) once per batch; ``moved`` records
+    each new commit.  ``flush`` writes the moved heads (once per branch, before
+    the transaction commits or a careful-path request reads them).  ``step``
+    serves the skip-pointer walk (``history._walk``) from the commits of this
+    transaction, then from the cache of committed ones, then from the database;
+    ``committed`` moves what this transaction learnt into that cache.
+    """
+
+    CACHE_MAX = 8192
+
+    def __init__(self, cur, cache: dict):
+        self.cur = cur
+        self.cache = cache
+        self.heads: dict[tuple[str, str], list] = {}
+        self.fresh: dict[str, tuple[str | None, str | None]] = {}
+        self._db_step = _history.db_step(cur)
+
+    def get(self, repo: str, branch: str) -> tuple[str | None, int]:
+        """(head, depth of a new commit on it).  Raises NoSuchBranch."""
+        h = self.heads.get((repo, branch))
+        if h is None:
+            row = self.cur.execute(
+                "SELECT b.head, c.depth FROM branches b LEFT JOIN commits c ON c.id = b.head "
+                "WHERE b.repo=? AND b.name=?", (repo, branch)).fetchone()
+            if row is None:
+                raise NoSuchBranch(f"{branch}.{repo}")
+            h = self.heads[(repo, branch)] = [row[0], row[1], False]
+        return h[0], 0 if h[0] is None else h[1] + 1
+
+    def moved(self, repo: str, branch: str, commit_id: str, depth: int,
+              parent: str | None, skip: str | None) -> None:
+        self.heads[(repo, branch)] = [commit_id, depth, True]
+        self.fresh[commit_id] = (parent, skip)
+
+    def step(self, cid: str) -> tuple[str | None, str | None]:
+        row = self.fresh.get(cid) or self.cache.get(cid)
+        if row is None:
+            row = self.fresh[cid] = tuple(self._db_step(cid))
+        return row
+
+    def flush(self) -> None:
+        for (repo, branch), (head, _depth, moved) in self.heads.items():
+            if moved:
+                self.cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
+                                 (head, repo, branch))
+        self.heads.clear()
+
+    def committed(self) -> None:
+        cache = self.cache
+        cache.update(self.fresh)
+        if len(cache) > self.CACHE_MAX:      # forget the oldest half
+            for cid in list(itertools.islice(cache, len(cache) - self.CACHE_MAX // 2)):
+                del cache[cid]
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
