@@ -60,7 +60,7 @@ from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, P
 __all__ = [
     "History", "Lineage", "VersionInfo", "VersionPage", "DiffEntry", "FileDeleted",
     "InvalidVersion", "parse_version", "skip_depth", "record_commit", "ensure_schema", "backfill",
-    "db_step",
+    "db_step", "skip_of",
 ]
 
 SCHEMA = """
@@ -173,16 +173,18 @@ def db_step(conn):
     return step
 
 
-def record_commit(cur, commit_id: str, parent: str | None, depth: int,
-                  step=None) -> str | None:
-    """Store the new commit's skip pointer (inside its commit transaction) and
-    return it.  ``step``: how the walk reads (parent, skip) of an ancestor (default:
-    from the database through ``cur``)."""
+def record_commit(cur, commit_id: str, parent: str | None, depth: int) -> None:
+    """Store the new commit's skip pointer (inside its commit transaction)."""
     if parent is None:
-        return None
-    skip = _walk(step or db_step(cur), parent, depth - 1, skip_depth(depth))
+        return
+    skip = skip_of(db_step(cur), parent, depth)
     cur.execute("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", (commit_id, skip))
-    return skip
+
+
+def skip_of(step, parent: str, depth: int) -> str:
+    """The skip pointer of a new commit at ``depth`` whose parent is ``parent``;
+    ``step(id) -> (parent, skip)`` reads the ancestors."""
+    return _walk(step, parent, depth - 1, skip_depth(depth))
 
 
 def ensure_schema(conn) -> None:

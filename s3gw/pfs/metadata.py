@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import secrets
+import random
 import sqlite3
 import threading
 import time
@@ -261,29 +261,36 @@ class SqliteMetadata:
             self._apply(batch, fast=False)
 
     def _apply(self, batch: list["_CommitRequest"], fast: bool) -> None:
-        """Apply a batch in one transaction.  A plain request (only Puts, no
-        condition, no ``also``) takes the fast path: no savepoint, its branch head
-        and the skip-pointer walk's steps from memory, the head written once per
-        branch per batch (``_BatchHeads``).  It can fail alone only before writing
-        anything (a missing branch); any other error rolls the whole batch back and
-        it is applied again with a savepoint per request (``fast=False``), so each
-        request still fails alone."""
+        """Apply a batch in one transaction.
+
+        Plain requests (only Puts, no condition, no ``also``) take the fast path
+        (``_commit_plain``): a run of them is written with one multi-row INSERT
+        per table, no savepoints, the branch heads and the skip-pointer walk's
+        steps from memory, each moved head written once (``_BatchHeads``).  Such
+        a request can fail alone only before anything is written (a missing
+        branch); any other error rolls the whole batch back, and it is applied
+        again with a savepoint per request (``fast=False``), so each request
+        still fails alone.
+
+        Why: the committer shares the GIL with the event loop, and every
+        statement gives it up and takes it back (``sqlite3_step`` runs without
+        it).  Taking it back waits for the event loop to reach a system call:
+        with about six statements per PUT, a batch of four commits took 2.5 ms
+        under load, against 0.85 ms alone.
+        """
         cur = self._writer.cursor()
         heads = _BatchHeads(cur, self._steps) if fast else None
-        retry = False
+        retry = False   # the batch is applied again: leave its requests' results unset
+        run: list[_CommitRequest] = []
         try:
             cur.execute("BEGIN IMMEDIATE")
             for r in batch:
                 if heads is not None and r.plain:
-                    try:
-                        r.result = self._commit_fast(cur, heads, r)
-                    except NoSuchBranch as exc:       # found before anything was written
-                        r.error = exc
-                    except Exception as exc:  # noqa: BLE001 - applied again, carefully
-                        retry = True
-                        raise _RetryCarefully from exc
+                    run.append(r)
                     continue
                 if heads is not None:
+                    self._commit_plain(cur, heads, run)
+                    run = []
                     heads.flush()                     # the careful path reads the heads
                 cur.execute("SAVEPOINT one_commit")
                 try:
@@ -293,9 +300,11 @@ class SqliteMetadata:
                     r.error = exc
                 cur.execute("RELEASE one_commit")
             if heads is not None:
+                self._commit_plain(cur, heads, run)
                 heads.flush()
             cur.execute("COMMIT")
         except BaseException as exc:
+            retry = retry or isinstance(exc, _RetryCarefully)
             if self._writer.in_transaction:
                 cur.execute("ROLLBACK")
             for r in batch:
@@ -308,23 +317,47 @@ class SqliteMetadata:
         if heads is not None:
             heads.committed()
 
-    def _commit_fast(self, cur, heads: "_BatchHeads", r: "_CommitRequest") -> CommitInfo:
-        repo, branch, now_ns = r.repo, r.branch, r.now_ns
-        parent, depth = heads.get(repo, branch)
-        commit_id = new_commit_id()
-        for change in r.changes:
-            obj_id = change.object.id
-            if obj_id is None:
-                obj_id = self._insert_object(cur, change.object)
-            cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)",
-                        (repo, change.path, depth, commit_id, obj_id))
-            cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
-                        (repo, branch, change.path, obj_id, commit_id, now_ns))
-        cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
-                    (commit_id, repo, branch, parent, depth, now_ns, r.message))
-        skip = _history.record_commit(cur, commit_id, parent, depth, heads.step)
-        heads.moved(repo, branch, commit_id, depth, parent, skip)
-        return CommitInfo(commit_id, repo, branch, parent, depth, now_ns, r.message)
+    def _commit_plain(self, cur, heads: "_BatchHeads", run: list["_CommitRequest"]) -> None:
+        """Commit a run of plain requests, one after the other on their branches,
+        with one multi-row INSERT per table.  Raises ``_RetryCarefully`` when a
+        statement fails (nothing tells which request made it fail)."""
+        objects, entries, tree, commits, skips = [], [], [], [], []
+        next_object = None
+        for r in run:
+            repo, branch, now_ns = r.repo, r.branch, r.now_ns
+            try:
+                parent, depth = heads.get(repo, branch)
+            except NoSuchBranch as exc:               # found before anything was written
+                r.error = exc
+                continue
+            commit_id = new_commit_id()
+            for change in r.changes:
+                obj = change.object
+                obj_id = obj.id
+                if obj_id is None:
+                    if next_object is None:
+                        next_object = cur.execute(
+                            "SELECT coalesce(max(id), 0) + 1 FROM objects").fetchone()[0]
+                    obj_id, next_object = next_object, next_object + 1
+                    objects.append((obj_id, *_object_row(obj)))
+                entries.append((repo, change.path, depth, commit_id, obj_id))
+                tree.append((repo, branch, change.path, obj_id, commit_id, now_ns))
+            commits.append((commit_id, repo, branch, parent, depth, now_ns, r.message))
+            skip = None
+            if parent is not None:
+                skip = _history.skip_of(heads.step, parent, depth)
+                skips.append((commit_id, skip))
+            heads.moved(repo, branch, commit_id, depth, parent, skip)
+            r.result = CommitInfo(commit_id, repo, branch, parent, depth, now_ns, r.message)
+        try:
+            _insert_rows(cur, "INSERT INTO objects(id, size, etag, manifest, headers, checksums, "
+                              "parts) VALUES", objects)
+            _insert_rows(cur, "INSERT INTO entries VALUES", entries)
+            _insert_rows(cur, "INSERT OR REPLACE INTO tree VALUES", tree)
+            _insert_rows(cur, "INSERT INTO commits VALUES", commits)
+            _insert_rows(cur, "INSERT OR REPLACE INTO commit_skip(id, skip) VALUES", skips)
+        except Exception as exc:  # noqa: BLE001 - applied again, carefully
+            raise _RetryCarefully from exc
 
     def _commit_tx(self, cur, r: "_CommitRequest") -> CommitInfo | None:
         repo, branch, now_ns = r.repo, r.branch, r.now_ns
@@ -414,9 +447,7 @@ class SqliteMetadata:
     def _insert_object(cur, obj: ObjectInfo) -> int:
         cur.execute(
             "INSERT INTO objects(size, etag, manifest, headers, checksums, parts) "
-            "VALUES(?,?,?,?,?,?)",
-            (obj.size, obj.etag, obj.manifest, json.dumps(obj.headers, sort_keys=True),
-             json.dumps(obj.checksums, sort_keys=True), json.dumps(list(obj.parts))))
+            "VALUES(?,?,?,?,?,?)", _object_row(obj))
         return cur.lastrowid
 
     _FILE_COLS = ("t.path, t.commit_id, t.time_ns, o.id, o.size, o.etag, o.manifest, o.headers, "
@@ -547,13 +578,46 @@ class SqliteMetadata:
         return UploadStaging(self)
 
 
+def _object_row(obj: ObjectInfo) -> tuple:
+    return (obj.size, obj.etag, obj.manifest, json.dumps(obj.headers, sort_keys=True),
+            json.dumps(obj.checksums, sort_keys=True), json.dumps(list(obj.parts)))
+
+
+_ROWS_SQL: dict[tuple[str, int, int], str] = {}
+
+
+def _insert_rows(cur, head: str, rows: list[tuple]) -> None:
+    """``head`` + ``(?,..),(?,..)...``: the rows in a few statements, in groups of
+    64, 32, ..., 1 rows (a handful of distinct statements, each prepared once and
+    kept in the connection's statement cache)."""
+    i, n = 0, len(rows)
+    while i < n:
+        k = 64
+        while k > n - i:
+            k >>= 1
+        group = rows[i:i + k]
+        width = len(group[0])
+        sql = _ROWS_SQL.get((head, k, width))
+        if sql is None:
+            one = "(" + ",".join("?" * width) + ")"
+            sql = _ROWS_SQL[(head, k, width)] = head + ",".join([one] * k)
+        cur.execute(sql, [v for row in group for v in row])
+        i += k
+
+
 def new_commit_id() -> str:
-    """32 hex digits: the time in nanoseconds, then 64 random bits.  Ids made one
+    """32 hex digits: the time in nanoseconds, then 64 random bits (not secret: a
+    version id names a commit, it grants nothing).  Ids made one
     after the other sort together, so a batch's new rows in the tables and indexes
     keyed by commit id land in the same last B-tree page (with random ids each
     commit dirtied pages of its own in three of them: more WAL bytes to write and
     sync per commit, and more to checkpoint)."""
-    return f"{time.time_ns() & (1 << 64) - 1:016x}{secrets.token_hex(8)}"
+    return f"{time.time_ns() & (1 << 64) - 1:016x}{_ids.getrandbits(64):016x}"
+
+
+# seeded from the OS once: ``os.urandom`` per id gives up the GIL (a system call),
+# which the committer then waits to take back from the event loop
+_ids = random.Random(os.urandom(32))
 
 
 class _CommitRequest:

@@ -378,7 +378,8 @@ async def test_small_puts_batched_each_answered_and_failing_alone(tmp_path):
         for i in range(0, 40, 4):
             assert (await call(svc, "GET", f"/master.r/k{i}"))[2] == f"object {i}".encode()
         writer = svc.small_puts
-        assert writer.jobs == 41 and writer.batches < writer.jobs   # batched, not one by one
+        # the bad digests fail on the event loop, before queueing (inline objects)
+        assert writer.jobs == 31 and writer.commits < writer.jobs   # batched, not one by one
     finally:
         meta.close()
 
@@ -397,10 +398,12 @@ class SlowFirstCommit(SqliteMetadata):
         return super().commit_many(requests)
 
 
-async def test_small_put_batches_commit_in_staging_order_and_merge_when_behind(tmp_path):
+@pytest.mark.parametrize("repeat", [1, 5000], ids=["inline", "staged"])
+async def test_small_put_batches_commit_in_staging_order_and_merge_when_behind(tmp_path, repeat):
     """The stager and the committer are a pipeline: batches staged while an earlier
     one commits wait, are committed together in one transaction, and in the order
-    they were staged (the last PUT of a key is its current version)."""
+    they were staged (the last PUT of a key is its current version).  Objects kept
+    in their commits skip the stager, in the same order."""
     meta = SlowFirstCommit(str(tmp_path / "meta.sqlite"), durable=False)
     svc = S3Service(meta, CountingStore(str(tmp_path), fsync=False))
     try:
@@ -409,7 +412,8 @@ async def test_small_put_batches_commit_in_staging_order_and_merge_when_behind(t
         statuses = []
 
         async def put(i):
-            statuses.append((await call(svc, "PUT", "/master.r/same", body=f"v{i}".encode()))[0])
+            statuses.append((await call(svc, "PUT", "/master.r/same",
+                                        body=f"v{i}".encode() * repeat))[0])
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(put, 0)
@@ -418,11 +422,13 @@ async def test_small_put_batches_commit_in_staging_order_and_merge_when_behind(t
                 nursery.start_soon(put, i)
         assert statuses == [200] * 8
         writer = svc.small_puts
-        assert writer.batches == 8 and writer.commits < writer.batches, (writer.commits, meta.calls)
+        assert writer.jobs == 8 and writer.batches == (8 if repeat > 1 else 0)
+        assert writer.commits < writer.jobs, (writer.commits, meta.calls)
         assert meta.calls[0] == ["PUT /same"] and len(meta.calls[1]) > 1   # merged behind the slow one
-        assert (await call(svc, "GET", "/master.r/same"))[2] == b"v7"
+        assert (await call(svc, "GET", "/master.r/same"))[2] == b"v7" * repeat
         history = [v.object.etag for v in meta.versions("r", "master", "same").versions]
-        assert history == [hashlib.md5(f"v{i}".encode()).hexdigest() for i in reversed(range(8))]
+        assert history == [hashlib.md5(f"v{i}".encode() * repeat).hexdigest()
+                           for i in reversed(range(8))]
     finally:
         meta.close()
 

@@ -102,10 +102,25 @@ async def _put_small(svc: S3Service, req: Request, reader: BodyReader, ref, key:
     with the other small PUTs queued meanwhile (``ops.smallputs``).  Same checks
     in the same order, the same answers and the same crash order as the
     streamed path; only a missing bucket is found after the body arrived
-    instead of before."""
+    instead of before.  A body kept in its commit (up to ``inline_object_max``
+    bytes, no write condition) has nothing to make durable first: it is hashed
+    and checked here and goes to the committer directly (``SmallPutWriter.commit``),
+    which finds a missing bucket; one that fails a check has its bucket checked
+    first, so NoSuchBucket still wins."""
     body = await read_small(reader.read)
-    obj, commit, checksums = await svc.small_puts.run(
-        _SmallPut(svc, req, reader, ref, key, condition, headers, body))
+    job = _SmallPut(svc, req, reader, ref, key, condition, headers, body)
+    if condition is None and 0 < len(body) <= svc.inline_object_max:
+        # kept in its commit: hashed and checked here (microseconds), then straight
+        # to the committer, which finds a missing bucket (NoSuchBranch)
+        try:
+            job.check()
+        except S3Error:
+            await svc.run(_check_target, svc, ref, key, None)   # NoSuchBucket comes first
+            raise
+        job.synced()
+        obj, commit, checksums = await svc.small_puts.commit(job)
+    else:
+        obj, commit, checksums = await svc.small_puts.run(job)
     return _put_response(obj, commit, checksums)
 
 
@@ -119,8 +134,12 @@ class _SmallPut:
         self.result = self.checksums = self.obj = None
 
     def stage(self, seen: set):
+        _check_target(self.svc, self.ref, self.key, self.condition, seen)
+        return self.check()
+
+    def check(self):
+        """Hash and stage the body, verify every digest; the batch to make durable."""
         svc, req, reader = self.svc, self.req, self.reader
-        _check_target(svc, self.ref, self.key, self.condition, seen)
         md5_expected = content_md5(req.headers.get("content-md5"))
         wanted = checksum_algorithms(req, reader)
         algorithms = ["md5", *wanted]

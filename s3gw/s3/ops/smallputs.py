@@ -21,6 +21,12 @@ order per PUT is the streamed path's (chunk durable -> commit), so the crash
 guarantees are the same, and each caller gets its answer only once its
 commit is durable.  The event loop is woken once per commit.
 
+A PUT whose object is kept in its commit (up to ``INLINE_MAX`` bytes, see
+``store.ids``) has nothing to make durable before its commit: its caller
+hashes and checks it on the event loop (microseconds for a few KiB) and
+queues it at the committer directly (``commit``), one thread hop instead of
+two.
+
 Both threads are started on demand and exit after a few idle seconds.
 """
 
@@ -95,8 +101,8 @@ class SmallPutWriter:
                                        idle_exit)
         self._committer = _OnDemandThread("s3gw-small-commits", self._commit_batches,
                                           _take_all, idle_exit)
-        self.batches = 0   # counters, for tests and curiosity
-        self.jobs = 0
+        self.batches = 0   # counters, for tests and curiosity: batches staged,
+        self.jobs = 0      # jobs queued (staged or not),
         self.commits = 0   # transactions
 
     def _take_jobs(self, items: list) -> list:
@@ -107,9 +113,24 @@ class SmallPutWriter:
     async def run(self, job: SmallPutJob) -> object:
         """Queue ``job`` and wait (not cancellable, like ``trio.to_thread``) for its
         commit's result; raises what its stage, sync or commit raised."""
-        task = trio.lowlevel.current_task()
-        entry = [job, trio.lowlevel.current_trio_token(), task, None, None]  # result, error
+        entry = self._entry(job)
         self._stager.put([entry])
+        return await self._result(entry)
+
+    async def commit(self, job: SmallPutJob) -> object:
+        """Like ``run`` for a job its caller has staged, with nothing to make
+        durable (an object kept in its commit): it goes to the committer directly."""
+        entry = self._entry(job)
+        self._committer.put([([entry], [entry])])
+        return await self._result(entry)
+
+    def _entry(self, job: SmallPutJob) -> list:
+        self.jobs += 1      # on the event loop's thread
+        return [job, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task(),
+                None, None]   # result, error
+
+    @staticmethod
+    async def _result(entry: list) -> object:
         # Parked until the writer's wake-up reschedules this task; a cancellation
         # is refused (Abort.FAILED) and seen at the task's next checkpoint.  No
         # Event and no shielded scope: less event-loop work per PUT.
@@ -126,7 +147,6 @@ class SmallPutWriter:
             _fail_unanswered(batch, exc)
             durable = []
         self.batches += 1
-        self.jobs += len(batch)
         if durable:
             self._committer.put([(batch, durable)])
         else:
