@@ -162,3 +162,39 @@ def test_the_limit_can_be_set_or_turned_off(tmp_path):
     assert _stats(srv.data_dir)["inline_chunks"] == 0
     bad = s3gw_cli("serve", "--data", str(tmp_path / "x"), "--inline-max", "100000")
     assert bad.returncode == 2 and "65536" in bad.stderr
+
+
+def test_many_inline_objects_do_not_grow_the_server_with_their_data(srv):
+    """The bytes of small objects live in the metadata database; its page cache
+    per connection is bounded (pfs.metadata.CACHE_KIB), so writing and reading
+    48 MiB of them grows the server by far less than that."""
+    import http.client
+    import threading
+
+    s3 = make_client(srv.endpoint)
+    s3.create_bucket(Bucket="master.many")
+    count, size = 8000, 6144
+    before = srv.rss_now_kib()
+    errors = []
+
+    def client(c: int, method: str) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        body = os.urandom(size)
+        for i in range(c, count, 4):
+            conn.request(method, f"/master.many/k{i}", body=body if method == "PUT" else None)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200 or (method == "GET" and len(data) != size):
+                errors.append((method, i, resp.status))
+        conn.close()
+
+    for method in ("PUT", "GET"):
+        threads = [threading.Thread(target=client, args=(c, method)) for c in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:5]
+    assert _stats(srv.data_dir)["inline_bytes"] == count * size
+    grown_mib = (srv.rss_now_kib() - before) / 1024
+    assert grown_mib < 28, grown_mib          # with 64 MiB caches: 156 MiB
