@@ -108,6 +108,9 @@ class PackStore:
         self._db_path = os.path.join(self.dir, "index.sqlite")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []   # every thread's, for close()
+        # its own lock: a thread's first connection may be opened while it holds
+        # ``_lock`` (``append`` -> ``_adopt_last``), which is not reentrant
+        self._conns_lock = threading.Lock()
         self._lock = threading.Lock()      # the current pack: appends, roll-over
         self._fd = -1                      # the current pack, flock'd; -1: none yet
         self._pack = 0
@@ -128,7 +131,7 @@ class PackStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
-            with self._lock:
+            with self._conns_lock:
                 self._conns.append(db)
         return db
 
@@ -139,7 +142,7 @@ class PackStore:
             db = sqlite3.connect(self._db_path, timeout=0, isolation_level=None,
                                  check_same_thread=False)
             self._local.db_nowait = db
-            with self._lock:
+            with self._conns_lock:
                 self._conns.append(db)
         return db
 
@@ -262,6 +265,7 @@ class PackStore:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+        with self._conns_lock:
             conns, self._conns = self._conns, []
         for db in conns:
             try:

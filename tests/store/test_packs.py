@@ -292,3 +292,36 @@ def test_a_restart_goes_on_with_the_last_pack_unless_it_is_not_whole(tmp_path):
     assert len(packs_of(other)) == 3
     admin.close()
     other.close()
+
+
+@pytest.mark.parametrize("existing_pack", [False, True])
+def test_the_first_append_of_a_thread_without_an_index_connection(tmp_path, existing_pack):
+    """The first append of a process adopts the newest pack, which reads the index
+    while holding the pack lock; a thread that never used the index before opens
+    its connection right there.  That once took the same (non-reentrant) lock and
+    hung the thread and every later append: found when small objects stopped
+    going to packs, so a sync thread made the first append."""
+    root = str(tmp_path / "s")
+    if existing_pack:
+        store = LocalChunkStore(root)
+        batch = store.batch()
+        batch.put(hashing.chunk_id(b"before"), b"before")
+        batch.sync()
+        store.close()
+    store = LocalChunkStore(root)
+    data = b"first append from a fresh thread"
+    done = []
+
+    def first_append():
+        batch = store.batch()
+        batch._small[hashing.chunk_id(data)] = data   # claimed and written, as a stage does
+        batch.sync()
+        done.append(True)
+
+    worker = threading.Thread(target=first_append, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done == [True], "the first append hung"
+    assert store.read(ChunkRef(hashing.chunk_id(data), hashing.chunk_checksum(data), len(data))) \
+        == data
+    store.close()
