@@ -12,7 +12,10 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-NATIVE_MODULES = ["chunker", "hashing"]
+NATIVE_MODULES = ["chunker", "hashing", "sqlbatch"]
+# libraries a module links against (sqlbatch: the system libsqlite3, the one
+# Python's own sqlite3 module uses)
+NATIVE_LIBRARIES = {"sqlbatch": ["sqlite3"]}
 
 
 class OptionalBuildExt(build_ext):
@@ -51,6 +54,7 @@ def native_extensions():
             f"s3gw._native.{name}",
             [f"_native/{name}.pyx"],
             extra_compile_args=["-O3"],
+            libraries=NATIVE_LIBRARIES.get(name, []),
         )
         for name in NATIVE_MODULES
     ]

@@ -158,11 +158,13 @@ def _start_logging(level: str):
 
 def _cmd_version(args) -> int:
     from .. import __version__
+    from ..pfs import sqlbatch
     from ..store import chunker, hashing
     print(f"s3gw {__version__}")
     print(f"chunker: {chunker.IMPLEMENTATION} (format v{chunker.CHUNKER_VERSION}, "
           f"min/avg/max {'/'.join(str(x) for x in chunker.DEFAULT_PARAMS)})")
     print(f"hashing: {hashing.IMPLEMENTATION}")
+    print(f"sqlite batches: {sqlbatch.IMPLEMENTATION}")
     print(f"python: {sys.version.split()[0]}")
     return 0
 

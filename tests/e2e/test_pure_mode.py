@@ -16,6 +16,7 @@ def test_version_reports_implementation():
     pure = subprocess.run([sys.executable, "-m", "s3gw", "version"], capture_output=True, text=True,
                           check=True, env=dict(os.environ, S3GW_PUREPYTHON="1")).stdout
     assert "chunker: python" in pure and "hashing: python" in pure
+    assert "sqlite batches: python" in pure
 
 
 def test_pure_mode_server_roundtrip_and_same_chunks(tmp_path):
