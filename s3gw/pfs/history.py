@@ -163,13 +163,18 @@ def _walk(step, start: str, depth: int, target: int) -> str:
 
 def db_step(conn):
     """``step`` for ``_walk``: (parent, skip) of a commit, from the database."""
+    return query_step(lambda sql, params: conn.execute(sql, params).fetchall())
+
+
+def query_step(query):
+    """``db_step`` over ``query(sql, params) -> rows``."""
     def step(cid: str):
-        row = conn.execute(
+        rows = query(
             "SELECT c.parent, s.skip FROM commits c LEFT JOIN commit_skip s ON s.id = c.id "
-            "WHERE c.id=?", (cid,)).fetchone()
-        if row is None:
+            "WHERE c.id=?", (cid,))
+        if not rows:
             raise NoSuchCommit(cid)
-        return row
+        return rows[0]
     return step
 
 

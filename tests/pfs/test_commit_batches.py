@@ -4,6 +4,7 @@ other, checked against what one-by-one commits would have written."""
 
 import pytest
 
+from s3gw.pfs import _sqlbatch_py, sqlbatch
 from s3gw.pfs.history import _walk, db_step, skip_depth
 from s3gw.pfs.metadata import SqliteMetadata, new_commit_id
 from s3gw.pfs.model import ConditionFailed, Delete, NoSuchBranch, ObjectInfo, Put
@@ -13,8 +14,14 @@ def obj(etag: str) -> ObjectInfo:
     return ObjectInfo(size=1, etag=etag, manifest=b"")
 
 
-@pytest.fixture
-def meta(tmp_path):
+IMPLS = ["python"] + (["cython"] if sqlbatch.IMPLEMENTATION == "cython" else [])
+
+
+@pytest.fixture(params=IMPLS)
+def meta(tmp_path, request, monkeypatch):
+    """Metadata whose all-plain batches go through the compiled BatchDb or its twin."""
+    if request.param == "python":
+        monkeypatch.setattr(sqlbatch, "BatchDb", _sqlbatch_py.BatchDb)
     m = SqliteMetadata(str(tmp_path / "meta.sqlite"), durable=False)
     m.create_branch("r", "master", 0)
     m.create_branch("r", "dev", 0)
@@ -98,18 +105,24 @@ def test_a_plain_put_failing_after_writing_sends_the_batch_the_careful_way(meta,
     first was written: the batch is rolled back and applied again with a
     savepoint per request, so only that request fails."""
     paths = []
-    apply = SqliteMetadata._apply
+    apply, apply_plain = SqliteMetadata._apply, SqliteMetadata._apply_plain
 
     def spy(self, batch, fast):
         paths.append(fast)
         return apply(self, batch, fast)
 
+    def spy_plain(self, batch):
+        paths.append("plain")
+        return apply_plain(self, batch)
+
     monkeypatch.setattr(SqliteMetadata, "_apply", spy)
+    monkeypatch.setattr(SqliteMetadata, "_apply_plain", spy_plain)
     requests = [("r", "master", [Put("a", obj("a"))], "m", 1, None),
                 ("r", "master", [Put("x", obj("1")), Put("x", obj("2"))], "m", 2, None),
                 ("r", "master", [Put("b", obj("b"))], "m", 3, None)]
     (c1, e1), (c2, e2), (c3, e3) = meta.commit_many(requests)
-    assert paths == [True, False]
+    assert paths == ["plain", False]
+    assert not meta._plain_db.in_transaction
     assert e1 is None and e3 is None and e2 is not None and c2 is None
     assert c3.parent == c1.id and c3.depth == c1.depth + 1
     assert meta.stat("r", "master", "a").object.etag == "a"
@@ -137,4 +150,27 @@ def test_the_step_cache_is_bounded_and_forgets_deleted_repos(meta, monkeypatch):
     assert meta._steps == {}
     meta.create_branch("q", "master", 0)
     meta.commit_many([("q", "master", [Put("k", obj("e"))], "m", 1, None)] * 3)
+    check_chains(meta)
+
+
+def test_an_all_plain_batch_on_several_branches_with_a_missing_one(meta):
+    """A batch of plain PUTs only goes through the batch connection (BatchDb):
+    the missing branch fails alone, the others chain like one-by-one commits."""
+    for i in range(5):
+        meta.commit("r", "master", [Put(f"h{i}", obj(f"h{i}"))], "m", i)
+    where = [("r", "master"), ("r", "dev"), ("r", "nope"), ("q", "master")]
+    requests = [(*where[i % 4], [Put(f"k{i}", obj(f"e{i}")), Put(f"l{i}", obj("l"))], "m", 10 + i,
+                 None) for i in range(40)]
+    results = meta.commit_many(requests)
+    for (repo, branch, changes, *_rest), (commit, error) in zip(requests, results):
+        if branch == "nope":
+            assert isinstance(error, NoSuchBranch) and commit is None
+        else:
+            assert error is None
+            assert meta.stat(repo, branch, changes[1].path).commit_id == commit.id
+            assert meta.stat(repo, branch, changes[0].path).object.etag == changes[0].object.etag
+    dev = [c for c, _e in results if c is not None and c.branch == "dev"]
+    assert [c.depth for c in dev] == list(range(10))
+    assert meta.get_branch("r", "dev").head == dev[-1].id
+    assert not meta._plain_db.in_transaction
     check_chains(meta)
