@@ -12,7 +12,8 @@ What it does:
 2. re-runs itself in a child process with ``LD_PRELOAD`` = the compiler's
    libasan + libubsan, importing the sanitized modules from that folder;
 3. the child drives every native entry point against its pure-Python twin
-   (``s3gw.store._chunker_py``, ``s3gw.store._hashing_py``) on seeded
+   (``s3gw.store._chunker_py``, ``s3gw.store._hashing_py``,
+   ``s3gw.pfs._sqlbatch_py``) on seeded
    random data cut at the awkward places: empty feeds, 1-byte feeds, splits
    right at ``min_size`` / ``max_size`` / every cut point, ``start`` offsets
    at the buffer end, memoryviews of bytearrays, zero-length chunks; any
@@ -36,7 +37,8 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULES = ("chunker", "hashing")
+MODULES = ("chunker", "hashing", "sqlbatch")
+LIBS = {"sqlbatch": ["-lsqlite3"]}
 FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
          "-fno-omit-frame-pointer", "-O1", "-g"]
 
@@ -51,7 +53,7 @@ def build(out: pathlib.Path) -> None:
         cythonize([str(pyx)], language_level=3, quiet=True, compiler_directives={
             "boundscheck": False, "wraparound": False, "cdivision": True})
         subprocess.run(["gcc", "-shared", "-fPIC", *FLAGS, f"-I{include}", str(out / f"{name}.c"),
-                        "-o", str(out / f"{name}{suffix}")], check=True)
+                        *LIBS.get(name, []), "-o", str(out / f"{name}{suffix}")], check=True)
 
 
 def _load(folder: str, name: str):
@@ -99,8 +101,11 @@ def fuzz(folder: str, seconds: float) -> int:
             print(f"sanitizer runtime missing ({symbol})")
             return 2
     sys.path.insert(0, str(ROOT))
+    from s3gw.pfs import _sqlbatch_py
     from s3gw.store import _chunker_py, _hashing_py
     native_chunker, native_hashing = _load(folder, "chunker"), _load(folder, "hashing")
+    native_sqlbatch = _load(folder, "sqlbatch")
+    tmp = tempfile.mkdtemp(prefix="s3gw-asan-db-")
     assert native_chunker.gear_table() == tuple(_chunker_py.gear_table())
     rng = random.Random(20261126)
     params = [(256, 1024, 4096), (1024, 4096, 16384), (64 * 1024, 256 * 1024, 1024 * 1024)]
@@ -149,10 +154,47 @@ def fuzz(folder: str, seconds: float) -> int:
         if h_native.digests() != h_ref.digests():
             print(f"MISMATCH stream hashes {algorithms}")
             return 1
+        if _sqlbatch_round(rng, native_sqlbatch, _sqlbatch_py, tmp):
+            return 1
         rounds += 1
     print(f"sanitized fuzz: {rounds} rounds in {seconds:.0f} s, no sanitizer report, "
           "native == twin")
     return 0
+
+
+def _sqlbatch_round(rng: random.Random, native, twin, folder: str) -> bool:
+    """One random ``run`` list (values of every type, a duplicate key now and then)
+    through both BatchDbs; True on a difference in the rows or the error."""
+    def value():
+        kind = rng.randrange(6)
+        return [None, rng.randint(-(1 << 63), (1 << 63) - 1), rng.uniform(-1e300, 1e300),
+                rng.randbytes(rng.randint(0, 70)).decode("latin-1"),
+                rng.randbytes(rng.choice([0, 1, 4095, 4096, rng.randint(0, 9000)])),
+                bytearray(rng.randbytes(rng.randint(0, 40)))][kind]
+    keys = [rng.randint(0, 40) for _ in range(rng.randint(0, 30))]
+    ops = [("INSERT INTO t VALUES(?,?,?)", (k, value(), value())) for k in keys]
+    out = []
+    for impl in (native, twin):
+        path = os.path.join(folder, f"{impl.__name__}.sqlite")
+        for f in (path, path + "-wal", path + "-shm"):
+            if os.path.exists(f):
+                os.unlink(f)
+        db = impl.BatchDb(path, pragmas=("PRAGMA synchronous=OFF",))
+        try:
+            db.run([("CREATE TABLE t(k INTEGER PRIMARY KEY, a, b)", ()), ("BEGIN", ())])
+            try:
+                db.run(ops + [("COMMIT", ())])
+                error = None
+            except Exception as exc:  # noqa: BLE001 - compared between the two
+                error = (type(exc).__name__, str(exc))
+                db.run([("ROLLBACK", ())])
+            out.append((error, db.query("SELECT * FROM t ORDER BY k", ()), db.in_transaction))
+        finally:
+            db.close()
+    if out[0] != out[1]:
+        print(f"MISMATCH sqlbatch: {str(out[0])[:200]} != {str(out[1])[:200]}")
+        return True
+    return False
 
 
 def main() -> int:
