@@ -15,9 +15,19 @@ In one run, on this machine:
 2. s3gw (``s3gw serve``, fresh data dir, fsync on) and each peer (moto's
    server, s3rver) in turn: single-stream PUT/GET of a generated object with
    the raw client and with boto3 (put_object/get_object, upload_file/
-   download_file), aws cli ``s3 cp`` up and down, 4 KiB PUT/GET with 8
-   concurrent keep-alive clients; peak RSS and per-thread CPU per phase;
-3. a Markdown table (printed and stored in the JSON) with each s3gw figure as
+   download_file), aws cli ``s3 cp`` up and down; peak RSS and per-thread
+   CPU per phase;
+3. 4 KiB PUT/GET with 8 concurrent keep-alive clients, in rounds that
+   alternate between the servers (fresh ones, all running): round r runs
+   every server in turn, starting with a different one each round, and each
+   server's figure is the median of its rounds.  The machine's speed moves by
+   tens of percent within minutes, so a ratio of two servers measured minutes
+   apart says as much about the clock as about the servers.  A warm-up pass
+   (half a round, at least 200 PUT + GET per server) comes first and is not
+   counted;
+4. the ``--big`` PUT/GET through the s3gw server of the rounds (with their
+   small objects in it);
+5. a Markdown table (printed and stored in the JSON) with each s3gw figure as
    a ratio to its ceiling.
 
 Every transfer has a time limit (``--time-limit``): a slow server yields a
@@ -253,17 +263,11 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
     wd = os.path.join(bench.workdir, name)
     os.makedirs(wd, exist_ok=True)
     progress(f"{name}: starting", end="")
-    if name == "s3gw":
-        h = P.start_s3gw(wd, pure=args.pure, fsync=not args.no_fsync)
-    elif name == "moto":
-        h = P.start_moto(wd)
-    elif name == "s3rver":
-        h = P.start_s3rver(wd, install=not args.no_install)
-    else:
-        raise P.PeerUnavailable(f"unknown peer {name!r}")
+    h = start(bench, name, wd)
     done(f"pid {h.pid}, port {h.port}, RSS {h.rss_now_mib()} MiB")
     res = out.setdefault("workloads", {})
-    out["phases"] = h.phases
+    out.setdefault("phases", {})
+    out["phases"] = h.phases       # the rounds' and the big phases' are added to it later
     sign = P.CREDENTIALS[name] if name == "moto" else None  # moto refuses anonymous GETs
     try:
         conn = C.RawConnection(h.port, sign=sign)
@@ -275,21 +279,7 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
         size = args.size
 
         def step(key: str, label: str, fn):
-            progress(f"{name}: {label} ...", end="")
-            if not h.alive():
-                rec = {"skipped": "server died"}
-                res[key] = rec
-                done(show(rec, None))
-                return rec
-            with h.phase(key) as ph:
-                try:
-                    rec = fn()
-                except Exception as e:  # noqa: BLE001
-                    rec = {"gbps": 0.0, "bytes": 0, "size": 0, "seconds": 0.0, "complete": False,
-                           "error": f"{type(e).__name__}: {e}"[:300]}
-            res[key] = rec
-            done(show(rec, h.phases.get(key)))
-            return rec
+            return run_step(h, name, res, key, label, fn)
 
         # 1. raw client, one PutObject with Content-Length, then GET
         raw_md5 = bench.md5(1, size)
@@ -346,51 +336,184 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
         else:
             res["awscli_up"] = res["awscli_down"] = {"skipped": "aws cli not installed or --no-awscli"}
 
-        # 6. 4 KiB objects, 8 clients, keep-alive connections.  First the dirty pages the
-        # big transfers left (gigabytes, for every server) go to the disk, so that their
-        # writeback does not queue in front of the small phase's flushes: a server that
-        # syncs each PUT (s3gw) would otherwise pay for the previous phases' data.
-        out["settle_s"] = settle_disk()
-        n = args.small_count
-        sput = step("small_put", f"4 KiB PUT x{n}, 8 clients", lambda: small(
-            C.small_objects(h.port, BUCKET, "PUT", n, deadline=bench.deadline(), sign=sign)))
-        step("small_get", f"4 KiB GET x{sput.get('ops', 0)}, 8 clients", lambda: small(
-            C.small_objects(h.port, BUCKET, "GET", 0, deadline=bench.deadline(), sign=sign,
-                            per_client=sput["per_client_done"]))
-            if sput.get("ops") else {"skipped": "no small object was stored"})
-
-        # 7. the big one (s3gw only): peak RSS during a 10 GiB PUT stays bounded
-        if name == "s3gw" and args.big:
-            big = args.big * GiB
-            free = shutil.disk_usage(wd).free
-            if free < big + 4 * GiB:
-                res["put_raw_big"] = {"skipped": f"only {free / GiB:.1f} GiB free"}
-            else:
-                lim = max(bench.limit(), args.big * 60)
-                bp = step("put_raw_big", f"PUT {fmt_size(big)} raw client", lambda: transfer_record(
-                    conn.put_stream(f"/{BUCKET}/huge", big, C.Pattern(seed=11), time.monotonic() + lim),
-                    big))
-                step("get_raw_big", f"GET {fmt_size(big)} raw client", lambda: transfer_record(
-                    conn.get_stream(f"/{BUCKET}/huge", time.monotonic() + lim), big)
-                    if bp["complete"] else {"skipped": "PUT did not complete"})
-                conn.close()
     finally:
-        out["overall_peak_rss_mib"] = round(h.overall_peak_kib / 1024, 1)
-        h.stop()
-        log = h.log()
-        if name == "s3gw":
-            bad = [ln for ln in log.splitlines() if re.search(r"s3gw\.access \S+ \S+ 5\d\d ", ln)]
-            tb = log.count("Traceback")
-            out["server_errors"] = {"http_5xx": len(bad), "tracebacks": tb,
-                                    "first": (bad[:3], log[log.find("Traceback"):][:1500] if tb else "")}
-            if bad or tb:
-                progress(f"s3gw: the server logged {len(bad)} 5xx answers and {tb} tracebacks (see the JSON)")
+        finish(h, name, out)
         # the data stays until the run ends (see ceiling_disk)
 
 
+def run_step(h: P.ServerHandle, name: str, res: dict, key: str, label: str, fn) -> dict:
+    """Run one measured phase: ``res[key] = fn()``, with the server's RSS and CPU."""
+    progress(f"{name}: {label} ...", end="")
+    if not h.alive():
+        rec = {"skipped": "server died"}
+        res[key] = rec
+        done(show(rec, None))
+        return rec
+    with h.phase(key):
+        try:
+            rec = fn()
+        except Exception as e:  # noqa: BLE001
+            rec = {"gbps": 0.0, "bytes": 0, "size": 0, "seconds": 0.0, "complete": False,
+                   "error": f"{type(e).__name__}: {e}"[:300]}
+    res[key] = rec
+    done(show(rec, h.phases.get(key)))
+    return rec
+
+
+def start(bench: Bench, name: str, wd: str) -> P.ServerHandle:
+    args = bench.args
+    os.makedirs(wd, exist_ok=True)
+    if name == "s3gw":
+        return P.start_s3gw(wd, pure=args.pure, fsync=not args.no_fsync)
+    if name == "moto":
+        return P.start_moto(wd)
+    if name == "s3rver":
+        return P.start_s3rver(wd, install=not args.no_install)
+    raise P.PeerUnavailable(f"unknown peer {name!r}")
+
+
+def finish(h: P.ServerHandle, name: str, out: dict) -> None:
+    """Stop a server; record its overall peak RSS and (s3gw) any 5xx or traceback it logged."""
+    out["overall_peak_rss_mib"] = max(out.get("overall_peak_rss_mib") or 0,
+                                      round(h.overall_peak_kib / 1024, 1))
+    h.stop()
+    if name != "s3gw":
+        return
+    log = h.log()
+    bad = [ln for ln in log.splitlines() if re.search(r"s3gw\.access \S+ \S+ 5\d\d ", ln)]
+    tb = log.count("Traceback")
+    errs = out.setdefault("server_errors", {"http_5xx": 0, "tracebacks": 0, "first": []})
+    errs["http_5xx"] += len(bad)
+    errs["tracebacks"] += tb
+    if bad or tb:
+        errs["first"].append((bad[:3], log[log.find("Traceback"):][:1500] if tb else ""))
+        progress(f"s3gw: the server logged {len(bad)} 5xx answers and {tb} tracebacks (see the JSON)")
+
+
+def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
+    """4 KiB PUT then GET with 8 clients, ``--small-rounds`` rounds alternating between
+    fresh servers (all running at once); then s3gw's ``--big`` PUT/GET on its server."""
+    args = bench.args
+    handles: dict[str, P.ServerHandle] = {}
+    rounds: dict[str, list] = {}
+    try:
+        for name in names:
+            out = results["servers"].setdefault(name, {})
+            if out.get("unavailable"):
+                continue
+            progress(f"{name}: starting for the 4 KiB rounds", end="")
+            try:
+                h = handles[name] = start(bench, name, os.path.join(bench.workdir, f"{name}-small"))
+                sign = P.CREDENTIALS[name] if name == "moto" else None
+                conn = C.RawConnection(h.port, sign=sign)
+                r = conn.request("PUT", f"/{BUCKET}")
+                conn.close()
+                if r.status not in (200, 409):
+                    raise P.PeerUnavailable(f"CreateBucket answered {r.status}: {r.body[:300]!r}")
+                done(f"pid {h.pid}, port {h.port}")
+            except Exception as e:  # noqa: BLE001
+                done("")
+                progress(f"{name}: unavailable for the 4 KiB rounds: {str(e)[:300]}")
+                out.setdefault("workloads", {})["small_put"] = {"skipped": str(e)[:300]}
+            rounds[name] = []
+        # The dirty pages the big transfers left (gigabytes, for every server) go to the
+        # disk first, so that their writeback does not queue in front of the rounds'
+        # flushes: a server that syncs each PUT (s3gw) would otherwise pay for them.
+        results["config"]["settle_s"] = settle_disk()
+        live = [n for n in names if n in handles]
+        n = args.small_count
+        # a warm-up pass, not measured: connections, caches and (node) the JIT
+        # (s3rver's rate kept rising over its first thousand PUTs)
+        warm = max(200, n // 2)
+        progress(f"4 KiB rounds: warm-up, {warm} PUT + GET per server (not measured)", end="")
+        for name in live:
+            sign = P.CREDENTIALS[name] if name == "moto" else None
+            w = C.small_objects(handles[name].port, BUCKET, "PUT", warm, deadline=bench.deadline(), sign=sign,
+                                prefix="warm")
+            C.small_objects(handles[name].port, BUCKET, "GET", 0, deadline=bench.deadline(), sign=sign,
+                            prefix="warm", per_client=w.per_client_done)
+        done("")
+        for rnd in range(args.small_rounds):
+            order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
+            for name in order:
+                h = handles[name]
+                sign = P.CREDENTIALS[name] if name == "moto" else None
+                res: dict = {}
+                sput = run_step(h, name, res, f"small_put.{rnd}", f"round {rnd + 1}: 4 KiB PUT x{n}, 8 clients",
+                                lambda: small(C.small_objects(h.port, BUCKET, "PUT", n, deadline=bench.deadline(),
+                                                              sign=sign, prefix=f"r{rnd}")))
+                run_step(h, name, res, f"small_get.{rnd}", f"round {rnd + 1}: 4 KiB GET x{sput.get('ops', 0)}, 8 clients",
+                         lambda: small(C.small_objects(h.port, BUCKET, "GET", 0, deadline=bench.deadline(),
+                                                       sign=sign, prefix=f"r{rnd}",
+                                                       per_client=sput["per_client_done"]))
+                         if sput.get("ops") else {"skipped": "no small object was stored"})
+                rounds[name].append(res)
+        for name in live:
+            out = results["servers"][name]
+            h = handles[name]
+            for key in ("small_put", "small_get"):
+                recs = [(r.get(f"{key}.{i}"), h.phases.get(f"{key}.{i}")) for i, r in enumerate(rounds[name])]
+                merged, phase = merge_rounds(recs)
+                out.setdefault("workloads", {})[key] = merged
+                if phase:
+                    out.setdefault("phases", {})[key] = phase
+            if name == "s3gw" and args.big:
+                huge(bench, h, out)
+    finally:
+        for name, h in handles.items():
+            finish(h, name, results["servers"][name])
+
+
+def merge_rounds(recs: list[tuple]) -> tuple[dict, dict | None]:
+    """One record from a server's rounds: the median round's rate (all rounds listed),
+    percentiles over every request; the peak RSS of all rounds, the CPU of the median one."""
+    done_ = [(r, ph) for r, ph in recs if r and r.get("ops")]
+    if not done_:
+        first = next((r for r, _ in recs if r), None) or {"skipped": "no round ran"}
+        return first, None
+    done_.sort(key=lambda x: x[0]["ops_per_s"])
+    mid, mid_phase = done_[(len(done_) - 1) // 2]   # the lower median: never flatters
+    lat = sorted(x for r, _ in done_ for x in r["latencies_ms"])
+    rec = {"ops": sum(r["ops"] for r, _ in done_), "ops_per_s": mid["ops_per_s"],
+           "rounds_ops_per_s": [r["ops_per_s"] for r, _ in recs if r and r.get("ops")],
+           "p50_ms": round(lat[len(lat) // 2], 3), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
+           "errors": sum(r.get("errors") or 0 for r, _ in recs if r),
+           "complete": all(r.get("complete") for r, _ in recs if r),
+           "first_error": next((r.get("first_error") for r, _ in recs if r and r.get("first_error")), None)}
+    phase = None
+    if mid_phase:
+        peaks = [ph["peak_rss_mib"] for _, ph in recs if ph]
+        phase = {"peak_rss_mib": max(peaks), "cpu": mid_phase["cpu"]}
+    return rec, phase
+
+
+def huge(bench: Bench, h: P.ServerHandle, out: dict) -> None:
+    """The ``--big`` raw PUT and GET (s3gw): its peak RSS stays bounded."""
+    args = bench.args
+    res = out.setdefault("workloads", {})
+    big = args.big * GiB
+    free = shutil.disk_usage(h.workdir).free
+    if free < big + 4 * GiB:
+        res["put_raw_big"] = {"skipped": f"only {free / GiB:.1f} GiB free"}
+        return
+    lim = max(bench.limit(), args.big * 60)
+    conn = C.RawConnection(h.port)
+    bp = run_step(h, "s3gw", res, "put_raw_big", f"PUT {fmt_size(big)} raw client", lambda: transfer_record(
+        conn.put_stream(f"/{BUCKET}/huge", big, C.Pattern(seed=11), time.monotonic() + lim), big))
+    run_step(h, "s3gw", res, "get_raw_big", f"GET {fmt_size(big)} raw client", lambda: transfer_record(
+        conn.get_stream(f"/{BUCKET}/huge", time.monotonic() + lim), big)
+        if bp["complete"] else {"skipped": "PUT did not complete"})
+    conn.close()
+    for key in ("put_raw_big", "get_raw_big"):
+        if key in h.phases:
+            out.setdefault("phases", {})[key] = h.phases[key]
+
+
 def small(r: C.OpsResult) -> dict:
+    """A round's record (its latencies are pooled by ``merge_rounds``, not stored)."""
     rec = r.summary()
     rec["per_client_done"] = r.per_client_done
+    rec["latencies_ms"] = r.latencies_ms
     return rec
 
 
@@ -590,7 +713,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gib", type=float, default=1.0, help="size of the big objects (default 1)")
     ap.add_argument("--big", type=int, default=0, metavar="GIB",
                     help="also a raw PUT/GET of this many GiB through s3gw (e.g. 10)")
-    ap.add_argument("--small-count", type=int, default=None, help="4 KiB objects (default 2000; --quick 400)")
+    ap.add_argument("--small-count", type=int, default=None,
+                    help="4 KiB objects per round (default 2000; --quick 400)")
+    ap.add_argument("--small-rounds", type=int, default=None,
+                    help="rounds of 4 KiB PUT/GET, alternating between servers (default 3; --quick 2)")
     ap.add_argument("--peers", default="moto,s3rver", help="comma list of peers (moto, s3rver)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not npm install s3rver")
@@ -616,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
         args.small_count = 400 if (args.quick or args.pure) else 2000
     if args.pure:
         args.small_count = min(args.small_count, 200)
+    if args.small_rounds is None:
+        args.small_rounds = 2 if (args.quick or args.pure) else 3
+    args.small_rounds = max(1, args.small_rounds)
     if args.time_limit is None:
         args.time_limit = 12.0 if args.quick else 60.0
     args.quick_skip_dedup = False
@@ -626,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = P.make_workdir()
     results = {"machine": machine_info(args.pure),
                "config": {"size": args.size, "big": args.big, "small_count": args.small_count,
+                          "small_rounds": args.small_rounds,
                           "peers": peers, "pure": args.pure, "fsync": not args.no_fsync,
                           "quick": args.quick, "time_limit_s": args.time_limit, "workdir": workdir},
                "ceilings": {}, "servers": {}}
@@ -667,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # noqa: BLE001
                 out["unavailable"] = f"{type(e).__name__}: {e}"
                 progress(f"{name}: failed: {e}\n{traceback.format_exc()}")
+        try:
+            small_rounds(bench, ["s3gw"] + peers, results)
+        except Exception as e:  # noqa: BLE001
+            progress(f"4 KiB rounds failed: {e}\n{traceback.format_exc()}")
     finally:
         results["elapsed_s"] = round(time.monotonic() - T0, 1)
         results["machine"]["loadavg_end"] = os.getloadavg()

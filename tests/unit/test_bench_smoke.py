@@ -69,7 +69,8 @@ def test_ceiling_senders_and_sink():
 def test_run_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"
-    rc = R.main(["--size-gib", str(12 / 1024), "--small-count", "40", "--ceiling-mib", "16",
+    rc = R.main(["--size-gib", str(12 / 1024), "--small-count", "40", "--small-rounds", "2",
+                 "--ceiling-mib", "16",
                  "--peers", "moto,s3rver", "--no-install", "--no-awscli", "--time-limit", "20",
                  "--json", str(out), "--markdown", str(md)])
     assert rc == 0
@@ -82,7 +83,11 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     for k in ("put_raw", "get_raw", "put_boto3", "get_boto3"):
         assert w[k]["complete"], (k, w[k])
     assert w["put_raw"]["etag_ok"] and w["put_boto3"]["etag_ok"]
-    assert w["small_put"]["ops"] == 40 and w["small_get"]["ops"] == 40, (w["small_put"], w["small_get"])
+    # two rounds of 40, alternating with the peers; the figure is a round's rate
+    assert w["small_put"]["ops"] == 80 and w["small_get"]["ops"] == 80, (w["small_put"], w["small_get"])
+    rates = w["small_put"]["rounds_ops_per_s"]
+    assert len(rates) == 2 and w["small_put"]["ops_per_s"] == min(rates)
+    assert s3gw["phases"]["small_put"]["peak_rss_mib"] > 0
     assert w["dedup"]["complete"] and w["dedup"]["new_bytes_stored"] <= 8 * C.MiB, w["dedup"]
     assert s3gw["phases"]["put_raw"]["peak_rss_mib"] > 0
     assert "http_5xx" in s3gw["server_errors"]  # counted from the access log (e2e tests own correctness)
@@ -90,6 +95,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
         srv = res["servers"][peer]
         if "unavailable" not in srv:
             assert srv["workloads"]["put_raw"]["complete"], srv["workloads"]["put_raw"]
+            assert len(srv["workloads"]["small_put"]["rounds_ops_per_s"]) == 2
     table = md.read_text()
     assert "| PUT 12 MiB, raw client (GB/s) |" in table and "4 KiB PUT, 8 clients" in table
     assert "## s3gw benchmark" in capsys.readouterr().out
