@@ -75,7 +75,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
                  "--json", str(out), "--markdown", str(md)])
     assert rc == 0
     res = json.loads(out.read_text())
-    for k in ("md5", "raw_socket", "h11_get", "h11_put", "disk"):
+    for k in ("md5", "raw_socket", "h11_get", "h11_put", "disk", "disk_stream"):
         assert res["ceilings"][k]["gbps"], (k, res["ceilings"][k])
     s3gw = res["servers"]["s3gw"]
     assert "unavailable" not in s3gw, s3gw.get("unavailable")
