@@ -37,6 +37,15 @@ from libc.stdint cimport int64_t, uintptr_t
 
 API_VERSION = 1
 
+
+def library() -> tuple:
+    """``(address of sqlite3_libversion, version, threadsafe)`` of the SQLite this
+    module is linked with.  Two copies of SQLite in one process corrupt databases
+    (each keeps its own list of POSIX locks; closing a file in one drops the
+    other's locks), so ``s3gw.pfs.sqlbatch`` uses this module only if Python's
+    ``sqlite3`` resolves to the same one."""
+    return (<uintptr_t>&sqlite3_libversion, sqlite3_libversion().decode(), sqlite3_threadsafe())
+
 cdef extern from "sqlite3.h" nogil:
     ctypedef struct sqlite3:
         pass
@@ -71,6 +80,8 @@ cdef extern from "sqlite3.h" nogil:
     int sqlite3_column_bytes(sqlite3_stmt*, int)
     const char* sqlite3_errmsg(sqlite3*)
     int sqlite3_get_autocommit(sqlite3*)
+    const char* sqlite3_libversion()
+    int sqlite3_threadsafe()
     sqlite3_stmt* sqlite3_next_stmt(sqlite3*, sqlite3_stmt*)
 
 

@@ -3,13 +3,17 @@ pure-Python twin (``_sqlbatch_py``), chosen at import like the hashing driver.
 
 ``BatchDb.run(ops)`` executes a list of ``(sql, params)``; the compiled one
 steps them all with one release of the GIL (see ``_native/sqlbatch.pyx``).
-``S3GW_PUREPYTHON=1`` forces the twin.
+``S3GW_PUREPYTHON=1`` forces the twin; so does a native module linked with
+another copy of SQLite than Python's ``sqlite3`` (two copies in one process do
+not see each other's POSIX locks, a documented way to corrupt a database).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sqlite3
 
 from . import _sqlbatch_py
 
@@ -32,7 +36,24 @@ def _select():
         return _sqlbatch_py, "python", (
             f"native sqlbatch API_VERSION {version} != {_API_VERSION}; rebuild it "
             "(python setup.py build_ext --inplace)")
+    address, lib_version, threadsafe = native.library()
+    if address != _python_sqlite_address():
+        return _sqlbatch_py, "python", (
+            f"the native sqlbatch is linked with SQLite {lib_version} and Python's sqlite3 with "
+            f"{sqlite3.sqlite_version}, two copies: their POSIX locks would not see each other")
+    if not threadsafe:
+        return _sqlbatch_py, "python", "the system SQLite is built without thread support"
     return native, "cython", None
+
+
+def _python_sqlite_address() -> int | None:
+    """Where ``sqlite3_libversion`` is for Python's ``_sqlite3`` module (its own
+    copy if it has one, else the shared library it links)."""
+    try:
+        import _sqlite3
+        return ctypes.cast(ctypes.CDLL(_sqlite3.__file__).sqlite3_libversion, ctypes.c_void_p).value
+    except (ImportError, OSError, AttributeError):
+        return None
 
 
 _impl, IMPLEMENTATION, FALLBACK_REASON = _select()

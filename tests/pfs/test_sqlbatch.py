@@ -159,3 +159,19 @@ def test_dispatch_and_purepython_env(tmp_path):
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, check=True, env=dict(os.environ, S3GW_PUREPYTHON="1"))
     assert out.stdout.strip() == "ok"
+
+
+@native_only
+def test_native_is_used_only_with_the_same_sqlite_as_python(monkeypatch):
+    """Two copies of SQLite in one process do not see each other's POSIX locks:
+    the dispatcher takes the compiled BatchDb only when it links the SQLite that
+    Python's sqlite3 uses."""
+    address, version, _threadsafe = _native.library()
+    assert version == sqlite3.sqlite_version
+    if os.environ.get("S3GW_PUREPYTHON") != "1":
+        assert sqlbatch._python_sqlite_address() == address
+        assert sqlbatch._select()[1] == "cython"
+    monkeypatch.setattr(sqlbatch, "_python_sqlite_address", lambda: address + 1)
+    monkeypatch.delenv("S3GW_PUREPYTHON", raising=False)
+    impl, name, reason = sqlbatch._select()
+    assert impl is _sqlbatch_py and name == "python" and "two copies" in reason
