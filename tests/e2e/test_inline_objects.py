@@ -197,4 +197,7 @@ def test_many_inline_objects_do_not_grow_the_server_with_their_data(srv):
     assert not errors, errors[:5]
     assert _stats(srv.data_dir)["inline_bytes"] == count * size
     grown_mib = (srv.rss_now_kib() - before) / 1024
-    assert grown_mib < 28, grown_mib          # with 64 MiB caches: 156 MiB
+    # 13-30 MiB measured (glibc's arenas vary from run to run); with 64 MiB SQLite
+    # caches it was 156 MiB.  Less than the 47 MiB of object bytes handled: the
+    # server keeps no copy of them.
+    assert grown_mib < 40, grown_mib
