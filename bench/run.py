@@ -220,7 +220,8 @@ def ceiling_disk_stream(folder: str, size: int, limit: float) -> dict:
             fds.append(fd)
             os.write(fd, pat.block(i))
             if start_writeback is not None:
-                start_writeback(fd, ctypes.c_longlong(0), ctypes.c_longlong(0), 2)  # WRITE: start, no wait
+                # SYNC_FILE_RANGE_WRITE: start writing the whole file back, do not wait
+                start_writeback(fd, ctypes.c_longlong(0), ctypes.c_longlong(0), 2)
             if time.monotonic() > deadline:
                 break
         for fd in fds:
@@ -461,31 +462,22 @@ def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
         progress(f"4 KiB rounds: warm-up, {warm} PUT + GET per server (not measured)", end="")
         for name in live:
             sign = P.CREDENTIALS[name] if name == "moto" else None
-            w = C.small_objects(handles[name].port, BUCKET, "PUT", warm, deadline=bench.deadline(), sign=sign,
+            port = handles[name].port
+            w = C.small_objects(port, BUCKET, "PUT", warm, deadline=bench.deadline(), sign=sign,
                                 prefix="warm")
-            C.small_objects(handles[name].port, BUCKET, "GET", 0, deadline=bench.deadline(), sign=sign,
+            C.small_objects(port, BUCKET, "GET", 0, deadline=bench.deadline(), sign=sign,
                             prefix="warm", per_client=w.per_client_done)
         done("")
         for rnd in range(args.small_rounds):
             order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
             for name in order:
-                h = handles[name]
-                sign = P.CREDENTIALS[name] if name == "moto" else None
-                res: dict = {}
-                sput = run_step(h, name, res, f"small_put.{rnd}", f"round {rnd + 1}: 4 KiB PUT x{n}, 8 clients",
-                                lambda: small(C.small_objects(h.port, BUCKET, "PUT", n, deadline=bench.deadline(),
-                                                              sign=sign, prefix=f"r{rnd}")))
-                run_step(h, name, res, f"small_get.{rnd}", f"round {rnd + 1}: 4 KiB GET x{sput.get('ops', 0)}, 8 clients",
-                         lambda: small(C.small_objects(h.port, BUCKET, "GET", 0, deadline=bench.deadline(),
-                                                       sign=sign, prefix=f"r{rnd}",
-                                                       per_client=sput["per_client_done"]))
-                         if sput.get("ops") else {"skipped": "no small object was stored"})
-                rounds[name].append(res)
+                rounds[name].append(small_round(bench, handles[name], name, rnd, n))
         for name in live:
             out = results["servers"][name]
             h = handles[name]
             for key in ("small_put", "small_get"):
-                recs = [(r.get(f"{key}.{i}"), h.phases.get(f"{key}.{i}")) for i, r in enumerate(rounds[name])]
+                recs = [(r.get(f"{key}.{i}"), h.phases.get(f"{key}.{i}"))
+                        for i, r in enumerate(rounds[name])]
                 merged, phase = merge_rounds(recs)
                 out.setdefault("workloads", {})[key] = merged
                 if phase:
@@ -495,6 +487,28 @@ def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
     finally:
         for name, h in handles.items():
             finish(h, name, results["servers"][name])
+
+
+def small_round(bench: Bench, h: P.ServerHandle, name: str, rnd: int, n: int) -> dict:
+    """One server's round: ``n`` 4 KiB PUTs, then GETs of what they stored."""
+    sign = P.CREDENTIALS[name] if name == "moto" else None
+    prefix = f"r{rnd}"
+    res: dict = {}
+
+    def put() -> dict:
+        return small(C.small_objects(h.port, BUCKET, "PUT", n, deadline=bench.deadline(),
+                                     sign=sign, prefix=prefix))
+
+    def get() -> dict:
+        if not sput.get("ops"):
+            return {"skipped": "no small object was stored"}
+        return small(C.small_objects(h.port, BUCKET, "GET", 0, deadline=bench.deadline(),
+                                     sign=sign, prefix=prefix, per_client=sput["per_client_done"]))
+
+    sput = run_step(h, name, res, f"small_put.{rnd}", f"round {rnd + 1}: 4 KiB PUT x{n}, 8 clients", put)
+    run_step(h, name, res, f"small_get.{rnd}",
+             f"round {rnd + 1}: 4 KiB GET x{sput.get('ops', 0)}, 8 clients", get)
+    return res
 
 
 def merge_rounds(recs: list[tuple]) -> tuple[dict, dict | None]:
@@ -507,12 +521,14 @@ def merge_rounds(recs: list[tuple]) -> tuple[dict, dict | None]:
     done_.sort(key=lambda x: x[0]["ops_per_s"])
     mid, mid_phase = done_[(len(done_) - 1) // 2]   # the lower median: never flatters
     lat = sorted(x for r, _ in done_ for x in r["latencies_ms"])
+    ran = [r for r, _ in recs if r]
     rec = {"ops": sum(r["ops"] for r, _ in done_), "ops_per_s": mid["ops_per_s"],
-           "rounds_ops_per_s": [r["ops_per_s"] for r, _ in recs if r and r.get("ops")],
-           "p50_ms": round(lat[len(lat) // 2], 3), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
-           "errors": sum(r.get("errors") or 0 for r, _ in recs if r),
-           "complete": all(r.get("complete") for r, _ in recs if r),
-           "first_error": next((r.get("first_error") for r, _ in recs if r and r.get("first_error")), None)}
+           "rounds_ops_per_s": [r["ops_per_s"] for r in ran if r.get("ops")],
+           "p50_ms": round(lat[len(lat) // 2], 3),
+           "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
+           "errors": sum(r.get("errors") or 0 for r in ran),
+           "complete": all(r.get("complete") for r in ran),
+           "first_error": next((r["first_error"] for r in ran if r.get("first_error")), None)}
     phase = None
     if mid_phase:
         peaks = [ph["peak_rss_mib"] for _, ph in recs if ph]

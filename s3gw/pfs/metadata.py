@@ -31,6 +31,7 @@ the branch).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -292,8 +293,7 @@ class SqliteMetadata:
         ``run``.  A failed write rolls back and raises ``_RetryCarefully``."""
         db = self._batch_db()
         heads = _BatchHeads(db.query, self._steps)
-        retry = False
-        try:
+        with _settled(batch, lambda: db.in_transaction and db.run([("ROLLBACK", ())])):
             db.run([("BEGIN IMMEDIATE", ())])
             ops = self._commit_plain(heads, batch)
             ops += heads.flush()
@@ -302,17 +302,6 @@ class SqliteMetadata:
                 db.run(ops)
             except Exception as exc:  # noqa: BLE001 - applied again, carefully
                 raise _RetryCarefully from exc
-        except BaseException as exc:
-            retry = isinstance(exc, _RetryCarefully)
-            if db.in_transaction:
-                db.run([("ROLLBACK", ())])
-            for r in batch:
-                r.result, r.error = (None, None) if retry else (None, r.error or exc)
-            raise
-        finally:
-            if not retry:
-                for r in batch:
-                    r.done = True
         heads.committed()
 
     def _apply(self, batch: list["_CommitRequest"], fast: bool) -> None:
@@ -335,9 +324,8 @@ class SqliteMetadata:
         """
         cur = self._writer.cursor()
         heads = _BatchHeads(_cursor_query(cur), self._steps) if fast else None
-        retry = False   # the batch is applied again: leave its requests' results unset
         run: list[_CommitRequest] = []
-        try:
+        with _settled(batch, lambda: self._writer.in_transaction and cur.execute("ROLLBACK")):
             cur.execute("BEGIN IMMEDIATE")
             for r in batch:
                 if heads is not None and r.plain:
@@ -358,17 +346,6 @@ class SqliteMetadata:
                 _run_plain(cur, self._commit_plain(heads, run))
                 _run(cur, heads.flush())
             cur.execute("COMMIT")
-        except BaseException as exc:
-            retry = retry or isinstance(exc, _RetryCarefully)
-            if self._writer.in_transaction:
-                cur.execute("ROLLBACK")
-            for r in batch:
-                r.result, r.error = (None, None) if retry else (None, r.error or exc)
-            raise
-        finally:
-            if not retry:
-                for r in batch:
-                    r.done = True
         if heads is not None:
             heads.committed()
 
@@ -637,6 +614,26 @@ def _object_row(obj: ObjectInfo) -> tuple:
 
 
 _ROWS_SQL: dict[tuple[str, int, int], str] = {}
+
+
+@contextlib.contextmanager
+def _settled(batch: list["_CommitRequest"], rollback):
+    """Around a batch's transaction: on an error, ``rollback()`` and give every
+    request that error (its own, if it failed alone before); on ``_RetryCarefully``
+    leave their results unset, the batch is applied again.  Otherwise they are done."""
+    retry = False
+    try:
+        yield
+    except BaseException as exc:
+        retry = isinstance(exc, _RetryCarefully)
+        rollback()
+        for r in batch:
+            r.result, r.error = (None, None) if retry else (None, r.error or exc)
+        raise
+    finally:
+        if not retry:
+            for r in batch:
+                r.done = True
 
 
 def _cursor_query(cur):

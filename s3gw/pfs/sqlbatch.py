@@ -11,39 +11,30 @@ not see each other's POSIX locks, a documented way to corrupt a database).
 from __future__ import annotations
 
 import ctypes
-import logging
-import os
 import sqlite3
 
+from .._native import select
 from . import _sqlbatch_py
 
 __all__ = ["BatchDb", "FALLBACK_REASON", "IMPLEMENTATION"]
-
-_log = logging.getLogger(__name__)
 
 _API_VERSION = 1
 
 
 def _select():
-    if os.environ.get("S3GW_PUREPYTHON") == "1":
-        return _sqlbatch_py, "python", "S3GW_PUREPYTHON=1"
-    try:
-        from s3gw._native import sqlbatch as native
-    except ImportError as exc:
-        return _sqlbatch_py, "python", f"native sqlbatch not built ({exc})"
-    version = getattr(native, "API_VERSION", None)
-    if version != _API_VERSION:
-        return _sqlbatch_py, "python", (
-            f"native sqlbatch API_VERSION {version} != {_API_VERSION}; rebuild it "
-            "(python setup.py build_ext --inplace)")
+    return select("sqlbatch", _sqlbatch_py, _API_VERSION, "SQLite batch writer", _same_sqlite)
+
+
+def _same_sqlite(native) -> str | None:
+    """Why the compiled module must not be used, or None."""
     address, lib_version, threadsafe = native.library()
     if address != _python_sqlite_address():
-        return _sqlbatch_py, "python", (
-            f"the native sqlbatch is linked with SQLite {lib_version} and Python's sqlite3 with "
-            f"{sqlite3.sqlite_version}, two copies: their POSIX locks would not see each other")
+        return (f"the native sqlbatch is linked with SQLite {lib_version} and Python's sqlite3 "
+                f"with {sqlite3.sqlite_version}, two copies: their POSIX locks would not see "
+                "each other")
     if not threadsafe:
-        return _sqlbatch_py, "python", "the system SQLite is built without thread support"
-    return native, "cython", None
+        return "the system SQLite is built without thread support"
+    return None
 
 
 def _python_sqlite_address() -> int | None:
@@ -57,7 +48,5 @@ def _python_sqlite_address() -> int | None:
 
 
 _impl, IMPLEMENTATION, FALLBACK_REASON = _select()
-if IMPLEMENTATION == "python" and os.environ.get("S3GW_PUREPYTHON") != "1":
-    _log.warning("using the pure-Python SQLite batch writer: %s", FALLBACK_REASON)
 
 BatchDb = _impl.BatchDb

@@ -42,11 +42,10 @@ Usage::
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 from typing import NamedTuple
 
+from s3gw._native import select
 from s3gw.store import _chunker_py
 
 __all__ = [
@@ -59,8 +58,6 @@ __all__ = [
     "cut_points",
     "self_test",
 ]
-
-_log = logging.getLogger(__name__)
 
 #: The API_VERSION both implementations must export.
 _API_VERSION = 1
@@ -80,24 +77,7 @@ class ChunkerParams(NamedTuple):
 DEFAULT_PARAMS = ChunkerParams(256 * 1024, 1024 * 1024, 4 * 1024 * 1024)
 
 
-def _select():
-    if os.environ.get("S3GW_PUREPYTHON") == "1":
-        return _chunker_py, "python", "S3GW_PUREPYTHON=1"
-    try:
-        from s3gw._native import chunker as native
-    except ImportError as exc:
-        return _chunker_py, "python", f"native chunker not built ({exc})"
-    version = getattr(native, "API_VERSION", None)
-    if version != _API_VERSION:
-        return _chunker_py, "python", (
-            f"native chunker API_VERSION {version} != {_API_VERSION}; rebuild it "
-            "(python setup.py build_ext --inplace)")
-    return native, "cython", None
-
-
-_impl, IMPLEMENTATION, FALLBACK_REASON = _select()
-if IMPLEMENTATION == "python" and os.environ.get("S3GW_PUREPYTHON") != "1":
-    _log.warning("using the pure-Python chunker: %s", FALLBACK_REASON)
+_impl, IMPLEMENTATION, FALLBACK_REASON = select("chunker", _chunker_py, _API_VERSION, "chunker")
 
 Scanner = _impl.Scanner
 

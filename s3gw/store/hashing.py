@@ -22,9 +22,8 @@ says why and a warning is logged).
 
 from __future__ import annotations
 
-import logging
-import os
 
+from s3gw._native import select
 from s3gw.store import _hashing_py
 
 __all__ = [
@@ -37,29 +36,11 @@ __all__ = [
     "self_test",
 ]
 
-_log = logging.getLogger(__name__)
-
 _API_VERSION = 2
 
 
-def _select():
-    if os.environ.get("S3GW_PUREPYTHON") == "1":
-        return _hashing_py, "python", "S3GW_PUREPYTHON=1"
-    try:
-        from s3gw._native import hashing as native
-    except ImportError as exc:
-        return _hashing_py, "python", f"native hashing not built ({exc})"
-    version = getattr(native, "API_VERSION", None)
-    if version != _API_VERSION:
-        return _hashing_py, "python", (
-            f"native hashing API_VERSION {version} != {_API_VERSION}; rebuild it "
-            "(python setup.py build_ext --inplace)")
-    return native, "cython", None
-
-
-_impl, IMPLEMENTATION, FALLBACK_REASON = _select()
-if IMPLEMENTATION == "python" and os.environ.get("S3GW_PUREPYTHON") != "1":
-    _log.warning("using the pure-Python hashing driver: %s", FALLBACK_REASON)
+_impl, IMPLEMENTATION, FALLBACK_REASON = select("hashing", _hashing_py, _API_VERSION,
+                                                "hashing driver")
 
 ALGORITHMS = _hashing_py.ALGORITHMS
 chunk_id = _impl.chunk_id
