@@ -37,6 +37,10 @@ class BatchDb:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         return self._conn
 
+    def begin(self) -> None:
+        """``BEGIN IMMEDIATE`` (waiting up to the busy timeout for the write lock)."""
+        self._db().execute("BEGIN IMMEDIATE")
+
     def run(self, ops: list) -> None:
         """Execute ``(sql, params)`` in order; the first failure raises."""
         conn = self._db()

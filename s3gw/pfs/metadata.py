@@ -294,7 +294,7 @@ class SqliteMetadata:
         db = self._batch_db()
         heads = _BatchHeads(db.query, self._steps)
         with _settled(batch, lambda: db.in_transaction and db.run([("ROLLBACK", ())])):
-            db.run([("BEGIN IMMEDIATE", ())])
+            db.begin()
             ops = self._commit_plain(heads, batch)
             ops += heads.flush()
             ops.append(("COMMIT", ()))

@@ -119,6 +119,44 @@ def test_a_second_writer_waits_for_the_busy_timeout(tmp_path):
         other.close()
 
 
+def test_begin_takes_a_free_lock_at_once_and_waits_for_a_held_one(tmp_path):
+    """``begin`` first tries without waiting (the compiled one holding the GIL);
+    when another connection holds the write lock it waits up to the busy timeout,
+    and the timeout is the same afterwards."""
+    for impl in IMPLS:
+        path = tmp_path / f"{impl.__name__}.sqlite"
+        holder = open_db(impl, path)
+        other = impl.BatchDb(str(path), timeout_ms=300)
+        other.begin()                                   # free: taken at once
+        assert other.in_transaction
+        other.run([("ROLLBACK", ())])
+        holder.begin()
+        t = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.begin()
+        assert time.monotonic() - t >= 0.25             # it waited for the busy timeout
+        assert not other.in_transaction
+
+        def release():
+            time.sleep(0.1)
+            holder.run([("INSERT INTO t(k) VALUES(1)", ()), ("COMMIT", ())])
+
+        releaser = threading.Thread(target=release)
+        releaser.start()
+        other.begin()                                   # waits until the holder commits
+        releaser.join()
+        assert other.query("SELECT k FROM t", ()) == [(1,)]
+        other.run([("COMMIT", ())])
+        t = time.monotonic()
+        holder.begin()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.run([("BEGIN IMMEDIATE", ())])         # the busy timeout still applies
+        assert time.monotonic() - t >= 0.25
+        holder.run([("ROLLBACK", ())])
+        holder.close()
+        other.close()
+
+
 @native_only
 def test_native_run_gives_up_the_gil_while_it_steps(tmp_path):
     """A Python thread keeps running while ``run`` steps a long statement: the
