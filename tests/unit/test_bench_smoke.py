@@ -70,7 +70,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"
     rc = R.main(["--size-gib", str(12 / 1024), "--small-count", "40", "--small-rounds", "2",
-                 "--ceiling-mib", "16",
+                 "--ceiling-mib", "16", "--get-pairs", "2",
                  "--peers", "moto,s3rver", "--no-install", "--no-awscli", "--time-limit", "20",
                  "--json", str(out), "--markdown", str(md)])
     assert rc == 0
@@ -83,6 +83,10 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     for k in ("put_raw", "get_raw", "put_boto3", "get_boto3"):
         assert w[k]["complete"], (k, w[k])
     assert w["put_raw"]["etag_ok"] and w["put_boto3"]["etag_ok"]
+    # the raw GET twice, each between two sender runs; the ratio is to those
+    g = w["get_raw"]
+    assert len(g["runs_gbps"]) == 2 and len(g["sender_runs"]) == 3 and all(g["sender_runs"]), g
+    assert g["gbps"] == min(g["runs_gbps"]) and g["ratio"] == min(g["ratios"]) > 0, g
     # two rounds of 40, alternating with the peers; the figure is a round's rate
     assert w["small_put"]["ops"] == 80 and w["small_get"]["ops"] == 80, (w["small_put"], w["small_get"])
     rates = w["small_put"]["rounds_ops_per_s"]
@@ -98,8 +102,32 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
             assert len(srv["workloads"]["small_put"]["rounds_ops_per_s"]) == 2
     table = md.read_text()
     assert "| PUT 12 MiB, raw client (GB/s) |" in table and "4 KiB PUT, 8 clients" in table
+    assert f"| {g['ratio']:.2f} |" in table and "beside each GET" in table
     assert "## s3gw benchmark" in capsys.readouterr().out
     assert not os.path.exists(res["config"]["workdir"])  # temp dir cleaned up
+
+
+def test_merge_pairs_compares_each_get_with_the_senders_beside_it():
+    def get(gbps, complete=True):
+        return {"gbps": gbps, "bytes": 1, "size": 1, "seconds": 1.0, "complete": complete, "error": None}
+
+    def ph(rss):
+        return {"peak_rss_mib": rss, "cpu": {"cores": rss}}
+
+    recs = [(get(1.0), ph(50)), (get(3.0), ph(70)), (get(2.0), ph(60))]
+    rec, phase = R.merge_pairs(recs, [2.0, 4.0, 4.0, None])
+    # ratios: 1/3, 3/4, 2/4 (the last sender failed: its GET uses the one before it)
+    assert rec["ratios"] == [0.333, 0.75, 0.5] and rec["ratio"] == 0.5
+    assert rec["gbps"] == 2.0 and rec["runs_gbps"] == [1.0, 3.0, 2.0]
+    assert rec["ceiling_gbps"] == 4.0
+    assert phase == {"peak_rss_mib": 70, "cpu": {"cores": 60}}   # the median GET's CPU
+    # an even count takes the lower median; incomplete GETs are left out
+    rec, _ = R.merge_pairs([(get(1.0), None), (get(2.0), None), (get(9.0, False), None)],
+                           [2.0, 2.0, 2.0, 2.0])
+    assert rec["gbps"] == 1.0 and rec["ratio"] == 0.5 and rec["runs_gbps"] == [1.0, 2.0]
+    # no sender run at all: no ratio, the GET's record as it is
+    rec, _ = R.merge_pairs([(get(1.0), None)], [None, None])
+    assert "ratio" not in rec and rec["gbps"] == 1.0
 
 
 def test_small_objects_response_parser():
