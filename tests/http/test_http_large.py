@@ -302,3 +302,56 @@ async def test_loopback_send_to_slow_and_to_stuck_readers():
             assert received < size, path  # what the buffers held, then the end
             await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_streaming_response_lets_other_connections_in():
+    """A big streamed GET to a reader that keeps up: the server writes each piece
+    until the socket is full, then waits for it (at least once per piece that did
+    not fit), so small requests on another connection are answered while the big
+    one streams, not after it."""
+    piece = memoryview(bytes(range(256)) * (4 * MiB // 256))
+    pieces = 256   # 1 GiB
+    size = pieces * len(piece)
+
+    async def handler(req):
+        if req.path == "/big":
+            async def gen():
+                for _ in range(pieces):
+                    yield piece
+            return Response(200, [], gen(), content_length=size)
+        return Response(200, [], b"ok")
+
+    received = [0]
+
+    def big_reader(port: int) -> None:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request("GET", "/big", [("Connection", "close")]))
+            buf = bytearray(MiB)
+            while n := sock.recv_into(buf):
+                received[0] += n
+
+    async with trio.open_nursery() as nursery:
+        port = await _loopback(nursery, handler, ServerConfig())
+        done = trio.Event()
+
+        async def read_big():
+            await trio.to_thread.run_sync(big_reader, port)
+            done.set()
+
+        nursery.start_soon(read_big)
+        with trio.fail_after(60):
+            while received[0] < 8 * MiB:
+                await trio.sleep(0.001)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = RawClient(stream)
+        for _ in range(20):
+            await client.send(request("GET", "/small"))
+            assert (await client.response())[2] == b"ok"
+        assert not done.is_set() and received[0] < size
+        with trio.fail_after(120):
+            await done.wait()
+        assert received[0] > size   # the head and every byte of the body
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
