@@ -70,7 +70,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"
     rc = R.main(["--size-gib", str(12 / 1024), "--small-count", "40", "--small-rounds", "2",
-                 "--ceiling-mib", "16", "--get-pairs", "2",
+                 "--ceiling-mib", "16", "--get-pairs", "2", "--tool-rounds", "2",
                  "--peers", "moto,s3rver", "--no-install", "--no-awscli", "--time-limit", "20",
                  "--json", str(out), "--markdown", str(md)])
     assert rc == 0
@@ -83,6 +83,11 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     for k in ("put_raw", "get_raw", "put_boto3", "get_boto3"):
         assert w[k]["complete"], (k, w[k])
     assert w["put_raw"]["etag_ok"] and w["put_boto3"]["etag_ok"]
+    # upload_file and download_file in two rounds alternating with s3rver (aws cli: off)
+    for k in ("upload_file", "download_file"):
+        assert w[k]["complete"] and len(w[k]["rounds_gbps"]) == 2, (k, w[k])
+        assert w[k]["gbps"] == min(w[k]["rounds_gbps"]) and s3gw["phases"][k]["peak_rss_mib"] > 0
+    assert w["awscli_up"]["skipped"]
     # the raw GET twice, each between two sender runs; the ratio is to those
     g = w["get_raw"]
     assert len(g["runs_gbps"]) == 2 and len(g["sender_runs"]) == 3 and all(g["sender_runs"]), g
@@ -100,6 +105,9 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
         if "unavailable" not in srv:
             assert srv["workloads"]["put_raw"]["complete"], srv["workloads"]["put_raw"]
             assert len(srv["workloads"]["small_put"]["rounds_ops_per_s"]) == 2
+            # moto's client-tool workloads run once, in its own phase; the others' in rounds
+            rounds = srv["workloads"]["download_file"].get("rounds_gbps")
+            assert (rounds is None) if peer == "moto" else (len(rounds) == 2), (peer, srv["workloads"])
     table = md.read_text()
     assert "| PUT 12 MiB, raw client (GB/s) |" in table and "4 KiB PUT, 8 clients" in table
     assert f"| {g['ratio']:.2f} |" in table and "beside each GET" in table
@@ -128,6 +136,23 @@ def test_merge_pairs_compares_each_get_with_the_senders_beside_it():
     # no sender run at all: no ratio, the GET's record as it is
     rec, _ = R.merge_pairs([(get(1.0), None)], [None, None])
     assert "ratio" not in rec and rec["gbps"] == 1.0
+
+
+def test_merge_transfers_takes_the_median_round():
+    def rec(gbps, complete=True):
+        return {"gbps": gbps, "bytes": 1, "complete": complete, "error": None}
+
+    def ph(rss):
+        return {"peak_rss_mib": rss, "cpu": {"cores": rss}}
+
+    merged, phase = R.merge_transfers([(rec(0.5), ph(10)), (rec(0.2, False), ph(30)), (rec(0.4), ph(20))])
+    assert merged["gbps"] == 0.4 and merged["rounds_gbps"] == [0.5, 0.2, 0.4]
+    assert merged["complete"] is False   # a round that did not complete is said
+    assert phase == {"peak_rss_mib": 30, "cpu": {"cores": 20}}
+    merged, _ = R.merge_transfers([(rec(0.5), None), (rec(0.3), None)])
+    assert merged["gbps"] == 0.3          # the lower median of an even count
+    merged, phase = R.merge_transfers([({"skipped": "nothing uploaded"}, None), (None, None)])
+    assert merged == {"skipped": "nothing uploaded"} and phase is None
 
 
 def test_small_objects_response_parser():
