@@ -422,24 +422,10 @@ def tool_rounds(bench: Bench, names: list[str], results: dict) -> None:
             out = results["servers"].setdefault(name, {})
             if out.get("unavailable") or not in_tool_rounds(bench, name):
                 continue
-            progress(f"{name}: starting for the client-tool rounds", end="")
-            try:
-                h = start(bench, name, os.path.join(bench.workdir, f"{name}-tools"))
+            h = start_for_rounds(bench, name, "tools", "the client-tool rounds", out, TOOL_KEYS)
+            if h is not None:
                 handles[name] = h
-                conn = C.RawConnection(h.port)
-                r = conn.request("PUT", f"/{BUCKET}")
-                conn.close()
-                if r.status not in (200, 409):
-                    raise P.PeerUnavailable(f"CreateBucket answered {r.status}: {r.body[:300]!r}")
-                done(f"pid {h.pid}, port {h.port}")
-            except Exception as e:  # noqa: BLE001
-                done("")
-                progress(f"{name}: unavailable for the client-tool rounds: {str(e)[:300]}")
-                for key in TOOL_KEYS:
-                    out.setdefault("workloads", {})[key] = {"skipped": str(e)[:300]}
-                handles.pop(name, None)
-                continue
-            rounds[name] = {}
+                rounds[name] = {}
         live = list(rounds)
         for rnd in range(args.tool_rounds):
             order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
@@ -532,6 +518,32 @@ def finish(h: P.ServerHandle, name: str, out: dict) -> None:
         progress(f"s3gw: the server logged {len(bad)} 5xx answers and {tb} tracebacks (see the JSON)")
 
 
+def start_for_rounds(bench: Bench, name: str, tag: str, what: str, out: dict,
+                     keys: tuple) -> P.ServerHandle | None:
+    """A fresh server for ``what``, in its own folder, with the benchmark's bucket; None
+    (and ``keys`` marked skipped, with why) if it cannot start."""
+    progress(f"{name}: starting for {what}", end="")
+    h = None
+    try:
+        h = start(bench, name, os.path.join(bench.workdir, f"{name}-{tag}"))
+        sign = P.CREDENTIALS[name] if name == "moto" else None
+        conn = C.RawConnection(h.port, sign=sign)
+        r = conn.request("PUT", f"/{BUCKET}")
+        conn.close()
+        if r.status not in (200, 409):
+            raise P.PeerUnavailable(f"CreateBucket answered {r.status}: {r.body[:300]!r}")
+    except Exception as e:  # noqa: BLE001
+        done("")
+        progress(f"{name}: unavailable for {what}: {str(e)[:300]}")
+        for key in keys:
+            out.setdefault("workloads", {})[key] = {"skipped": str(e)[:300]}
+        if h is not None:
+            finish(h, name, out)
+        return None
+    done(f"pid {h.pid}, port {h.port}")
+    return h
+
+
 def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
     """4 KiB PUT then GET with 8 clients, ``--small-rounds`` rounds alternating between
     fresh servers (all running at once); then s3gw's ``--big`` PUT/GET on its server."""
@@ -543,20 +555,9 @@ def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
             out = results["servers"].setdefault(name, {})
             if out.get("unavailable"):
                 continue
-            progress(f"{name}: starting for the 4 KiB rounds", end="")
-            try:
-                h = handles[name] = start(bench, name, os.path.join(bench.workdir, f"{name}-small"))
-                sign = P.CREDENTIALS[name] if name == "moto" else None
-                conn = C.RawConnection(h.port, sign=sign)
-                r = conn.request("PUT", f"/{BUCKET}")
-                conn.close()
-                if r.status not in (200, 409):
-                    raise P.PeerUnavailable(f"CreateBucket answered {r.status}: {r.body[:300]!r}")
-                done(f"pid {h.pid}, port {h.port}")
-            except Exception as e:  # noqa: BLE001
-                done("")
-                progress(f"{name}: unavailable for the 4 KiB rounds: {str(e)[:300]}")
-                out.setdefault("workloads", {})["small_put"] = {"skipped": str(e)[:300]}
+            h = start_for_rounds(bench, name, "small", "the 4 KiB rounds", out, ("small_put",))
+            if h is not None:
+                handles[name] = h
             rounds[name] = []
         # The dirty pages the big transfers left (gigabytes, for every server) go to the
         # disk first, so that their writeback does not queue in front of the rounds'

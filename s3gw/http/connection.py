@@ -45,6 +45,7 @@ Memory per connection: h11's buffer (<= ``max_header_bytes`` for a head, one
 
 from __future__ import annotations
 
+import contextlib
 import http
 import itertools
 import logging
@@ -591,27 +592,25 @@ class _Connection:
         if n == len(view):
             return
         view = view[n:]
-        with trio.move_on_after(self.config.send_timeout) as scope:
-            try:
-                while view:
-                    await trio.lowlevel.wait_writable(fd)
-                    view = view[_write_until_full(fd, view):]
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self.h11.send_failed()
-                raise ClientDisconnected(f"send failed: {exc!r}") from exc
-            except BaseException:
-                self.h11.send_failed()
-                raise
-        if scope.cancelled_caught:
-            self.h11.send_failed()
-            raise ClientDisconnected(f"send timed out after {self.config.send_timeout} s")
+        with self._sending():
+            while view:
+                await trio.lowlevel.wait_writable(fd)
+                view = view[_write_until_full(fd, view):]
 
     async def _send_on_stream(self, data: Any) -> None:
         """``_send_all`` on a stream that is not a plain socket: trio's ``send_all``."""
+        with self._sending():
+            await self.stream.send_all(data)
+
+    @contextlib.contextmanager
+    def _sending(self):
+        """A send that may wait: bounded by send_timeout; a failure, a timeout or a
+        cancellation marks h11's connection failed, the first two raise
+        ClientDisconnected."""
         with trio.move_on_after(self.config.send_timeout) as scope:
             try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                yield
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self.h11.send_failed()
                 raise ClientDisconnected(f"send failed: {exc!r}") from exc
             except BaseException:
