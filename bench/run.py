@@ -462,11 +462,7 @@ def merge_transfers(recs: list[tuple[dict | None, dict | None]]) -> tuple[dict, 
     mid, mid_phase = by_rate[(len(by_rate) - 1) // 2]
     rec = dict(mid, rounds_gbps=[r.get("gbps") for r, _ in ran],
                complete=all(r.get("complete") for r, _ in ran))
-    phase = None
-    if mid_phase:
-        peaks = [ph["peak_rss_mib"] for _, ph in ran if ph]
-        phase = dict(mid_phase, peak_rss_mib=max(peaks))
-    return rec, phase
+    return rec, rounds_phase(mid_phase, [ph for _, ph in ran])
 
 
 def run_step(h: P.ServerHandle, name: str, res: dict, key: str, label: str, fn) -> dict:
@@ -620,6 +616,14 @@ def small_round(bench: Bench, h: P.ServerHandle, name: str, rnd: int, n: int) ->
     return res
 
 
+def rounds_phase(mid: dict | None, phases: list[dict | None]) -> dict | None:
+    """The phase record of a figure taken from several runs: the CPU of the run the
+    figure is (``mid``), the peak RSS of them all."""
+    if not mid:
+        return None
+    return dict(mid, peak_rss_mib=max(ph["peak_rss_mib"] for ph in phases if ph))
+
+
 def merge_rounds(recs: list[tuple]) -> tuple[dict, dict | None]:
     """One record from a server's rounds: the median round's rate (all rounds listed),
     percentiles over every request; the peak RSS of all rounds, the CPU of the median one."""
@@ -638,11 +642,7 @@ def merge_rounds(recs: list[tuple]) -> tuple[dict, dict | None]:
            "errors": sum(r.get("errors") or 0 for r in ran),
            "complete": all(r.get("complete") for r in ran),
            "first_error": next((r["first_error"] for r in ran if r.get("first_error")), None)}
-    phase = None
-    if mid_phase:
-        peaks = [ph["peak_rss_mib"] for _, ph in recs if ph]
-        phase = {"peak_rss_mib": max(peaks), "cpu": mid_phase["cpu"]}
-    return rec, phase
+    return rec, rounds_phase(mid_phase, [ph for _, ph in recs])
 
 
 def paired_gets(bench: Bench, h: P.ServerHandle, name: str, res: dict, key: str, label: str,
@@ -708,11 +708,7 @@ def merge_pairs(recs: list[tuple[dict, dict | None]], senders: list[float | None
                 "ratios": [round(p[3], 3) for p in pairs],
                 "ratio": round(ratios[(len(ratios) - 1) // 2], 3),
                 "ceiling_gbps": round(ceilings[(len(ceilings) - 1) // 2], 3)})
-    phase = None
-    if mid_phase:
-        peaks = [ph["peak_rss_mib"] for _, ph, _, _ in pairs if ph]
-        phase = dict(mid_phase, peak_rss_mib=max(peaks))
-    return rec, phase
+    return rec, rounds_phase(mid_phase, [p[1] for p in pairs])
 
 
 def huge(bench: Bench, h: P.ServerHandle, out: dict) -> None:
