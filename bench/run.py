@@ -200,7 +200,7 @@ def ceiling_disk(folder: str, count: int, limit: float) -> dict:
     return {"gbps": round(n * MiB / dt / 1e9, 3), "files": n, "how": "1 MiB tmp+fsync+rename, one thread"}
 
 
-def ceiling_disk_stream(folder: str, size: int, limit: float) -> dict:
+def ceiling_disk_stream(folder: str, size: int, limit: float, name: str = "disk-stream-ceiling") -> dict:
     """``size`` bytes as 1 MiB files from one thread, each one's writeback started as
     soon as it is written (``sync_file_range``), then every file ``fdatasync``'d: how
     fast one thread makes that many new bytes durable, written the way s3gw's chunk
@@ -210,7 +210,7 @@ def ceiling_disk_stream(folder: str, size: int, limit: float) -> dict:
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     start_writeback = getattr(libc, "sync_file_range", None)
-    d = os.path.join(folder, "disk-stream-ceiling")
+    d = os.path.join(folder, name)
     os.makedirs(d, exist_ok=True)
     pat = C.Pattern(seed=10)
     deadline = time.monotonic() + limit
@@ -319,9 +319,11 @@ def run_server(bench: Bench, name: str, out: dict) -> None:
             return run_step(h, name, res, key, label, fn)
 
         # 1. raw client, one PutObject with Content-Length, then GET
-        raw_md5 = bench.md5(1, size)
-        put = step("put_raw", f"PUT {fmt_size(size)} raw client", lambda: transfer_record(
-            conn.put_stream(f"/{BUCKET}/big-raw", size, C.Pattern(seed=1), bench.deadline()), size, raw_md5))
+        # (s3gw's several times, each between two MD5 ceilings; the first is the one read back)
+        puts = [(f"/{BUCKET}/big-raw", 1)] + [(f"/{BUCKET}/big-raw-{i}", 20 + i)
+                                              for i in range(2, args.put_pairs + 1 if name == "s3gw" else 2)]
+        put = paired_puts(bench, h, name, res, "put_raw", f"PUT {fmt_size(size)} raw client", conn,
+                          puts, size, bench.limit())
         if put["complete"]:
             paired_gets(bench, h, name, res, "get_raw", f"GET {fmt_size(size)} raw client", conn,
                         f"/{BUCKET}/big-raw", size, bench.limit())
@@ -588,7 +590,7 @@ def small_rounds(bench: Bench, names: list[str], results: dict) -> None:
                 if phase:
                     out.setdefault("phases", {})[key] = phase
             if name == "s3gw" and args.big:
-                huge(bench, h, out)
+                huge(bench, h, out, results["ceilings"])
     finally:
         for name, h in handles.items():
             finish(h, name, results["servers"][name])
@@ -649,70 +651,119 @@ def paired_gets(bench: Bench, h: P.ServerHandle, name: str, res: dict, key: str,
                 conn: C.RawConnection, path: str, size: int, limit: float,
                 sender_size: int | None = None) -> dict:
     """``--get-pairs`` raw GETs of ``path``, each between two runs of the bare trio+h11
-    sender (the GET ceiling): sender, GET, sender, GET, ..., sender.
+    sender (the GET ceiling): sender, GET, sender, GET, ..., sender (``paired``).
 
     Why: this VM's sender ceiling moved from 1.96 to 3.04 GB/s between runs, and
     within a run by as much between minutes, so a GET and a ceiling measured
     minutes apart gave ratios that said as much about the clock as about the
-    server.  Each GET is compared with the mean of the sender runs on either
-    side of it; the record holds the median GET (its rate, all runs listed), the
-    median of those ratios and of the ceilings, the peak RSS of every GET and
-    the CPU of the median one.  Only the GETs are inside the server's phase."""
-    rounds = max(1, bench.args.get_pairs)
+    server."""
     ssize = sender_size or size
-    recs: list[tuple[dict, dict | None]] = []
-    senders: list[float | None] = []
 
-    def sender(port: int) -> float | None:
-        t = C.raw_get_from_sender(port, ssize, time.monotonic() + limit)
-        return round(t.gbps, 4) if t.complete else None
+    def get():
+        return transfer_record(conn.get_stream(path, time.monotonic() + limit), size)
 
     with P.CeilingSender("h11-sink") as s:
-        senders.append(sender(s.port))
-        for i in range(rounds):
-            rec = run_step(h, name, res, key, f"{label} ({i + 1}/{rounds})", lambda: transfer_record(
-                conn.get_stream(path, time.monotonic() + limit), size))
-            recs.append((rec, h.phases.get(key)))
-            senders.append(sender(s.port))
-            if not rec.get("complete"):
-                break
-    rec, phase = merge_pairs(recs, senders)
+        def sender() -> float | None:
+            t = C.raw_get_from_sender(s.port, ssize, time.monotonic() + limit)
+            return round(t.gbps, 4) if t.complete else None
+        return paired(h, name, res, key, label, [get] * max(1, bench.args.get_pairs), sender,
+                      "the sender")
+
+
+def paired_puts(bench: Bench, h: P.ServerHandle, name: str, res: dict, key: str, label: str,
+                conn: C.RawConnection, puts: list[tuple[str, int]], size: int, limit: float,
+                recycle: bool = True) -> dict:
+    """Raw PUTs of ``size`` new bytes, ``(path, seed)`` each, each between two runs of the
+    single-core MD5 ceiling: MD5, PUT, MD5, PUT, ..., MD5 (``paired``).  Each PUT
+    stores different data (its own seed), so every one writes ``size`` new bytes.
+
+    Why: the same as ``paired_gets``; the MD5 ceiling measured once at the start of
+    a run is compared with PUTs made minutes later on a machine whose speed drifts.
+
+    With ``recycle``, each PUT starts with the same page state (``C.recycle_pages``,
+    outside the server's phase): this VM hands free memory back to its host
+    (virtio-balloon free page reporting), and a page cache that grows into it
+    costs 2.6-3.1 CPU-s per GB of new file data against 0.3 on pages freed
+    moments before, whoever writes.  Unrecycled, a PUT's rate depended on how much
+    the run had written and deleted before it.  The ``--big`` PUT (10 GiB, more than
+    any recycled pool) is measured without: it shows the other state, as does its
+    disk ceiling."""
+    def put(path: str, seed: int):
+        expect = bench.md5(seed, size) if size <= CHECKED_ETAG_MAX else None   # before the pairs
+        return lambda: transfer_record(conn.put_stream(path, size, C.Pattern(seed=seed),
+                                                       time.monotonic() + limit), size, expect)
+
+    def md5() -> float | None:
+        return ceiling_md5(PAIRED_MD5_BYTES)["gbps"]
+
+    before = (lambda: C.recycle_pages(h.workdir, size * 3 // 2)) if recycle else None
+    return paired(h, name, res, key, label, [put(p, seed) for p, seed in puts], md5, "MD5",
+                  before)
+
+
+PAIRED_MD5_BYTES = 256 * MiB
+CHECKED_ETAG_MAX = 2 * GiB     # a bigger PUT's ETag is not checked (the client's MD5 would take minutes)
+
+
+def paired(h: P.ServerHandle, name: str, res: dict, key: str, label: str, runs: list,
+           ceiling, what: str, before=None) -> dict:
+    """``runs`` (each returns a transfer record, as ``res[key]``), each between two
+    measurements of its ceiling: ceiling, run, ceiling, ..., ceiling.  Each run is
+    compared with the mean of the ceilings on either side of it; the record holds
+    the median run (its rate, all runs listed), the median of those ratios and of
+    the ceilings, the peak RSS of every run and the CPU of the median one.  Only
+    the runs are inside the server's phase (``before()``, if given, runs before each
+    run, outside it).  Stops after a run that did not complete."""
+    recs: list[tuple[dict, dict | None]] = []
+    ceilings: list[float | None] = [ceiling()]
+    for i, fn in enumerate(runs):
+        if before is not None:
+            before()
+        rec = run_step(h, name, res, key, f"{label} ({i + 1}/{len(runs)})", fn)
+        recs.append((rec, h.phases.get(key)))
+        ceilings.append(ceiling())
+        if not rec.get("complete"):
+            break
+    rec, phase = merge_pairs(recs, ceilings)
     res[key] = rec
     if phase is not None:
         h.phases[key] = phase
     if rec.get("ratio") is not None:
-        progress(f"{name}: {label}: median {rec['gbps']:.3f} GB/s, {rec['ratio']:.2f} of the sender "
-                 f"beside it (sender median {rec['ceiling_gbps']:.3f} GB/s)")
+        progress(f"{name}: {label}: median {rec['gbps']:.3f} GB/s, {rec['ratio']:.2f} of {what} "
+                 f"beside it ({what} median {rec['ceiling_gbps']:.3f} GB/s)")
     return rec
 
 
-def merge_pairs(recs: list[tuple[dict, dict | None]], senders: list[float | None]) -> tuple[dict, dict | None]:
-    """``paired_gets``' record: the median GET; ``ratio`` the median of each complete GET's
-    rate over the mean of the sender runs on either side of it."""
+def merge_pairs(recs: list[tuple[dict, dict | None]], ceilings: list[float | None]) -> tuple[dict, dict | None]:
+    """``paired``'s record: the median run; ``ratio`` the median of each complete run's
+    rate over the mean of the ceiling measurements on either side of it."""
     pairs = []
     for i, (rec, ph) in enumerate(recs):
-        around = [v for v in senders[i:i + 2] if v]
+        around = [v for v in ceilings[i:i + 2] if v]
         if rec.get("complete") and around:
             ceiling = sum(around) / len(around)
             pairs.append((rec, ph, ceiling, rec["gbps"] / ceiling))
     if not pairs:
-        rec = dict(recs[-1][0]) if recs else {"skipped": "no GET ran"}
-        rec["sender_runs"] = senders
+        rec = dict(recs[-1][0]) if recs else {"skipped": "nothing ran"}
+        rec["ceiling_runs"] = ceilings
         return rec, (recs[-1][1] if recs else None)
     by_rate = sorted(pairs, key=lambda x: x[0]["gbps"])
     mid, mid_phase, _, _ = by_rate[(len(by_rate) - 1) // 2]   # the lower median
     ratios = sorted(p[3] for p in pairs)
-    ceilings = sorted(p[2] for p in pairs)
+    means = sorted(p[2] for p in pairs)
     rec = dict(mid)
-    rec.update({"runs_gbps": [p[0]["gbps"] for p in pairs], "sender_runs": senders,
+    rec.update({"runs_gbps": [p[0]["gbps"] for p in pairs], "ceiling_runs": ceilings,
                 "ratios": [round(p[3], 3) for p in pairs],
                 "ratio": round(ratios[(len(ratios) - 1) // 2], 3),
-                "ceiling_gbps": round(ceilings[(len(ceilings) - 1) // 2], 3)})
+                "ceiling_gbps": round(means[(len(means) - 1) // 2], 3)})
     return rec, rounds_phase(mid_phase, [p[1] for p in pairs])
 
 
-def huge(bench: Bench, h: P.ServerHandle, out: dict) -> None:
-    """The ``--big`` raw PUT and GET (s3gw): its peak RSS stays bounded."""
+def huge(bench: Bench, h: P.ServerHandle, out: dict, ceilings: dict) -> None:
+    """The ``--big`` raw PUT and GET (s3gw): its peak RSS stays bounded.  First the
+    disk's own rate for that many new bytes (``disk_stream_big``): a PUT is durable
+    before its answer, and this VM's disk takes a few GiB much faster than it
+    sustains more."""
     args = bench.args
     res = out.setdefault("workloads", {})
     big = args.big * GiB
@@ -721,9 +772,20 @@ def huge(bench: Bench, h: P.ServerHandle, out: dict) -> None:
         res["put_raw_big"] = {"skipped": f"only {free / GiB:.1f} GiB free"}
         return
     lim = max(bench.limit(), args.big * 60)
+    if free >= 2 * big + 4 * GiB:
+        progress(f"ceiling: one thread writes {fmt_size(big)} to files and syncs them ...", end="")
+        try:
+            ceilings["disk_stream_big"] = ceiling_disk_stream(bench.workdir, big, lim,
+                                                              "disk-stream-ceiling-big")
+            done(f"{ceilings['disk_stream_big']['gbps']} GB/s")
+        except OSError as e:
+            ceilings["disk_stream_big"] = {"gbps": None, "error": f"{type(e).__name__}: {e}"}
+            done(f"failed: {e}")
+    else:
+        ceilings["disk_stream_big"] = {"gbps": None, "error": f"only {free / GiB:.1f} GiB free"}
     conn = C.RawConnection(h.port)
-    bp = run_step(h, "s3gw", res, "put_raw_big", f"PUT {fmt_size(big)} raw client", lambda: transfer_record(
-        conn.put_stream(f"/{BUCKET}/huge", big, C.Pattern(seed=11), time.monotonic() + lim), big))
+    bp = paired_puts(bench, h, "s3gw", res, "put_raw_big", f"PUT {fmt_size(big)} raw client", conn,
+                     [(f"/{BUCKET}/huge", 11)], big, lim, recycle=False)
     if bp["complete"]:
         paired_gets(bench, h, "s3gw", res, "get_raw_big", f"GET {fmt_size(big)} raw client", conn,
                     f"/{BUCKET}/huge", big, lim, sender_size=min(big, 2 * GiB))
@@ -862,8 +924,9 @@ def build_table(results: dict) -> str:
             best = max(peer_rates) if peer_rates else None
             ceiling = f"best peer {best:.0f}/s" if best else "-"
             ratio = f"{mine / best:.2f}x best peer" if (mine and best) else "-"
-        elif (recs["s3gw"] or {}).get("ratio") is not None:   # paired_gets
-            ceiling = f"{recs['s3gw']['ceiling_gbps']:.3f} ({cnames[ckey]}, beside each GET)"
+        elif (recs["s3gw"] or {}).get("ratio") is not None:   # paired
+            ceiling = (f"{recs['s3gw']['ceiling_gbps']:.3f} ({cnames[ckey]}, beside each "
+                       f"{'PUT' if ckey == 'md5' else 'GET'})")
             ratio = f"{recs['s3gw']['ratio']:.2f}"
         else:
             cv = cvals.get(ckey)
@@ -898,19 +961,25 @@ def build_table(results: dict) -> str:
               "h11_get": "bare trio+h11 GET sender -> raw client", "h11_put": "raw client PUT -> bare trio+h11 sink",
               "disk": "disk: 1 MiB files tmp+fsync+rename",
               "disk_stream": f"one thread writes {big} as 1 MiB files (writeback started per file), "
-                             "then syncs them"}
+                             "then syncs them (page cache recycled first, as before each raw PUT)",
+              "disk_stream_big": f"the same for {huge} (not recycled, as before the {huge} PUT)"}
     for k, lab in labels.items():
+        if k not in ceil:
+            continue
         v = (ceil.get(k) or {}).get("gbps")
         lines.append(f"| {lab} | {v if v is not None else '-'} |")
-    stream = ceil.get("disk_stream") or {}
-    disk = stream.get("gbps")
-    r = rate_of(s3gw.get("workloads", {}).get("put_raw"))
-    if disk and r:
+    against = []
+    for ckey, key, size in (("disk_stream", "put_raw", big), ("disk_stream_big", "put_raw_big", huge)):
+        stream = ceil.get(ckey) or {}
+        disk = stream.get("gbps")
+        r = rate_of(s3gw.get("workloads", {}).get(key))
+        if disk and r:
+            against.append(f"PUT {size} against one thread writing {size} to files and syncing them: "
+                           f"{r:.3f} / {disk} = {r / disk:.2f} (that thread used "
+                           f"{stream.get('thread_cpu_s_per_gb')} CPU-s per GB)")
+    if against:
         lines.append("")
-        lines.append(f"A PUT of new data is durable before its answer. PUT {big} against one thread "
-                     f"writing {big} to files and syncing them: {r:.3f} / {disk} = {r / disk:.2f} "
-                     f"(that thread used {stream.get('thread_cpu_s_per_gb')} CPU-s per GB: "
-                     "page-cache copies into this VM's fresh pages, and the disk).")
+        lines.append("A PUT of new data is durable before its answer. " + "; ".join(against) + ".")
     dd = s3gw.get("workloads", {}).get("dedup")
     if dd and not dd.get("skipped") and dd.get("complete"):
         lines.append("")
@@ -971,6 +1040,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--get-pairs", type=int, default=3, metavar="N",
                     help="raw GETs of the big objects, each between two runs of the bare sender "
                          "(the GET ceiling); the ratio is their median (default 3)")
+    ap.add_argument("--put-pairs", type=int, default=3, metavar="N",
+                    help="s3gw's raw PUTs of the big objects (new data each), each between two runs "
+                         "of the MD5 ceiling; the ratio is their median (default 3; peers: 1)")
     ap.add_argument("--peers", default="moto,s3rver", help="comma list of peers (moto, s3rver)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not npm install s3rver")
@@ -1004,6 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tool_rounds = max(0, args.tool_rounds)
     if args.time_limit is None:
         args.time_limit = 12.0 if args.quick else 60.0
+    args.put_pairs = 1 if args.pure else max(1, args.put_pairs)   # the pure chunker: ~20 MB/s
     args.quick_skip_dedup = False
     if args.ceiling_mib is None:
         args.ceiling_mib = 512 if args.quick else 2048
@@ -1012,7 +1085,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = P.make_workdir()
     results = {"machine": machine_info(args.pure),
                "config": {"size": args.size, "big": args.big, "small_count": args.small_count,
-                          "small_rounds": args.small_rounds,
+                          "small_rounds": args.small_rounds, "put_pairs": args.put_pairs,
+                          "get_pairs": args.get_pairs, "tool_rounds": args.tool_rounds,
                           "peers": peers, "pure": args.pure, "fsync": not args.no_fsync,
                           "quick": args.quick, "time_limit_s": args.time_limit, "workdir": workdir},
                "ceilings": {}, "servers": {}}
@@ -1033,7 +1107,8 @@ def main(argv: list[str] | None = None) -> int:
             ("disk", "ceiling: disk 1 MiB tmp+fsync+rename",
              lambda: ceiling_disk(workdir, max(8, min(512, cm // 4)), 30)),
             ("disk_stream", f"ceiling: one thread writes {fmt_size(args.size)} to files and syncs them",
-             lambda: ceiling_disk_stream(workdir, args.size, 60)),
+             lambda: (C.recycle_pages(workdir, args.size * 3 // 2),   # as before each raw PUT
+                      ceiling_disk_stream(workdir, args.size, 60))[1]),
         ]
         for key, label, fn in steps:
             progress(f"{label} ...", end="")

@@ -70,7 +70,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"
     rc = R.main(["--size-gib", str(12 / 1024), "--small-count", "40", "--small-rounds", "2",
-                 "--ceiling-mib", "16", "--get-pairs", "2", "--tool-rounds", "2",
+                 "--ceiling-mib", "16", "--get-pairs", "2", "--put-pairs", "2", "--tool-rounds", "2",
                  "--peers", "moto,s3rver", "--no-install", "--no-awscli", "--time-limit", "20",
                  "--json", str(out), "--markdown", str(md)])
     assert rc == 0
@@ -90,8 +90,12 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     assert w["awscli_up"]["skipped"]
     # the raw GET twice, each between two sender runs; the ratio is to those
     g = w["get_raw"]
-    assert len(g["runs_gbps"]) == 2 and len(g["sender_runs"]) == 3 and all(g["sender_runs"]), g
+    assert len(g["runs_gbps"]) == 2 and len(g["ceiling_runs"]) == 3 and all(g["ceiling_runs"]), g
     assert g["gbps"] == min(g["runs_gbps"]) and g["ratio"] == min(g["ratios"]) > 0, g
+    # the raw PUT twice (new data each time), each between two MD5 ceilings
+    p = w["put_raw"]
+    assert len(p["runs_gbps"]) == 2 and len(p["ceiling_runs"]) == 3 and all(p["ceiling_runs"]), p
+    assert p["gbps"] == min(p["runs_gbps"]) and p["ratio"] == min(p["ratios"]) > 0, p
     # two rounds of 40, alternating with the peers; the figure is a round's rate
     assert w["small_put"]["ops"] == 80 and w["small_get"]["ops"] == 80, (w["small_put"], w["small_get"])
     rates = w["small_put"]["rounds_ops_per_s"]
@@ -104,6 +108,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
         srv = res["servers"][peer]
         if "unavailable" not in srv:
             assert srv["workloads"]["put_raw"]["complete"], srv["workloads"]["put_raw"]
+            assert len(srv["workloads"]["put_raw"]["runs_gbps"]) == 1   # pairs: s3gw's only
             assert len(srv["workloads"]["small_put"]["rounds_ops_per_s"]) == 2
             # moto's client-tool workloads run once, in its own phase; the others' in rounds
             rounds = srv["workloads"]["download_file"].get("rounds_gbps")
@@ -111,11 +116,12 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     table = md.read_text()
     assert "| PUT 12 MiB, raw client (GB/s) |" in table and "4 KiB PUT, 8 clients" in table
     assert f"| {g['ratio']:.2f} |" in table and "beside each GET" in table
+    assert f"| {p['ratio']:.2f} |" in table and "beside each PUT" in table
     assert "## s3gw benchmark" in capsys.readouterr().out
     assert not os.path.exists(res["config"]["workdir"])  # temp dir cleaned up
 
 
-def test_merge_pairs_compares_each_get_with_the_senders_beside_it():
+def test_merge_pairs_compares_each_run_with_the_ceilings_beside_it():
     def get(gbps, complete=True):
         return {"gbps": gbps, "bytes": 1, "size": 1, "seconds": 1.0, "complete": complete, "error": None}
 
