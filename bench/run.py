@@ -200,6 +200,13 @@ def ceiling_disk(folder: str, count: int, limit: float) -> dict:
     return {"gbps": round(n * MiB / dt / 1e9, 3), "files": n, "how": "1 MiB tmp+fsync+rename, one thread"}
 
 
+def recycled(folder: str, size: int, fn):
+    """``fn()`` after recycling 1.5 x ``size`` of page cache, as before each raw PUT
+    (``paired_puts``)."""
+    C.recycle_pages(folder, size * 3 // 2)
+    return fn()
+
+
 def ceiling_disk_stream(folder: str, size: int, limit: float, name: str = "disk-stream-ceiling") -> dict:
     """``size`` bytes as 1 MiB files from one thread, each one's writeback started as
     soon as it is written (``sync_file_range``), then every file ``fdatasync``'d: how
@@ -696,7 +703,7 @@ def paired_puts(bench: Bench, h: P.ServerHandle, name: str, res: dict, key: str,
     def md5() -> float | None:
         return ceiling_md5(PAIRED_MD5_BYTES)["gbps"]
 
-    before = (lambda: C.recycle_pages(h.workdir, size * 3 // 2)) if recycle else None
+    before = (lambda: recycled(h.workdir, size, lambda: None)) if recycle else None
     return paired(h, name, res, key, label, [put(p, seed) for p, seed in puts], md5, "MD5",
                   before)
 
@@ -1107,8 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
             ("disk", "ceiling: disk 1 MiB tmp+fsync+rename",
              lambda: ceiling_disk(workdir, max(8, min(512, cm // 4)), 30)),
             ("disk_stream", f"ceiling: one thread writes {fmt_size(args.size)} to files and syncs them",
-             lambda: (C.recycle_pages(workdir, args.size * 3 // 2),   # as before each raw PUT
-                      ceiling_disk_stream(workdir, args.size, 60))[1]),
+             lambda: recycled(workdir, args.size, lambda: ceiling_disk_stream(workdir, args.size, 60))),
         ]
         for key, label, fn in steps:
             progress(f"{label} ...", end="")
