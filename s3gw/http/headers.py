@@ -82,6 +82,11 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._index
 
+    def has_any(self, names: frozenset[str]) -> bool:
+        """Whether any of ``names`` (lowercase) is present: one set lookup per
+        distinct header name of this collection."""
+        return not names.isdisjoint(self._index)
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 

@@ -32,6 +32,7 @@ from ...pfs.auth import SqliteAuthStore
 from ...pfs.metadata import SqliteMetadata
 from ...store.chunkstore import ChunkError, LocalChunkStore
 from ...store.ids import INLINE_MAX
+from .. import unsupported
 from .. import xml as s3xml
 from ..auth import Principal, authenticate, authorize
 from ..errors import ERRORS, S3Error, error_xml, to_s3_error
@@ -128,6 +129,8 @@ class S3Service:
             if op is None or not routed.endpoint.implemented:
                 raise S3Error("NotImplemented",
                               f"{routed.endpoint.name} is not implemented by s3gw.")
+            if request.headers.has_any(unsupported.HEADERS):
+                unsupported.check(routed.endpoint.name, request.headers)
             token = PRINCIPAL.set(principal)
             try:
                 response = await op(self, request, routed)
