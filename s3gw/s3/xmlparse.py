@@ -98,12 +98,15 @@ def _strip(el: ET.Element | None) -> str | None:
     return (el.text or "").strip()
 
 
-def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY) -> tuple[bool, list[tuple[str, str | None]]]:
+def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY
+                 ) -> tuple[bool, list[tuple[str, str | None, str | None]]]:
     """Parse a DeleteObjects body.
 
     Returns:
-        ``(quiet, [(key, version_id or None), …])`` in document order.  A
-        ``<Key/>`` gives ``""`` (the operation reports it per key).
+        ``(quiet, [(key, version_id or None, etag or None), …])`` in document
+        order.  A ``<Key/>`` gives ``""`` (the operation reports it per key);
+        ``<ETag>`` makes that key's delete conditional (AWS conditional deletes:
+        the ETag, quoted or not, or ``*`` for "exists").
 
     Raises:
         S3Error: ``MalformedXML`` (not a Delete document, no objects, more
@@ -117,13 +120,14 @@ def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY) -> tuple[bool, li
         quiet = quiet_text.lower() == "true"
     else:
         raise _malformed("Quiet must be true or false")
-    objects: list[tuple[str, str | None]] = []
+    objects: list[tuple[str, str | None, str | None]] = []
     for obj in _children(root, "Object"):
         key_el = _child(obj, "Key")
         if key_el is None:
             raise _malformed("Object without Key")
         version = _strip(_child(obj, "VersionId")) or None
-        objects.append((key_el.text or "", version))
+        etag = _strip(_child(obj, "ETag")) or None
+        objects.append((key_el.text or "", version, etag))
         if len(objects) > MAX_DELETE_KEYS:
             raise _malformed(f"more than {MAX_DELETE_KEYS} keys")
     if not objects:

@@ -21,20 +21,27 @@ def test_delete_shapes(ns):
         f'<?xml version="1.0" encoding="UTF-8"?><Delete{ns}><Object><Key>a</Key></Object>'
         "<Object><Key>\u00fc &#252;</Key><VersionId> v1 </VersionId></Object><Quiet>true</Quiet></Delete>"
     ).encode()
-    assert parse_delete(body) == (True, [("a", None), ("\u00fc \u00fc", "v1")])
+    assert parse_delete(body) == (True, [("a", None, None), ("\u00fc \u00fc", "v1", None)])
 
 
 def test_delete_quiet_first_and_false():
     body = b"<Delete><Quiet>false</Quiet><Object><Key> spaced </Key></Object></Delete>"
-    assert parse_delete(body) == (False, [(" spaced ", None)])
+    assert parse_delete(body) == (False, [(" spaced ", None, None)])
     body = b"<Delete><Quiet>TRUE</Quiet><Object><Key>k</Key><VersionId></VersionId></Object></Delete>"
-    assert parse_delete(body) == (True, [("k", None)])
-    assert parse_delete(b"<Delete><Object><Key></Key></Object></Delete>") == (False, [("", None)])
+    assert parse_delete(body) == (True, [("k", None, None)])
+    assert parse_delete(b"<Delete><Object><Key></Key></Object></Delete>") == (False, [("", None, None)])
+
+
+def test_delete_etags_make_keys_conditional():
+    body = (b'<Delete><Object><Key>a</Key><ETag>"0cc175b9c0f1b6a831c399e269772661"</ETag></Object>'
+            b"<Object><Key>b</Key><ETag> * </ETag></Object><Object><Key>c</Key><ETag/></Object></Delete>")
+    assert parse_delete(body) == (False, [("a", None, '"0cc175b9c0f1b6a831c399e269772661"'),
+                                          ("b", None, "*"), ("c", None, None)])
 
 
 def test_delete_with_bom_and_comment():
     body = "\ufeff<!-- c --><Delete><Object><Key><![CDATA[a<b]]></Key></Object></Delete>".encode()
-    assert parse_delete(body) == (False, [("a<b", None)])
+    assert parse_delete(body) == (False, [("a<b", None, None)])
 
 
 def test_delete_limits():
