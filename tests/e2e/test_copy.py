@@ -69,6 +69,78 @@ def test_self_copy_needs_replace(s3, bucket):
     assert new["VersionId"] != old["VersionId"]
 
 
+def _versions_of(s3, bucket, key):
+    """[(version id, is a delete marker)] of ``key``, newest first."""
+    r = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    out = [(v["VersionId"], False, v["LastModified"]) for v in r.get("Versions", [])
+           if v["Key"] == key]
+    out += [(d["VersionId"], True, d["LastModified"]) for d in r.get("DeleteMarkers", [])
+            if d["Key"] == key]
+    out.sort(key=lambda v: v[2], reverse=True)
+    return [v[:2] for v in out]
+
+
+@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
+def test_copy_older_version_onto_itself_restores_it(s3, bucket):
+    """S3's "restore a previous version": copy that version onto its own key."""
+    one = s3.put_object(Bucket=bucket, Key="a", Body=b"one", Metadata={"m": "1"})
+    two = s3.put_object(Bucket=bucket, Key="a", Body=b"two")
+    r = s3.copy_object(Bucket=bucket, Key="a",
+                       CopySource={"Bucket": bucket, "Key": "a", "VersionId": one["VersionId"]})
+    assert r["CopyObjectResult"]["ETag"] == one["ETag"]
+    assert r["CopySourceVersionId"] == one["VersionId"]
+    assert r["VersionId"] not in (one["VersionId"], two["VersionId"])
+    got = s3.get_object(Bucket=bucket, Key="a")
+    assert got["Body"].read() == b"one" and got["Metadata"] == {"m": "1"}
+    assert got["VersionId"] == r["VersionId"] and got["ETag"] == one["ETag"]
+    assert _versions_of(s3, bucket, "a") == [(r["VersionId"], False), (two["VersionId"], False),
+                                             (one["VersionId"], False)]
+    # the versions copied over stay readable as they were
+    assert s3.get_object(Bucket=bucket, Key="a",
+                         VersionId=two["VersionId"])["Body"].read() == b"two"
+
+
+@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
+def test_copy_older_version_restores_a_deleted_key(s3, bucket):
+    one = s3.put_object(Bucket=bucket, Key="gone", Body=b"keep me")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="gone")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="gone")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    r = s3.copy_object(Bucket=bucket, Key="gone",
+                       CopySource={"Bucket": bucket, "Key": "gone", "VersionId": one["VersionId"]})
+    assert r["CopyObjectResult"]["ETag"] == one["ETag"]
+    got = s3.get_object(Bucket=bucket, Key="gone")
+    assert got["Body"].read() == b"keep me" and got["VersionId"] == r["VersionId"]
+    versions = _versions_of(s3, bucket, "gone")
+    assert len(versions) == 3
+    assert versions[0] == (r["VersionId"], False) and versions[1][1] is True
+    assert versions[2] == (one["VersionId"], False)
+
+
+@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
+def test_copy_current_version_onto_itself_still_refused(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="c", Body=b"one")
+    two = s3.put_object(Bucket=bucket, Key="c", Body=b"two")
+    later = s3.put_object(Bucket=bucket, Key="unrelated", Body=b"x")["VersionId"]
+    # the current version by its id, by "null", by HEAD, and by a later commit that
+    # left the key alone: all name the version that is current, so a self-copy
+    for version in (two["VersionId"], "null", "HEAD", later):
+        with pytest.raises(ClientError) as e:
+            s3.copy_object(Bucket=bucket, Key="c",
+                           CopySource={"Bucket": bucket, "Key": "c", "VersionId": version})
+        assert error_of(e) == ("InvalidRequest", 400), version
+        assert "copy an object to itself" in e.value.response["Error"]["Message"]
+    assert len(_versions_of(s3, bucket, "c")) == 2
+    # with REPLACE it is allowed, as without a versionId
+    r = s3.copy_object(Bucket=bucket, Key="c", MetadataDirective="REPLACE", Metadata={"n": "2"},
+                       CopySource={"Bucket": bucket, "Key": "c", "VersionId": two["VersionId"]})
+    head = s3.head_object(Bucket=bucket, Key="c")
+    assert head["VersionId"] == r["VersionId"] and head["Metadata"] == {"n": "2"}
+    assert head["ETag"] == two["ETag"]
+
+
 def test_copy_across_repos_and_branches(s3, bucket, server):
     other = f"dev.o{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=other)

@@ -7,8 +7,15 @@ Theory of operation
   ``REPLACE`` it gets a new row with the same manifest blob (same chunks,
   same ETag, checksums and part sizes) and the request's headers.  Either
   way no chunk is read or written, within a branch or across branches and
-  repos (chunks are global).  A copy onto itself is allowed only with
-  ``REPLACE`` (rclone updates mtimes that way), as S3 rules.
+  repos (chunks are global).  A copy of the current version onto itself is
+  allowed only with ``REPLACE`` (rclone updates mtimes that way), as S3
+  rules.  A copy of another version of the key onto it (``versionId``
+  naming an older commit) is S3's way to restore a previous version: a new
+  commit whose object is that version's, also when the key is deleted at
+  the head.  Which version is current is read before the commit, not in its
+  transaction: commits only add versions, so a writer landing in between
+  cannot make the source the current version again; it can only make a
+  self-copy's refusal answer the state of a moment earlier.
 * The source may be pinned with ``?versionId=<commit>`` (or a commit-pinned
   source bucket): resolved by ``ops.versions`` like a GET's versionId (any
   commit of the branch's lineage, ``null`` = the head).  Without that module
@@ -31,7 +38,7 @@ import re
 
 from ...http import Request, Response
 from ...ingest.pipeline import ChunkStage
-from ...pfs.model import FileInfo, ObjectInfo, Put
+from ...pfs.model import FileInfo, NoSuchFile, ObjectInfo, Put
 from ...pfs.uploads import PartInfo
 from ...store.hashing import StreamHasher
 from ...store.ids import Manifest
@@ -84,6 +91,28 @@ def _source(req: Request) -> CopySource:
     return parse_copy_source(req.headers.get("x-amz-copy-source") or "")
 
 
+def _same_key(svc: S3Service, src: CopySource, dst, key: str) -> bool:
+    """The source names the destination's key on the same branch (a commit-pinned
+    source bucket is another bucket name, so never)."""
+    src_ref = svc.bucket(src.bucket)
+    return src_ref.commit is None and src.key == key \
+        and (src_ref.repo, src_ref.branch) == (dst.repo, dst.branch)
+
+
+def _is_current(svc: S3Service, dst, key: str, info: FileInfo) -> bool:
+    """Blocking: True when ``info`` (a version of ``key``) is the key's current version.
+
+    Versions compare by the file's last change (``commit_id``): ``HEAD``,
+    ``null`` or a later commit that left the key alone name the current version
+    too.  A key deleted at the head has none: restoring it is no self-copy.
+    """
+    try:
+        current = svc.meta.stat(dst.repo, dst.branch, key)
+    except NoSuchFile:
+        return False
+    return current.commit_id == info.commit_id
+
+
 def _check_conditions(req: Request, info: FileInfo) -> None:
     failed = copy_preconditions(req.headers, info.object.etag, info.time_ns)
     if failed is not None:
@@ -121,11 +150,11 @@ async def copy_object(svc: S3Service, req: Request, r) -> Response:
     await svc.run(svc.meta.get_branch, dst.repo, dst.branch)   # NoSuchBucket (destination)
     info: FileInfo = await svc.run(resolve_source, svc, src)
     _check_conditions(req, info)
-    src_ref = svc.bucket(src.bucket)
-    same = (src_ref.repo, src_ref.branch, src.key) == (dst.repo, dst.branch, key) \
-        and src_ref.commit is None
-    if same and directive == "COPY":
-        raise S3Error("InvalidRequest", _SELF_COPY)
+    if directive == "COPY" and _same_key(svc, src, dst, key):
+        # without a versionId the source is the current object; with one, it may be
+        # an older version: copying that is how S3 restores a previous version
+        if src.version_id in (None, "") or await svc.run(_is_current, svc, dst, key, info):
+            raise S3Error("InvalidRequest", _SELF_COPY)
     obj = info.object
     checksums = dict(obj.checksums)
     if algo is not None and algo not in checksums:
