@@ -134,6 +134,104 @@ def test_completion_errors(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"a" * 1000
 
 
+def _one_part_upload(s3, bucket, key, data):
+    """A started upload of ``key`` with one part of ``data``: (upload id, parts document)."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1, Body=data)["ETag"]
+    return uid, _parts((1, etag))
+
+
+def test_conditional_complete_if_none_match(s3, bucket):
+    old = s3.put_object(Bucket=bucket, Key="k", Body=b"old")
+    uid, parts = _one_part_upload(s3, bucket, "k", b"new")
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
+                                     MultipartUpload=parts, IfNoneMatch="*")
+    assert error_of(e) == ("PreconditionFailed", 412)
+    assert e.value.response["Error"].get("Condition") == "If-None-Match"
+    got = s3.get_object(Bucket=bucket, Key="k")          # the old object, unchanged
+    assert got["Body"].read() == b"old" and got["VersionId"] == old["VersionId"]
+    # the upload was not consumed: its parts are still there, and it can be completed
+    assert len(s3.list_parts(Bucket=bucket, Key="k", UploadId=uid)["Parts"]) == 1
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid, MultipartUpload=parts)
+    assert r["ETag"] == mp_etag([b"new"])
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"new"
+    # on a key that does not exist, If-None-Match: * lets the upload complete
+    uid, parts = _one_part_upload(s3, bucket, "fresh", b"first")
+    s3.complete_multipart_upload(Bucket=bucket, Key="fresh", UploadId=uid,
+                                 MultipartUpload=parts, IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="fresh")["Body"].read() == b"first"
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+def test_conditional_complete_if_match(s3, bucket):
+    old = s3.put_object(Bucket=bucket, Key="k", Body=b"old")
+    uid, parts = _one_part_upload(s3, bucket, "k", b"new")
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
+                                     MultipartUpload=parts, IfMatch='"nope"')
+    assert error_of(e) == ("PreconditionFailed", 412)
+    assert e.value.response["Error"].get("Condition") == "If-Match"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"old"
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
+                                     MultipartUpload=parts, IfMatch=old["ETag"])
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert got["Body"].read() == b"new" and got["VersionId"] == r["VersionId"]
+    # the ETag matched is the current one: the multipart object's, no longer the old one
+    uid, parts = _one_part_upload(s3, bucket, "k", b"newer")
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
+                                     MultipartUpload=parts, IfMatch=old["ETag"])
+    assert error_of(e) == ("PreconditionFailed", 412)
+    s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
+                                 MultipartUpload=parts, IfMatch=r["ETag"])
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"newer"
+
+
+def test_conditional_complete_racing_creators(s3, bucket):
+    """Several uploads of one new key completed at once with If-None-Match: *: the
+    condition is decided in the commit's transaction, so exactly one wins."""
+    uploads = [_one_part_upload(s3, bucket, "race", b"writer %d" % i) for i in range(6)]
+    results: list = [None] * len(uploads)
+    start = threading.Barrier(len(uploads))
+
+    def complete(i, uid, parts):
+        start.wait()
+        try:
+            s3.complete_multipart_upload(Bucket=bucket, Key="race", UploadId=uid,
+                                         MultipartUpload=parts, IfNoneMatch="*")
+            results[i] = "ok"
+        except ClientError as exc:
+            results[i] = exc.response["Error"]["Code"]
+
+    threads = [threading.Thread(target=complete, args=(i, *u)) for i, u in enumerate(uploads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["PreconditionFailed"] * 5 + ["ok"]
+    winner = results.index("ok")
+    assert s3.get_object(Bucket=bucket, Key="race")["Body"].read() == b"writer %d" % winner
+    left = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]}
+    assert left == {uid for i, (uid, _) in enumerate(uploads) if i != winner}
+
+
+def test_conditional_complete_if_match_missing_key_then_abort(s3, bucket):
+    uid, parts = _one_part_upload(s3, bucket, "absent", b"data")
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="absent", UploadId=uid,
+                                     MultipartUpload=parts, IfMatch='"0123"')
+    assert error_of(e) == ("NoSuchKey", 404)
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    # after the failed condition the upload is still there and can be aborted
+    uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [u["UploadId"] for u in uploads] == [uid]
+    r = s3.abort_multipart_upload(Bucket=bucket, Key="absent", UploadId=uid)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
 def test_unknown_upload_ids(s3, bucket):
     bogus = "NoSuchUploadIdAtAll_123"
     for call in (

@@ -20,6 +20,16 @@ Theory of operation
   one transaction (``commit(also=...)``): the object appears whole or not at
   all, and a concurrent second Complete or Abort of the same upload finds
   nothing (``NoSuchUpload``).
+* Complete honours the conditional-write headers as PutObject does
+  (``s3.conditions.write_condition``): ``If-None-Match: *`` -> 412 when the
+  key exists, ``If-Match: <etag>`` -> 412 when the current ETag differs, 404
+  ``NoSuchKey`` when there is no object.  The condition is decided inside the
+  commit's transaction, so no writer can slip in between check and commit;
+  a failed condition rolls back the removal of the upload's rows too, so the
+  upload stays: the client may Complete again (without the condition, or
+  after the key changed) or Abort.  AWS documents 412 for the failure and
+  asks for a new upload only after a 409 ConditionalRequestConflict (which
+  s3gw never answers: its check is atomic with the commit).
 * Abort deletes the rows; the parts' chunks are then garbage for GC.
   Abandoned uploads expire (``App.expire_uploads``).
 """
@@ -32,6 +42,7 @@ import hashlib
 from ...http import Request, Response
 from ...pfs.model import ObjectInfo, Put
 from ...pfs.uploads import NoSuchUpload, PartChanged, PartInfo, UploadInfo
+from .. import conditions
 from .. import xml as s3xml
 from ..errors import S3Error
 from ..metadata import content_md5, stored_headers
@@ -131,6 +142,7 @@ async def upload_part(svc: S3Service, req: Request, r) -> Response:
 async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
+    condition = conditions.write_condition(req.headers)   # If-None-Match: * / If-Match
     body = await read_small_body(req, limit=MAX_XML_BODY)
     md5 = content_md5(req.headers.get("content-md5"))
     if md5 is not None and hashlib.md5(body).digest() != md5:
@@ -147,7 +159,7 @@ async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response
     try:
         commit = await svc.run(functools.partial(
             svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
-            f"PUT /{key} (multipart, {len(plan.parts)} parts)", svc.clock(),
+            f"PUT /{key} (multipart, {len(plan.parts)} parts)", svc.clock(), condition,
             also=svc.meta.uploads.remove_in(upload.id, plan.expected)))
     except PartChanged as exc:
         raise S3Error("InvalidPart", part_number=exc.number) from None
