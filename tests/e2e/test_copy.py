@@ -293,3 +293,25 @@ def test_copy_keeps_parts_and_checksums(s3, bucket):
     assert s3.head_object(Bucket=bucket, Key="mp-sha", ChecksumMode="ENABLED")[
         "ChecksumSHA256"] == base64.b64encode(want).decode()
     assert r["CopyObjectResult"]["ETag"] == done["ETag"]
+
+
+def test_copy_destination_conditions(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new")
+    old = s3.put_object(Bucket=bucket, Key="dst", Body=b"old")["ETag"]
+    src = {"Bucket": bucket, "Key": "src"}
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfNoneMatch="*")
+    assert error_of(e) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource=src,
+                       IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert error_of(e) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"old"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="absent", CopySource=src, IfMatch=old)
+    assert error_of(e) == ("NoSuchKey", 404)
+
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfMatch=old)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"new"
+    s3.copy_object(Bucket=bucket, Key="fresh", CopySource=src, IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="fresh")["Body"].read() == b"new"

@@ -16,6 +16,9 @@ Theory of operation
   transaction: commits only add versions, so a writer landing in between
   cannot make the source the current version again; it can only make a
   self-copy's refusal answer the state of a moment earlier.
+* ``If-None-Match: *`` and ``If-Match`` apply to the destination, as on a
+  PutObject (``s3.conditions.write_condition``), decided inside the commit;
+  the ``x-amz-copy-source-if-*`` headers apply to the source.
 * The source may be pinned with ``?versionId=<commit>`` (or a commit-pinned
   source bucket): resolved by ``ops.versions`` like a GET's versionId (any
   commit of the branch's lineage, ``null`` = the head).  Without that module
@@ -42,6 +45,7 @@ from ...pfs.model import FileInfo, NoSuchFile, ObjectInfo, Put
 from ...pfs.uploads import PartInfo
 from ...store.hashing import StreamHasher
 from ...store.ids import Manifest
+from .. import conditions
 from .. import xml as s3xml
 from ..errors import S3Error
 from ..metadata import stored_headers
@@ -143,6 +147,7 @@ async def copy_object(svc: S3Service, req: Request, r) -> Response:
         raise S3Error("InvalidArgument", "Unknown metadata directive.",
                       argument_name="x-amz-metadata-directive", argument_value=directive)
     new_headers = dict(stored_headers(req.headers))   # validates x-amz-acl, metadata size
+    condition = conditions.write_condition(req.headers)  # the destination's, as PutObject's
     algo = req.headers.get("x-amz-checksum-algorithm")
     algo = algo.strip().lower() if algo else None
     if algo is not None and algo not in CHECKSUM_ALGORITHMS:
@@ -168,7 +173,7 @@ async def copy_object(svc: S3Service, req: Request, r) -> Response:
                          headers=new_headers if directive == "REPLACE" else dict(obj.headers),
                          checksums=checksums, parts=obj.parts)
     commit = await svc.run(svc.meta.commit, dst.repo, dst.branch, [Put(key, new)],
-                           f"COPY /{src.bucket}/{src.key} -> /{key}", svc.clock())
+                           f"COPY /{src.bucket}/{src.key} -> /{key}", svc.clock(), condition)
     headers = [_XML, ("x-amz-version-id", commit.id),
                ("x-amz-copy-source-version-id", info.commit_id)]
     headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items() if "-" not in v)
