@@ -19,12 +19,14 @@ ETags are compared without quotes, so Spark's unquoted values work; lists
 of the ``Last-Modified`` header); an unparsable date is ignored, as the RFC
 requires.
 
-Writes (PutObject): ``If-None-Match: *`` -> create only if absent (412
-otherwise); ``If-Match: <etag>`` -> replace only that content (412 if it
-differs, 404 NoSuchKey if there is no object).  Other ``If-None-Match``
-values are not supported by S3 either (501).  ``WriteCondition`` is the
-callback ``SqliteMetadata.commit`` runs inside the transaction, so two racing
-writers cannot both pass it.
+Writes (PutObject, CompleteMultipartUpload, CopyObject's destination):
+``If-None-Match: *`` -> create only if absent (412 otherwise); ``If-Match:
+<etag>`` -> replace only that content (412 if it differs, 404 NoSuchKey if
+there is no object).  Other ``If-None-Match`` values are not supported by S3
+either (501).  Deletes (DeleteObject's ``If-Match``, DeleteObjects'
+``<ETag>``) use the same check, ``*`` meaning "exists".  ``WriteCondition``
+is the callback ``SqliteMetadata.commit`` runs inside the transaction, so two
+racing writers cannot both pass it.
 """
 
 from __future__ import annotations
