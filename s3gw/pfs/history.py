@@ -472,7 +472,8 @@ class History:
 
         Keys in UTF-8 byte order; per key one version per commit that changed
         it, newest first, deletes as delete markers; ``is_latest`` on the
-        newest.  ``limit`` counts versions and common prefixes.  Resumes after
+        newest.  ``limit`` counts versions and common prefixes (``limit=0``: an empty
+        page, not truncated).  Resumes after
         ``(key_marker, version_marker)``; ``key_marker`` alone resumes after
         every version of that key (or, with a delimiter, past a common prefix).
         ``ObjectInfo`` of versions carries size and ETag only (no manifest).
@@ -482,11 +483,7 @@ class History:
         head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
         page = VersionPage([], [])
         if head_id is None or limit <= 0:
-            if head_id is not None and limit <= 0:
-                page.truncated = bool(self.versions(repo, branch, prefix, key_marker,
-                                                    version_marker, 1, delimiter,
-                                                    pinned).versions)
-            return page
+            return page     # limit 0: empty and complete (S3: max-keys=0 is not truncated)
         lineage = self.lineage(self._commit(head_id))
         count = 0
 

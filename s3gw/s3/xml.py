@@ -241,13 +241,36 @@ def _contents(enc: _Enc, entries: Iterable[ListEntry], owner: Owner | None) -> s
     )
 
 
-def list_buckets_result(buckets: Iterable[BucketEntry], owner: Owner) -> bytes:
-    """ListAllMyBucketsResult."""
+def list_buckets_result(
+    buckets: Iterable[BucketEntry],
+    owner: Owner,
+    *,
+    prefix: str | None = None,
+    continuation_token: str | None = None,
+    region: str | None = None,
+) -> bytes:
+    """ListAllMyBucketsResult.
+
+    The paginated form (any of ``prefix``, ``max-buckets``,
+    ``continuation-token``, ``bucket-region`` in the request): *region* adds
+    ``BucketRegion`` to each ``Bucket``; *continuation_token* (the token for
+    the next page, when more buckets remain) and *prefix* (echoed when the
+    request had one) come after ``Buckets`` (last, as the AWS response syntax
+    lists them).
+    Bucket names are never url-encoded (ListBuckets has no encoding-type).
+    """
+    region_el = _el("BucketRegion", region) if region is not None else ""
     items = "".join(
-        f"<Bucket>{_el('Name', b.name)}{_el('CreationDate', iso8601_ms(b.creation_ns))}</Bucket>"
+        f"<Bucket>{_el('Name', b.name)}{_el('CreationDate', iso8601_ms(b.creation_ns))}"
+        f"{region_el}</Bucket>"
         for b in buckets
     )
-    return _doc("ListAllMyBucketsResult", [_owner("Owner", owner), f"<Buckets>{items}</Buckets>"])
+    parts = [_owner("Owner", owner), f"<Buckets>{items}</Buckets>"]
+    if continuation_token is not None:
+        parts.append(_el("ContinuationToken", continuation_token))
+    if prefix is not None:
+        parts.append(_el("Prefix", prefix))
+    return _doc("ListAllMyBucketsResult", parts)
 
 
 def list_objects_v1(

@@ -182,7 +182,9 @@ def test_versions_pages(meta):
         meta.versions("r", "master", version_marker=ids["a"])
     with pytest.raises(InvalidVersion):
         meta.versions("r", "master", key_marker="k", version_marker="nope")
-    assert meta.versions("r", "master", limit=0).truncated
+    zero = meta.versions("r", "master", limit=0)   # S3: max-keys=0 is an empty, complete page
+    assert (zero.versions, zero.prefixes, zero.truncated) == ([], [], False)
+    assert zero.next_key_marker is None and zero.next_version_marker is None
 
 
 # -- diff and CLI ---------------------------------------------------------------------------

@@ -39,6 +39,21 @@ def test_list_buckets():
     assert x.list_buckets_result([], OWNER) == doc("ListAllMyBucketsResult", OWNER_XML + "<Buckets></Buckets>")
 
 
+def test_list_buckets_paginated():
+    got = x.list_buckets_result([x.BucketEntry("dev.images", 0)], OWNER, prefix="dev",
+                                continuation_token="bWFzdGVyLmltYWdlcw==", region="us-east-1")
+    assert got == doc(
+        "ListAllMyBucketsResult",
+        OWNER_XML + "<Buckets>"
+        "<Bucket><Name>dev.images</Name><CreationDate>1970-01-01T00:00:00.000Z</CreationDate>"
+        "<BucketRegion>us-east-1</BucketRegion></Bucket>"
+        "</Buckets><ContinuationToken>bWFzdGVyLmltYWdlcw==</ContinuationToken><Prefix>dev</Prefix>",
+    )
+    # last page of a prefix listing: Prefix echoed (even empty), no token
+    got = x.list_buckets_result([], OWNER, prefix="", region="us-east-1")
+    assert got == doc("ListAllMyBucketsResult", OWNER_XML + "<Buckets></Buckets><Prefix></Prefix>")
+
+
 ENTRY = x.ListEntry("a/b.csv", T0, "d41d8cd98f00b204e9800998ecf8427e", 0)
 ENTRY_XML = (
     "<Contents><Key>a/b.csv</Key><LastModified>2026-11-23T08:50:40.123Z</LastModified>"

@@ -7,6 +7,17 @@ always on (every write is a commit).  With auth off the ACL answer is canned
 too (the owner has FULL_CONTROL); with auth on, bucket ACLs are the repo's
 roles (see ``put_bucket_acl``), ListBuckets shows the readable repos only, and
 CreateBucket of a new repo makes the caller its owner.
+
+ListBuckets lists every branch of every repo, by name.  With any of the
+paginated ListBuckets parameters (``prefix``, ``max-buckets``,
+``continuation-token``, ``bucket-region``) it answers one page of at most
+``max-buckets`` (1..10000, default 10000) buckets whose names start with
+``prefix``, each with its ``BucketRegion``, echoes ``Prefix``, and adds a
+``ContinuationToken`` when more remain: the next bucket's name, encoded like
+the listing tokens (:func:`.listing.encode_token`).  ``bucket-region`` other
+than ours matches no bucket.  Without them, every bucket in one answer, as
+before.  The plan is :func:`bucket_page`; every branch is read first (a
+store holds branches by the thousand, not by the million).
 """
 
 from __future__ import annotations
@@ -23,23 +34,70 @@ from ..metadata import check_acl
 from ..names import bucket_name
 from ..xmlparse import parse_create_bucket
 from .body import read_small_body
+from .listing import count_param, decode_token, encode_token
 from .service import OWNER, PRINCIPAL, S3Service, operation
 
-__all__: list[str] = []
+__all__ = ["bucket_page"]
 
 XML = [("content-type", "application/xml")]
+MAX_BUCKETS = 10000       # the largest max-buckets, and the page size when it is not given
+_PAGED = ("prefix", "max-buckets", "continuation-token", "bucket-region")
+
+
+def bucket_page(entries: list[s3xml.BucketEntry], prefix: str, start: str | None,
+                limit: int | None) -> tuple[list[s3xml.BucketEntry], str | None]:
+    """Plan one ListBuckets page.
+
+    Args:
+        entries: every bucket the caller may see, sorted by name.
+        prefix: keep names starting with it.
+        start: the first name to list (from a continuation token), or ``None``.
+        limit: the page size, or ``None`` for all.
+
+    Returns:
+        The page, and the name of the first bucket after it (``None`` when none is).
+    """
+    chosen = [e for e in entries
+              if e.name.startswith(prefix) and (start is None or e.name >= start)]
+    if limit is None or len(chosen) <= limit:
+        return chosen, None
+    return chosen[:limit], chosen[limit].name
+
+
+def _max_buckets(raw: str | None) -> int:
+    if raw is None:
+        return MAX_BUCKETS
+    count = count_param(raw)
+    if count is None or not 1 <= count <= MAX_BUCKETS:
+        raise S3Error("InvalidArgument", f"max-buckets must be an integer between 1 and "
+                                         f"{MAX_BUCKETS}.",
+                      argument_name="max-buckets", argument_value=raw)
+    return count
 
 
 @operation("ListBuckets")
 async def list_buckets(svc: S3Service, req: Request, r) -> Response:
+    q = r.query
+    paged = any(name in q for name in _PAGED)
+    limit = _max_buckets(q.get("max-buckets")) if paged else None
+    token = q.get("continuation-token")
+    start = decode_token(token) if token else None
+    prefix = q.get("prefix")
+    region = q.get("bucket-region")
     branches = await svc.run(svc.meta.list_branches)
     principal = PRINCIPAL.get()
     if principal is not None:
         snapshot = svc.auth.snapshot()
         branches = [b for b in branches if may_read(principal, snapshot, b.repo)]
+    if region and region != svc.region:
+        branches = []                       # every bucket is in our one region
     entries = sorted((s3xml.BucketEntry(bucket_name(b.repo, b.name), b.created_ns)
                       for b in branches), key=lambda e: e.name)
-    return Response(200, list(XML), s3xml.list_buckets_result(entries, OWNER))
+    page, after = bucket_page(entries, prefix or "", start, limit)
+    next_token = None if after is None else encode_token(after)
+    doc = s3xml.list_buckets_result(page, OWNER, prefix=prefix, continuation_token=next_token,
+                                    region=svc.region if paged else None)
+    return Response(200, list(XML), doc)
 
 
 @operation("CreateBucket")

@@ -4,10 +4,14 @@ The plan (``collect``) walks the tree in UTF-8 byte order from the start
 position, rolling keys that contain the delimiter after the prefix into
 common prefixes and jumping past each common prefix in one index seek, so a
 listing of a folder with a million files under one sub-folder costs one row.
-``max-keys`` counts keys and common prefixes together, as S3 does.
+``max-keys`` counts keys and common prefixes together, as S3 does;
+``max-keys=0`` answers an empty page that is *not* truncated (no
+NextMarker, no NextContinuationToken, KeyCount 0), as S3 does -- a paginator
+that got ``IsTruncated=true`` with no token would loop or fail.
 
 Continuation tokens (v2) are opaque to clients: base64url of the last key or
-common prefix returned.  A v1 marker or v2 start position equal to a common
+common prefix returned (:func:`encode_token`; ListBuckets uses the same
+encoding for its tokens).  A v1 marker or v2 start position equal to a common
 prefix skips everything under it.
 """
 
@@ -23,7 +27,8 @@ from ..errors import S3Error
 from .service import OWNER, S3Service, operation
 from .versions import pinned_commit
 
-__all__ = ["collect", "Listing", "list_params"]
+__all__ = ["collect", "count_param", "decode_token", "encode_token", "Listing",
+           "list_params"]
 
 MAX_KEYS = 1000
 _BATCH = 1000
@@ -40,8 +45,10 @@ class Listing:
 def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, after: str | None,
             max_keys: int, commit: str | None = None) -> Listing:
     """Blocking: one page of a listing (keys > ``after``) of the branch head, or of
-    ``commit`` (a pinned bucket)."""
+    ``commit`` (a pinned bucket).  ``max_keys=0``: an empty page, not truncated."""
     out = Listing()
+    if max_keys <= 0:
+        return out
     cursor, inclusive = after, False
     if after is not None and delimiter and after.startswith(prefix) and \
             after.endswith(delimiter) and delimiter in after[len(prefix):]:
@@ -92,12 +99,26 @@ def list_params(svc: S3Service, r):
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter") or None
     raw = q.get("max-keys", str(MAX_KEYS))
-    if not raw.isdigit():
+    count = count_param(raw)
+    if count is None:
         raise S3Error("InvalidArgument", "max-keys must be a non-negative integer.",
                       argument_name="max-keys", argument_value=raw)
-    max_keys = min(int(raw), MAX_KEYS)
+    max_keys = min(count, MAX_KEYS)
     encoding = s3xml.check_encoding_type(q.get("encoding-type"))
     return ref, prefix, delimiter, max_keys, encoding
+
+
+def count_param(raw: str) -> int | None:
+    """A non-negative decimal count from a query value, or ``None`` if it is not one.
+
+    ASCII digits only (``str.isdigit`` also takes ``'²'``, which ``int`` refuses);
+    values past 10**9 read as 10**9, so a thousand-digit value is a large count,
+    not an ``int`` conversion error.
+    """
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    digits = raw.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 9 else 10**9
 
 
 async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
@@ -127,9 +148,9 @@ async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
     start_after = r.query.get("start-after") or None
     after = start_after
     if token is not None:
-        after = _decode_token(token)
+        after = decode_token(token)
     page = await _page(svc, ref, prefix, delimiter, after, max_keys)
-    next_token = _encode_token(page.last) if page.truncated and page.last is not None else None
+    next_token = encode_token(page.last) if page.truncated and page.last is not None else None
     fetch_owner = r.query.get("fetch-owner", "").lower() == "true"
     doc = s3xml.list_objects_v2(
         r.bucket, page.entries, page.prefixes, prefix=prefix, delimiter=delimiter,
@@ -139,13 +160,22 @@ async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
     return Response(200, [("content-type", "application/xml")], doc)
 
 
-def _encode_token(position: str) -> str:
+def encode_token(position: str) -> str:
+    """The opaque continuation token for a listing position (a key or bucket name)."""
     return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii")
 
 
-def _decode_token(token: str) -> str:
+def decode_token(token: str) -> str:
+    """The position in a token from :func:`encode_token`.
+
+    Raises:
+        S3Error: ``InvalidArgument`` (continuation-token) if it is not one.
+    """
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        # validate: a token with characters outside the alphabet is refused, not
+        # read as the shorter token those characters hide
+        raw = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect.",
                       argument_name="continuation-token") from None
