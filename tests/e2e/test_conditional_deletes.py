@@ -22,12 +22,18 @@ def test_delete_object_if_match(s3, bucket):
 
     r = s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag)
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    # the delete is a version (a delete marker), as listed by ListObjectVersions
+    assert r["DeleteMarker"] is True
+    markers = s3.list_object_versions(Bucket=bucket)["DeleteMarkers"]
+    assert [(m["Key"], m["VersionId"]) for m in markers] == [("k", r["VersionId"])]
     assert keys(s3, bucket) == []
     # gone: a conditional delete says so, a plain one succeeds as always
     with pytest.raises(ClientError) as e:
         s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")
     assert error_of(e) == ("NoSuchKey", 404)
-    assert s3.delete_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    r = s3.delete_object(Bucket=bucket, Key="k")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert "DeleteMarker" not in r and "VersionId" not in r    # nothing changed, no commit
 
     s3.put_object(Bucket=bucket, Key="k", Body=b"v2")
     s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")

@@ -586,8 +586,8 @@ async def delete_object(svc: S3Service, req: Request, r) -> Response:
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Delete(key)],
                            f"DELETE /{key}", svc.clock(), _delete_condition(req.headers))
     headers = []
-    if commit is not None:
-        headers.append(("x-amz-version-id", commit.id))
+    if commit is not None:   # the key existed: its delete is a version, a delete marker
+        headers += [("x-amz-version-id", commit.id), ("x-amz-delete-marker", "true")]
     return Response(204, headers, b"")
 
 
