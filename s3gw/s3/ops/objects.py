@@ -435,7 +435,7 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
     headers = [("etag", f'"{obj.etag}"'), ("last-modified", http_date(info.time_ns)),
                ("accept-ranges", "bytes"), ("x-amz-version-id", info.commit_id)]
     headers.extend(stored.items())
-    if obj.parts:
+    if obj.parts and "partNumber" in query:   # as S3: only for a request of one part
         headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
     return headers
 
