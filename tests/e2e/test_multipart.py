@@ -62,6 +62,7 @@ def test_out_of_order_replaced_part_complete_and_part_reads(s3, bucket):
     done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
                                         MultipartUpload=_parts((1, e1), (2, e2), (3, e3)))
     assert done["ETag"] == mp_etag([p1, p2, p3])
+    assert done["Location"].endswith(f"/{bucket}/dir/big%20file.bin")   # a URI: encoded
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
     got = s3.get_object(Bucket=bucket, Key=key)
     assert got["Body"].read() == p1 + p2 + p3

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import urllib.parse
 
 from ...http import Request, Response
 from ...pfs.model import ObjectInfo, Put
@@ -164,7 +165,7 @@ async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response
     except PartChanged as exc:
         raise S3Error("InvalidPart", part_number=exc.number) from None
     host = req.headers.get("host") or "localhost"
-    location = f"http://{host}/{r.bucket}/{key}"
+    location = f"http://{host}/{r.bucket}/{urllib.parse.quote(key, safe='/~')}"
     doc = s3xml.complete_multipart_upload_result(location, r.bucket, key, plan.etag,
                                                  plan.checksums)
     headers = [_XML, ("x-amz-version-id", commit.id)]
