@@ -43,7 +43,9 @@ class Request:
     Attributes:
         method: e.g. ``"PUT"`` (as sent; h11 does not case-fold it).
         target: the raw request-target, e.g. ``"/b/k%20y?uploads="``.
-        path: ``target`` up to the first ``?`` (raw, percent-encoded).
+        path: ``target`` up to the first ``?`` (raw, percent-encoded); for a
+            target in absolute form (``http://host/b/k``, which RFC 9112 3.2.2
+            says a server must accept) the part after the authority.
         query: ``target`` after the first ``?`` (raw), ``""`` if none.
         headers: ``Headers`` (case-insensitive ``get``/``get_all``).
         http_version: ``"1.1"`` or ``"1.0"``.
@@ -68,6 +70,9 @@ class Request:
         self.method = method
         self.target = target
         path, sep, query = target.partition("?")
+        if not path.startswith("/") and path[:8].lower().startswith(("http://", "https://")):
+            rest = path.partition("://")[2]
+            path = "/" + rest.partition("/")[2]     # absolute form: drop scheme and authority
         self.path = path
         self.query = query
         self.headers = headers

@@ -153,6 +153,20 @@ def test_malformed_request_gets_s3_xml_400(server):
     assert body.startswith(b"<?xml") and b"<Code>" in body and b"<RequestId>" in body
 
 
+def test_absolute_form_request_target(server, s3, bucket):
+    # RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy)
+    s3.put_object(Bucket=bucket, Key="a b", Body=b"absolute")
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(f"GET http://127.0.0.1:{server.port}/{bucket}/a%20b HTTP/1.1\r\n"
+                  f"Host: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        status, headers, body = read_response(s)
+        assert status == 200 and body == b"absolute"
+        s.sendall(f"GET HTTP://127.0.0.1:{server.port}/{bucket}?list-type=2 HTTP/1.1\r\n"
+                  f"Host: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        status, headers, body = read_response(s)
+        assert status == 200 and b"<Key>a b</Key>" in body
+
+
 def test_virtual_host_style_needs_domain(tmp_path):
     from tests.conftest import ServerProcess
     srv = ServerProcess(str(tmp_path / "data"), extra_args=["--domain", "s3.local"]).start()
