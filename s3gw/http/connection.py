@@ -314,6 +314,9 @@ class _Connection:
         config = self.config
         conn = self.h11
         headers = Headers.from_raw(event.headers)
+        # Both framings in one request (RFC 9112 6.1): Transfer-Encoding wins, and
+        # the connection is closed after the answer (request smuggling).
+        smuggled = "transfer-encoding" in headers and "content-length" in headers
         if "transfer-encoding" in headers:
             length: int | None = None
         else:
@@ -345,7 +348,7 @@ class _Connection:
             status = response.status
             if length == 0 and not body.complete:
                 await body.drain(0, io=False)  # free: only consumes EndOfMessage
-            close = False
+            close = smuggled
             if not body.complete:
                 remaining = None if length is None else length - body.consumed
                 if (

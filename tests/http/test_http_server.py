@@ -125,6 +125,24 @@ async def test_chunked_body_with_trailers(nursery):
     assert list(got["trailers"]) == [("x-amz-checksum-crc32", "AAAAAA=="), ("x-other", "1")]
 
 
+async def test_content_length_and_chunked_together_close_the_connection(nursery):
+    # RFC 9112 6.1: Transfer-Encoding wins over Content-Length, and the server closes
+    # the connection after answering (the two framings are how requests are smuggled)
+    got = {}
+
+    async def handler(req):
+        got["data"] = await read_all(req.body)
+        return Response(200, [])
+
+    client = start(nursery, handler)
+    smuggle = (b"PUT /o HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    await client.send(smuggle + request("GET", "/next"))
+    status, h, body = await client.response()
+    assert status == 200 and h["connection"] == "close" and got["data"] == b"abc"
+    assert await client.at_eof()
+
+
 async def test_100_continue_sent_only_when_handler_reads(nursery):
     go = trio.Event()
 
