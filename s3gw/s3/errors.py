@@ -130,6 +130,10 @@ ERRORS: dict[str, tuple[int, str]] = {
         412,
         "At least one of the preconditions you specified did not hold.",
     ),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+    ),
     "RequestTimeTooSkewed": (
         403,
         "The difference between the request time and the server's time is too large.",

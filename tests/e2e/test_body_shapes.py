@@ -153,6 +153,19 @@ def test_malformed_request_gets_s3_xml_400(server):
     assert body.startswith(b"<?xml") and b"<Code>" in body and b"<RequestId>" in body
 
 
+def test_http_layer_errors_carry_their_own_codes(server, bucket):
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(f"PUT /{bucket}/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                  f"\r\n".encode())
+        status, headers, body = read_response(s)
+    assert status == 501 and b"<Code>NotImplemented</Code>" in body   # not a retryable 500
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(f"GET /{bucket}/k HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 70000}\r\n"
+                  f"\r\n".encode())
+        status, headers, body = read_response(s)
+    assert status == 431 and b"<Code>RequestHeaderSectionTooLarge</Code>" in body
+
+
 def test_absolute_form_request_target(server, s3, bucket):
     # RFC 9112 3.2.2: a server must accept the absolute form (what a client sends to a proxy)
     s3.put_object(Bucket=bucket, Key="a b", Body=b"absolute")

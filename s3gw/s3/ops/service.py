@@ -189,7 +189,8 @@ class S3Service:
     def http_error_response(self, status: int, reason: str = "") -> Response:
         """Errors the HTTP layer answers itself (malformed requests, 500s): S3 XML too."""
         code = {400: "InvalidRequest", 408: "RequestTimeout", 413: "EntityTooLarge",
-                431: "RequestHeaderSectionTooLarge"}.get(status, "InternalError")
+                431: "RequestHeaderSectionTooLarge", 501: "NotImplemented"}.get(status,
+                                                                                 "InternalError")
         if code not in ERRORS:
             code = "InvalidRequest"
         err = S3Error(code)
