@@ -74,6 +74,12 @@ def test_empty_object(s3, bucket):
     r = s3.put_object(Bucket=bucket, Key="empty", Body=b"")
     assert r["ETag"] == '"d41d8cd98f00b204e9800998ecf8427e"'
     assert s3.get_object(Bucket=bucket, Key="empty")["Body"].read() == b""
+    # a tail read of an empty file (Trino, object_store): 200 and the empty body, as S3
+    tail = s3.get_object(Bucket=bucket, Key="empty", Range="bytes=-512")
+    assert tail["ResponseMetadata"]["HTTPStatusCode"] == 200 and tail["Body"].read() == b""
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="empty", Range="bytes=0-")
+    assert error_of(e) == ("InvalidRange", 416)
 
 
 @pytest.mark.parametrize("rng,expect", [
