@@ -148,7 +148,7 @@ class AuthSnapshot:
     take: the secret, or ``None`` for an unknown or revoked key.
     """
 
-    __slots__ = ("enabled", "_pairs", "_tokens", "_admins", "_users", "_grants")
+    __slots__ = ("enabled", "_pairs", "_tokens", "_admins", "_users", "_grants", "_granted")
 
     def __init__(self, enabled: bool, pairs: dict[str, tuple[str, str]],
                  tokens: dict[str, str], admins: frozenset[str], users: frozenset[str],
@@ -159,6 +159,7 @@ class AuthSnapshot:
         self._admins = admins
         self._users = users
         self._grants = grants
+        self._granted = frozenset(repo for _user, repo in grants)   # repos with any grant
 
     @classmethod
     def disabled(cls) -> "AuthSnapshot":
@@ -190,6 +191,11 @@ class AuthSnapshot:
     def may(self, user: str, repo: str, needed: Role) -> bool:
         role = self.role(user, repo)
         return role is not None and role >= needed
+
+    def granted(self, repo: str) -> bool:
+        """Whether anyone holds a role on *repo* (an administrator may grant roles on a
+        repo before it exists)."""
+        return repo in self._granted
 
 
 class SqliteAuthStore:
@@ -386,9 +392,12 @@ class SqliteAuthStore:
                                             (user, repo)).rowcount > 0)
 
     def claim_repo(self, user: str, repo: str) -> None:
-        """Make *user* the owner of a repo it just created."""
-        self._tx(lambda c: c.execute("INSERT OR REPLACE INTO grants(user, repo, role) "
-                                     "VALUES(?, ?, ?)", (user, repo, int(Role.OWNER))))
+        """Make *user* the owner of a repo it just created, unless roles on that repo were
+        granted before it existed: those stand as they are (the creator keeps its own)."""
+        self._tx(lambda c: c.execute(
+            "INSERT INTO grants(user, repo, role) SELECT ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM grants WHERE repo = ?)",
+            (user, repo, int(Role.OWNER), repo)))
 
     def set_repo_grants(self, repo: str, roles: dict[str, Role]) -> None:
         """Replace every grant on *repo* with *roles* (user -> role), atomically.

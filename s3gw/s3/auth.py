@@ -179,8 +179,10 @@ def authorize(principal: Principal, snapshot: AuthSnapshot, endpoint: Endpoint,
 
 def may_create_branch(principal: Principal, snapshot: AuthSnapshot, repo: str,
                       repo_exists: bool) -> bool:
-    """CreateBucket: a new repo needs only a signature; a new branch needs writer."""
-    return principal.admin or not repo_exists or snapshot.may(principal.user, repo, Role.WRITER)
+    """CreateBucket: a new repo needs only a signature; a new branch needs writer, and so
+    does a new repo that an administrator granted roles on before it existed."""
+    return (principal.admin or (not repo_exists and not snapshot.granted(repo))
+            or snapshot.may(principal.user, repo, Role.WRITER))
 
 
 def may_read(principal: Principal, snapshot: AuthSnapshot, repo: str) -> bool:

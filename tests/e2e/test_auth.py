@@ -391,6 +391,26 @@ def test_create_bucket_of_new_repo_makes_caller_owner(world):
     assert b not in {x["Name"] for x in world.s3.list_buckets()["Buckets"]}
 
 
+def test_roles_granted_before_a_repo_exists_stand_when_it_is_created(world):
+    repo = f"r{uuid.uuid4().hex[:10]}"
+    b = f"master.{repo}"
+    world.cli.grant("rita", repo, "reader")
+    world.cli.grant("will", repo, "writer")
+    rita, will = world.client(world.users["rita"]), world.client(world.users["will"])
+    # a reader may not create it (it would have made her its owner before)
+    denied(lambda: rita.create_bucket(Bucket=b))
+    # a user without a role may not either: the repo is spoken for
+    denied(lambda: world.client(world.users["nick"]).create_bucket(Bucket=b))
+    will.create_bucket(Bucket=b)
+    will.put_object(Bucket=b, Key="k", Body=b"v")
+    assert rita.get_object(Bucket=b, Key="k")["Body"].read() == b"v"
+    denied(lambda: rita.put_object(Bucket=b, Key="k", Body=b"no"))
+    denied(lambda: will.delete_bucket(Bucket=b))          # a writer, not made owner
+    assert {(g["user"], g["role"]) for g in world.cli.grants(repo=repo)} == {
+        ("rita", "reader"), ("will", "writer")}
+    world.s3.delete_bucket(Bucket=b)
+
+
 def test_revocation_takes_effect_on_the_running_server(world):
     repo = world.repo()
     b = f"master.{repo}"
