@@ -231,6 +231,38 @@ def grant_headers(headers: Any) -> dict[str, Role] | None:
     return roles if seen else None
 
 
+ROLE_OF_PERMISSION = {permission: role for role, permission in PERMISSIONS.items()}
+
+
+def policy_roles(grants: list[tuple[str, str, str]], owner_id: str) -> dict[str, Role]:
+    """The roles an AccessControlPolicy body gives (``xmlparse.parse_access_control_policy``).
+
+    A ``CanonicalUser`` grantee's ID is an s3gw user name: READ -> reader, WRITE ->
+    writer, FULL_CONTROL -> owner (a user named twice gets the higher role).  The
+    entry GetBucketAcl lists for the store itself (``owner_id``) is skipped, so a
+    policy read with GetBucketAcl and sent back unchanged changes nothing.
+
+    Raises:
+        S3Error: ``InvalidArgument`` for group and e-mail grantees (s3gw grants
+            roles to its users only) and for READ_ACP / WRITE_ACP.
+    """
+    roles: dict[str, Role] = {}
+    for kind, grantee, permission in grants:
+        if kind != "CanonicalUser":
+            raise S3Error("InvalidArgument", f"{kind} grantees are not supported: s3gw grants "
+                          "roles to its users (CanonicalUser ID = user name).",
+                          argument_name="Grantee", argument_value=grantee)
+        if grantee == owner_id:
+            continue
+        role = ROLE_OF_PERMISSION.get(permission)
+        if role is None:
+            raise S3Error("InvalidArgument", f"Permission {permission} is not supported: "
+                          "grant READ, WRITE or FULL_CONTROL.",
+                          argument_name="Permission", argument_value=permission)
+        roles[grantee] = max(role, roles.get(grantee, role))
+    return roles
+
+
 def acl_grants(grants: Any) -> list[tuple[str, str]]:
     """``(user, permission)`` pairs for GetBucketAcl, from ``Grant`` records."""
     return [(g.user, PERMISSIONS[g.role]) for g in grants]

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_DELETE_KEYS",
     "MAX_PARTS",
     "MAX_XML_BODY",
+    "parse_access_control_policy",
     "parse_complete_multipart",
     "parse_create_bucket",
     "parse_delete",
@@ -192,3 +193,40 @@ def parse_create_bucket(body: bytes, *, max_size: int = MAX_XML_BODY) -> str | N
         return None
     root = _root(body, "CreateBucketConfiguration", max_size)
     return _strip(_child(root, "LocationConstraint")) or None
+
+
+def parse_access_control_policy(body: bytes, *, max_size: int = MAX_XML_BODY
+                                ) -> list[tuple[str, str, str]]:
+    """Parse a PutBucketAcl / PutObjectAcl body.
+
+    Returns:
+        ``[(grantee type, id or URI, permission), …]`` in document order: the type
+        is ``CanonicalUser`` (with its ``ID``), ``Group`` (its ``URI``) or
+        ``AmazonCustomerByEmail`` (its ``EmailAddress``); the permission as sent.
+
+    Raises:
+        S3Error: ``MalformedACLError`` for a body that is not an
+            ``AccessControlPolicy`` with well-formed grants.
+    """
+    try:
+        root = _root(body, "AccessControlPolicy", max_size)
+    except S3Error as exc:
+        raise S3Error("MalformedACLError") from exc
+    acl = _child(root, "AccessControlList")
+    if acl is None:
+        raise S3Error("MalformedACLError", "The AccessControlPolicy has no AccessControlList.")
+    grants = []
+    for grant in _children(acl, "Grant"):
+        grantee = _child(grant, "Grantee")
+        permission = _strip(_child(grant, "Permission"))
+        if grantee is None or not permission:
+            raise S3Error("MalformedACLError", "A Grant needs a Grantee and a Permission.")
+        kind = next((v for k, v in grantee.attrib.items() if _local(k) == "type"), "")
+        field = {"CanonicalUser": "ID", "Group": "URI",
+                 "AmazonCustomerByEmail": "EmailAddress"}.get(kind)
+        value = _strip(_child(grantee, field)) if field else None
+        if not value:
+            raise S3Error("MalformedACLError", "A Grantee needs its xsi:type and its ID, URI "
+                                               "or EmailAddress.")
+        grants.append((kind, value, permission))
+    return grants

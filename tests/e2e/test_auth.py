@@ -35,6 +35,7 @@ from tests.e2e.auth_helpers import (  # noqa: F401 (world: a fixture)
     error_code,
     http_request,
     server_problems,
+    sign_v4,
     world,
 )
 
@@ -310,6 +311,50 @@ def test_bucket_acl_cannot_escalate(world):
     assert nick.get_object(Bucket=b, Key="a.txt")["Body"].read() == b"alpha"
     denied(lambda: nick.put_object(Bucket=b, Key="a.txt", Body=b"no"))
     world.client(world.users["olga"]).get_object(Bucket=b, Key="a.txt")  # the caller stays owner
+
+
+def test_bucket_acl_canned_and_policy_bodies_are_applied_or_refused(world):
+    repo = world.repo(rita="reader", olga="owner")
+    b = f"master.{repo}"
+    olga = world.client(world.users["olga"])
+    rita, nick = world.client(world.users["rita"]), world.client(world.users["nick"])
+    roles = lambda: {(g["user"], g["role"]) for g in world.cli.grants(repo=repo)}  # noqa: E731
+    # a policy read and sent back unchanged (s3cmd's round trip) changes nothing
+    before = roles()
+    assert ("rita", "reader") in before and ("olga", "owner") in before
+    acl = olga.get_bucket_acl(Bucket=b)
+    olga.put_bucket_acl(Bucket=b, AccessControlPolicy={"Owner": acl["Owner"],
+                                                       "Grants": acl["Grants"]})
+    assert roles() == before
+    # a policy replaces the roles (the caller stays owner)
+    olga.put_bucket_acl(Bucket=b, AccessControlPolicy={"Owner": acl["Owner"], "Grants": [
+        {"Grantee": {"Type": "CanonicalUser", "ID": "nick"}, "Permission": "READ"}]})
+    assert roles() == {("nick", "reader"), ("olga", "owner")}
+    assert nick.get_object(Bucket=b, Key="a.txt")["Body"].read() == b"alpha"
+    denied(lambda: rita.get_object(Bucket=b, Key="a.txt"))
+    # canned private: the owners only
+    olga.put_bucket_acl(Bucket=b, ACL="private")
+    assert roles() == {("olga", "owner")}
+    denied(lambda: nick.get_object(Bucket=b, Key="a.txt"))
+    # what s3gw cannot do is refused, and changes nothing
+    for bad, code in [
+        (dict(ACL="public-read"), "InvalidArgument"),
+        (dict(ACL="private", GrantRead='id="nick"'), "InvalidRequest"),
+        (dict(AccessControlPolicy={"Owner": acl["Owner"], "Grants": [
+            {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+             "Permission": "READ"}]}), "InvalidArgument"),
+        (dict(AccessControlPolicy={"Owner": acl["Owner"], "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": "nick"}, "Permission": "READ_ACP"}]}),
+         "InvalidArgument"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            olga.put_bucket_acl(Bucket=b, **bad)
+        assert e.value.response["Error"]["Code"] == code, bad
+    url = f"{world.endpoint}/{b}?acl"
+    headers = sign_v4(world.users["olga"], "PUT", url, {"Content-Length": "8"}, b"<not xml")
+    status, body = http_request(url, "PUT", b"<not xml", headers)
+    assert status == 400 and error_code(body) == "MalformedACLError"
+    assert roles() == {("olga", "owner")}
 
 
 def test_admin_users_may_do_everything(world):

@@ -70,12 +70,16 @@ def test_owner_grants_and_revokes_over_s3(gateway):
     alice.delete_bucket(Bucket="master.photos")
 
 
-def test_canned_acl_changes_no_role(gateway):
+def test_canned_private_acl_keeps_the_owners_only(gateway):
     alice, bob = gateway("alice"), gateway("bob")
     alice.create_bucket(Bucket="master.docs")
     alice.put_bucket_acl(Bucket="master.docs", GrantRead='id="bob"')
-    alice.put_bucket_acl(Bucket="master.docs", ACL="private")   # no grant headers: unchanged
     bob.list_objects_v2(Bucket="master.docs")
+    alice.put_bucket_acl(Bucket="master.docs", ACL="private")   # revokes bob's role
+    with pytest.raises(ClientError) as e:
+        bob.list_objects_v2(Bucket="master.docs")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    alice.list_objects_v2(Bucket="master.docs")
 
 
 def test_two_users_creating_one_new_repo_at_once_make_one_owner(gateway):

@@ -118,3 +118,22 @@ def test_create_bucket():
     assert parse_create_bucket(b"<CreateBucketConfiguration/>") is None
     assert code_of(parse_create_bucket, b"<Other/>") == "MalformedXML"
     assert code_of(parse_create_bucket, b"not xml") == "MalformedXML"
+
+
+def test_access_control_policy_grants():
+    from s3gw.s3.xmlparse import parse_access_control_policy
+    body = (b'<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>s3gw</ID>'
+            b'</Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-'
+            b'instance" xsi:type="CanonicalUser"><ID>bob</ID></Grantee><Permission>READ</Permission>'
+            b'</Grant><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            b'xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>'
+            b'<Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>')
+    assert parse_access_control_policy(body) == [
+        ("CanonicalUser", "bob", "READ"),
+        ("Group", "http://acs.amazonaws.com/groups/global/AllUsers", "READ")]
+    for bad in (b"<not xml", b"<AccessControlPolicy/>",
+                b"<AccessControlPolicy><AccessControlList><Grant><Permission>READ</Permission>"
+                b"</Grant></AccessControlList></AccessControlPolicy>",
+                b"<AccessControlPolicy><AccessControlList><Grant><Grantee><ID>x</ID></Grantee>"
+                b"<Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>"):
+        assert code_of(parse_access_control_policy, bad) == "MalformedACLError"

@@ -28,11 +28,11 @@ from ...http import Request, Response
 from ...pfs.auth import AuthStoreError, Role
 from ...pfs.model import BranchExists, RepoExists
 from .. import xml as s3xml
-from ..auth import acl_grants, grant_headers, may_create_branch, may_read
+from ..auth import acl_grants, grant_headers, may_create_branch, may_read, policy_roles
 from ..errors import S3Error
 from ..metadata import check_acl
 from ..names import bucket_name
-from ..xmlparse import parse_create_bucket
+from ..xmlparse import parse_access_control_policy, parse_create_bucket
 from .body import read_small_body
 from .listing import count_param, decode_token, encode_token
 from .service import OWNER, PRINCIPAL, S3Service, operation
@@ -176,15 +176,39 @@ async def get_bucket_acl(svc: S3Service, req: Request, r) -> Response:
 
 @operation("PutBucketAcl")
 async def put_bucket_acl(svc: S3Service, req: Request, r) -> Response:
-    """How an owner grants roles over S3: with auth on, ``x-amz-grant-read`` /
-    ``-write`` / ``-full-control: id="user"`` headers *replace* the repo's roles
-    (the caller stays owner).  Without grant headers (a canned ACL, or an XML
-    policy such as s3cmd re-sends around copies) nothing changes."""
+    """How an owner grants roles over S3 (auth on; with auth off there are no roles and
+    nothing changes).  One of, as S3 allows only one per request:
+
+    * ``x-amz-grant-read`` / ``-write`` / ``-full-control: id="user"`` headers, or
+    * an ``AccessControlPolicy`` body (CanonicalUser IDs are user names; a policy
+      read with GetBucketAcl and sent back unchanged, as s3cmd does, changes nothing),
+
+    *replace* the repo's roles; the caller stays owner.  The canned ``private``
+    keeps the owners only; the other canned ACLs (public and group access) are
+    ``InvalidArgument``, like group grantees: refused, not ignored, so an owner
+    revoking access is never told it worked when it did not.
+    """
     ref = await _existing(svc, r.bucket)
-    check_acl(req.headers.get("x-amz-acl"))
+    canned = req.headers.get("x-amz-acl")
+    check_acl(canned)
     principal = PRINCIPAL.get()
     roles = grant_headers(req.headers) if principal is not None else None
-    await read_small_body(req, limit=64 * 1024)
+    body = bytes(await read_small_body(req, limit=64 * 1024))
+    if principal is None:
+        return Response(200, [], b"")
+    given = [roles is not None, canned is not None, bool(body.strip())]
+    if sum(given) > 1:
+        raise S3Error("InvalidRequest", "Give a canned ACL, x-amz-grant-* headers or an "
+                                        "AccessControlPolicy body: only one of them.")
+    if canned is not None:
+        if canned.strip() != "private":
+            raise S3Error("InvalidArgument", f"x-amz-acl: {canned.strip()} is not supported: "
+                          "s3gw grants roles to its users only (no public or group access).",
+                          argument_name="x-amz-acl", argument_value=canned.strip())
+        current = await svc.run(svc.auth.grants, None, ref.repo)
+        roles = {g.user: g.role for g in current if g.role == Role.OWNER}
+    elif given[2]:
+        roles = policy_roles(parse_access_control_policy(body), OWNER.id)
     if roles is not None:
         if not principal.admin:
             roles[principal.user] = Role.OWNER
