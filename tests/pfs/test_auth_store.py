@@ -113,12 +113,19 @@ def test_claim_and_drop_repo(store):
     store.enable()
     store.create_key("alice")
     store.create_key("bob")
-    store.grant("bob", "images", "reader")
     store.claim_repo("alice", "images")
     assert store.snapshot().role("alice", "images") is Role.OWNER
+    store.grant("bob", "images", "reader")
     store.drop_repo("images")
     snap = store.snapshot()
     assert snap.role("alice", "images") is None and snap.role("bob", "images") is None
+    assert not snap.granted("images")
+    # roles granted before a repo exists stand: its creator is not made owner
+    store.grant("bob", "docs", "reader")
+    assert store.snapshot().granted("docs")
+    store.claim_repo("alice", "docs")
+    snap = store.snapshot()
+    assert snap.role("alice", "docs") is None and snap.role("bob", "docs") is Role.READER
 
 
 def test_changes_by_another_connection_are_seen(tmp_path, store):
