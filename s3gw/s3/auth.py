@@ -31,7 +31,10 @@ repo; :func:`authorize` checks it against an :class:`~s3gw.pfs.auth.AuthSnapshot
   need only a valid signature (the operations filter / claim ownership).
 
 The copy source of CopyObject / UploadPartCopy needs reader on its repo.
-Everything refused is ``AccessDenied`` (403), never a hint of what exists.
+Everything refused is ``AccessDenied`` (403), never a hint of what exists;
+the one exception (``S3Service.handle``): a bucket of a repo that does not
+exist and has no roles granted is ``NoSuchBucket`` (404), as S3 answers, which
+tells no more than a CreateBucket of it would.
 
 Pure: the caller passes ``now`` and the snapshot; no I/O.
 """

@@ -456,6 +456,34 @@ def test_roles_granted_before_a_repo_exists_stand_when_it_is_created(world):
     world.s3.delete_bucket(Bucket=b)
 
 
+def test_unknown_repo_is_no_such_bucket_for_a_signed_caller(world):
+    nick = world.client(world.users["nick"])
+    repo = f"r{uuid.uuid4().hex[:10]}"
+    # the usual "if not bucket_exists: make_bucket" of clients (minio-py, scripts)
+    with pytest.raises(ClientError) as e:
+        nick.head_bucket(Bucket=f"master.{repo}")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as e:
+        nick.list_objects_v2(Bucket=f"master.{repo}")
+    assert e.value.response["Error"]["Code"] == "NoSuchBucket"
+    nick.create_bucket(Bucket=f"master.{repo}")
+    nick.head_bucket(Bucket=f"master.{repo}")
+    # somebody else's repo, and a missing branch of it, stay AccessDenied: nothing is told
+    other = world.repo()
+    for b in (f"master.{other}", f"nosuch.{other}"):
+        with pytest.raises(ClientError) as e:
+            nick.head_bucket(Bucket=b)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        denied(lambda: nick.list_objects_v2(Bucket=b))
+    # a repo with roles granted before it exists is spoken for: AccessDenied too
+    spoken = f"r{uuid.uuid4().hex[:10]}"
+    world.cli.grant("rita", spoken, "reader")
+    denied(lambda: nick.list_objects_v2(Bucket=f"master.{spoken}"))
+    # anonymous requests learn nothing either
+    status, body = http_request(f"{world.endpoint}/master.{repo}x")
+    assert status == 403
+
+
 def test_revocation_takes_effect_on_the_running_server(world):
     repo = world.repo()
     b = f"master.{repo}"

@@ -124,7 +124,13 @@ class S3Service:
         try:
             routed = route(request.method, request.path, request.query, request.headers,
                            domain=self.domain, host=request.headers.get("host"))
-            principal = self.authenticate(request, routed)
+            try:
+                principal = self.authenticate(request, routed)
+            except S3Error as exc:
+                if getattr(exc, "bucket_denied", False) and \
+                        not await self.run(self._repo_known, routed.bucket):
+                    raise S3Error("NoSuchBucket", bucket_name=routed.bucket) from None
+                raise
             op = OPERATIONS.get(routed.endpoint.name)
             if op is None or not routed.endpoint.implemented:
                 raise S3Error("NotImplemented",
@@ -171,8 +177,28 @@ class S3Service:
         principal = authenticate(request.method, request.path, request.query, request.headers,
                                  snapshot, self.clock() / 1e9,
                                  vhost_bucket=routed.bucket if routed.virtual_host else None)
-        authorize(principal, snapshot, routed.endpoint, routed.bucket, request.headers)
+        try:
+            authorize(principal, snapshot, routed.endpoint, routed.bucket, request.headers)
+        except S3Error as exc:
+            # a signed caller refused on a bucket: ``handle`` answers NoSuchBucket if the
+            # repo is unknown (see ``_repo_known``)
+            exc.bucket_denied = exc.code == "AccessDenied" and bool(routed.bucket)
+            raise
         return principal
+
+    def _repo_known(self, bucket: str) -> bool:
+        """Blocking: whether the repo of ``bucket`` exists or has roles granted on it.
+
+        A signed caller without a role on an unknown repo gets ``NoSuchBucket``, as S3
+        answers for a bucket that does not exist (``if not bucket_exists: make_bucket``
+        is how clients create theirs); a repo that exists stays ``AccessDenied``, so a
+        caller without a role learns nothing of its branches.  That a repo does not
+        exist is no secret: CreateBucket of it would succeed."""
+        try:
+            repo = parse_bucket(bucket).repo
+        except S3Error:
+            return True        # malformed: keep the refusal
+        return bool(self.meta.list_branches(repo)) or self.auth.snapshot().granted(repo)
 
     def common_headers(self, request: Request) -> list[tuple[str, str]]:
         return [("x-amz-request-id", request.id), ("x-amz-id-2", request.id)]
