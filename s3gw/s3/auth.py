@@ -85,6 +85,10 @@ def _query_names(raw_query: str) -> set[str]:
     return {item.partition("=")[0] for item in raw_query.split("&") if item}
 
 
+_QUERY_AUTH = frozenset({"X-Amz-Algorithm", "X-Amz-Signature", "X-Amz-Credential", "Signature",
+                         "AWSAccessKeyId"})
+
+
 def scheme_of(headers: Any, raw_query: str) -> str:
     """Which signature scheme the request uses (no verification)."""
     auth = (headers.get("authorization") or "").lstrip()
@@ -126,6 +130,11 @@ def authenticate(method: str, raw_path: str, raw_query: str, headers: Any,
     identity = None
     if scheme == ANONYMOUS:
         raise S3Error("AccessDenied", "Anonymous access is not allowed: sign the request.")
+    if scheme in (HEADER_V4, HEADER_V2) and not _QUERY_AUTH.isdisjoint(_query_names(raw_query)):
+        raise S3Error("InvalidArgument", "Only one auth mechanism allowed; only the "
+                      "X-Amz-Algorithm query parameter, Signature query string parameter or "
+                      "the Authorization header should be specified",
+                      argument_name="Authorization")
     if scheme == HEADER_V4:
         identity = sigv4.verify_header_auth(method, raw_path, raw_query, headers, lookup, now)
         access_key = identity.access_key

@@ -135,6 +135,16 @@ def test_clock_skew(world):
     assert status == 403 and error_code(body) == "RequestTimeTooSkewed", body
 
 
+def test_header_and_query_auth_together_are_refused(world):
+    # AWS: 400 InvalidArgument "Only one auth mechanism allowed"
+    repo = world.repo()
+    path = f"/master.{repo}/a.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00"
+    headers = sign_v4(world.admin, "GET", f"{world.endpoint}{path}", {})
+    status, _, body = raw_request(world.server.port, "GET", path, headers)
+    assert status == 400 and error_code(body) == "InvalidArgument", body
+    assert b"Only one auth mechanism allowed" in body
+
+
 def test_presigned_sigv4(world):
     repo = world.repo(rita="reader")
     b = f"master.{repo}"
