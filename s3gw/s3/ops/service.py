@@ -124,13 +124,9 @@ class S3Service:
         try:
             routed = route(request.method, request.path, request.query, request.headers,
                            domain=self.domain, host=request.headers.get("host"))
-            try:
-                principal = self.authenticate(request, routed)
-            except S3Error as exc:
-                if getattr(exc, "bucket_denied", False) and \
-                        not await self.run(self._repo_known, routed.bucket):
-                    raise S3Error("NoSuchBucket", bucket_name=routed.bucket) from None
-                raise
+            principal = self.authenticate(request, routed)
+            if principal is not None:
+                await self.authorize(principal, request, routed)
             op = OPERATIONS.get(routed.endpoint.name)
             if op is None or not routed.endpoint.implemented:
                 raise S3Error("NotImplemented",
@@ -161,7 +157,7 @@ class S3Service:
         return response
 
     def authenticate(self, request: Request, routed) -> Principal | None:
-        """Verify the signature and the caller's role (None when auth is off).
+        """Verify the signature: the caller (None when auth is off).
 
         The auth store is re-checked at most every ``AUTH_RECHECK`` seconds
         (one cheap query), so key and grant changes made with ``s3gw auth``
@@ -174,17 +170,23 @@ class S3Service:
         snapshot = self.auth.snapshot(max_age=AUTH_RECHECK)
         if not snapshot.enabled:
             return None
-        principal = authenticate(request.method, request.path, request.query, request.headers,
-                                 snapshot, self.clock() / 1e9,
-                                 vhost_bucket=routed.bucket if routed.virtual_host else None)
+        return authenticate(request.method, request.path, request.query, request.headers,
+                            snapshot, self.clock() / 1e9,
+                            vhost_bucket=routed.bucket if routed.virtual_host else None)
+
+    async def authorize(self, principal: Principal, request: Request, routed) -> None:
+        """Check the caller's role for the operation (``s3.auth.authorize``).
+
+        A caller refused on a bucket whose repo is unknown gets ``NoSuchBucket`` instead
+        of ``AccessDenied`` (see ``_repo_known``)."""
         try:
-            authorize(principal, snapshot, routed.endpoint, routed.bucket, request.headers)
+            authorize(principal, self.auth.snapshot(max_age=AUTH_RECHECK), routed.endpoint,
+                      routed.bucket, request.headers)
         except S3Error as exc:
-            # a signed caller refused on a bucket: ``handle`` answers NoSuchBucket if the
-            # repo is unknown (see ``_repo_known``)
-            exc.bucket_denied = exc.code == "AccessDenied" and bool(routed.bucket)
+            if exc.code == "AccessDenied" and routed.bucket and \
+                    not await self.run(self._repo_known, routed.bucket):
+                raise S3Error("NoSuchBucket", bucket_name=routed.bucket) from None
             raise
-        return principal
 
     def _repo_known(self, bucket: str) -> bool:
         """Blocking: whether the repo of ``bucket`` exists or has roles granted on it.
