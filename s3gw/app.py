@@ -13,13 +13,18 @@ import logging
 import os
 import signal
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
 from .http import ServerConfig, serve
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
+from .pps.jobs import JobView
+from .pps.runner import Runner
+from .pps.store import PpsStore
 from .s3.ops.service import S3Service
 from .store.chunkstore import LocalChunkStore
 from .store.ids import INLINE_MAX
@@ -42,6 +47,9 @@ class AppConfig:
     direct_writes: bool = False    # chunk files written with O_DIRECT (see LocalChunkStore)
     upload_expiry: float = 7 * 86400   # seconds an unfinished multipart upload lives; 0: forever
     inline_object_max: int = INLINE_MAX  # PUT bodies up to this size live in the metadata
+    max_jobs: int = 2                  # pipeline jobs running at once
+    job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
+    pipelines: bool = True             # run the pipeline job runner
 
 
 class App:
@@ -54,15 +62,36 @@ class App:
                                      direct_writes=config.direct_writes)
         self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
+        self.pps = PpsStore(config.data_dir)
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
                             limiter=self.limiter, auth=self.auth,
-                            inline_object_max=config.inline_object_max)
+                            inline_object_max=config.inline_object_max,
+                            output_repos=self.pps.output_repos)
+        self.runner = Runner(self.meta, self.store, self.pps, self,
+                             os.path.join(config.data_dir, "pps", "jobs"),
+                             max_jobs=config.max_jobs, region=config.region,
+                             limiter=trio.CapacityLimiter(4))
 
     def close(self) -> None:
         self.meta.close()
         self.auth.close()
+        self.pps.close()
         self.store.close()
+
+    @asynccontextmanager
+    async def open_view(self, view: JobView):
+        """Serve one pipeline job's view on a listener of its own (``pps.runner.Gateway``);
+        yields its endpoint URL.  The listener closes when the block ends."""
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(
+                serve, partial(self.s3.handle_view, view), self.config.job_host, 0,
+                config=ServerConfig(), error_response=self.s3.http_error_response))
+            host, port = listeners[0].socket.getsockname()[:2]
+            try:
+                yield f"http://{host}:{port}"
+            finally:
+                nursery.cancel_scope.cancel()
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await serve(self.s3.handle, self.config.host, self.config.port,
@@ -95,6 +124,8 @@ async def run_server(config: AppConfig) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 await nursery.start(app.serve)
                 await nursery.start(app.expire_uploads)
+                if config.pipelines:
+                    await nursery.start(app.runner.run)
                 log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
                          os.path.abspath(config.data_dir))
                 async for signum in signals:

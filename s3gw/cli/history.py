@@ -70,6 +70,13 @@ def _cmd_log(args, meta) -> int:
                 commits = meta.log(ref.repo, ref.branch, args.n)
             for c in commits:
                 print(f"{c.id}  {_time(c.time_ns)}  {c.message}")
+                provenance = meta.provenance_of(c.id)
+                if provenance:
+                    print(f"    provenance: pipeline {provenance.get('pipeline')} "
+                          f"v{provenance.get('spec_version')}, job {provenance.get('job')}")
+                    for i in provenance.get("inputs", ()):
+                        print(f"      <- {i['name']}: {i['branch']}.{i['repo']} "
+                              f"commit {i['commit']}")
             return 0
         path = args.path[1:] if args.path.startswith("/") else args.path
         for v in meta.history.path_log(ref.repo, ref.branch, path, args.n, pinned=ref.commit):

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep objects of up to this many bytes in their commits, not in the "
                         f"chunk store: one sync per small PUT; 0 never (env S3GW_INLINE_MAX; "
                         f"default {INLINE_MAX}, at most 65536)")
+    p.add_argument("--max-jobs", type=int, default=int(_env("S3GW_MAX_JOBS", "2")),
+                   help="pipeline jobs running at once (env S3GW_MAX_JOBS; default 2)")
+    p.add_argument("--job-host", default=_env("S3GW_JOB_HOST", "127.0.0.1"),
+                   help="address of each pipeline job's own S3 endpoint (env S3GW_JOB_HOST)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
@@ -86,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub, _data_arg)
     from .auth import add_parser as add_auth_parser
     add_auth_parser(sub, _data_arg)
+    from .pipelines import add_parsers as add_pipeline_parsers
+    add_pipeline_parsers(sub, _data_arg)
     return parser
 
 
@@ -107,7 +113,8 @@ def _cmd_serve(args) -> int:
                                    "ok" if chunker.self_test() else "FAILED")
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
-                       upload_expiry=args.upload_expiry, inline_object_max=args.inline_max)
+                       upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -271,9 +278,19 @@ def _cmd_auth(args) -> int:
     return run(args)
 
 
+def _cmd_pipeline(args) -> int:
+    from .pipelines import run_pipeline
+    return run_pipeline(args)
+
+
+def _cmd_job(args) -> int:
+    from .pipelines import run_job
+    return run_job(args)
+
+
 _COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
-             "diff": _history_command("diff")}
+             "diff": _history_command("diff"), "pipeline": _cmd_pipeline, "job": _cmd_job}
 
 if __name__ == "__main__":
     sys.exit(main())

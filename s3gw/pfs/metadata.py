@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS tree(
     repo TEXT NOT NULL, branch TEXT NOT NULL, path TEXT NOT NULL, object INTEGER NOT NULL,
     commit_id TEXT NOT NULL, time_ns INTEGER NOT NULL,
     PRIMARY KEY(repo, branch, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS provenance(
+    commit_id TEXT PRIMARY KEY, job TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS provenance_job ON provenance(job);
 """
 
 Condition = Callable[[FileInfo | None], bool]
@@ -222,6 +225,8 @@ class SqliteMetadata:
             cur.execute("DELETE FROM entries WHERE repo=?", (repo,))
             cur.execute("DELETE FROM commit_skip WHERE id IN (SELECT id FROM commits "
                         "WHERE repo=?)", (repo,))
+            cur.execute("DELETE FROM provenance WHERE commit_id IN (SELECT id FROM commits "
+                        "WHERE repo=?)", (repo,))
             cur.execute("DELETE FROM commits WHERE repo=?", (repo,))
             self._steps.clear()
 
@@ -231,6 +236,7 @@ class SqliteMetadata:
     def commit(self, repo: str, branch: str, changes: Sequence[Put | Delete], message: str,
                now_ns: int, condition: Callable[[str, FileInfo | None], None] | None = None,
                also: Callable[[sqlite3.Cursor], None] | None = None,
+               provenance: dict | None = None, allow_empty: bool = False,
                ) -> CommitInfo | None:
         """Apply ``changes`` as one commit on the branch head, atomically and durably.
 
@@ -246,8 +252,16 @@ class SqliteMetadata:
         (its own commit on the chain, failing alone), and makes them durable
         with one transaction (one WAL fsync).  Each caller still returns only
         once its own commit is durable.
+
+        ``provenance`` (a JSON-able dict; its ``"job"`` key, if any, is indexed)
+        is recorded for the new commit in the same transaction: where a
+        pipeline's output commit came from (``provenance_of``,
+        ``commit_of_job``).  ``allow_empty`` makes a commit even when
+        ``changes`` change nothing (a job whose output equals the previous one
+        still records its provenance).
         """
-        req = _CommitRequest(repo, branch, changes, message, now_ns, condition, also)
+        req = _CommitRequest(repo, branch, changes, message, now_ns, condition, also,
+                             provenance, allow_empty)
         self._enqueue_and_apply([req])
         if req.error is not None:
             raise req.error
@@ -431,10 +445,14 @@ class SqliteMetadata:
                     cur.execute("INSERT INTO entries VALUES(?,?,?,?,NULL)",
                                 (repo, change.path, depth, commit_id))
                     changed = True
-        if not changed:
+        if not changed and not r.allow_empty:
             return None
         cur.execute("INSERT INTO commits VALUES(?,?,?,?,?,?,?)",
                     (commit_id, repo, branch, parent, depth, now_ns, r.message))
+        if r.provenance is not None:
+            cur.execute("INSERT INTO provenance VALUES(?,?,?)",
+                        (commit_id, r.provenance.get("job"),
+                         json.dumps(r.provenance, sort_keys=True)))
         _history.record_commit(cur, commit_id, parent, depth)
         cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?",
                     (commit_id, repo, branch))
@@ -445,6 +463,18 @@ class SqliteMetadata:
         if c is None:
             raise NoSuchCommit(commit_id)
         return c
+
+    def provenance_of(self, commit_id: str) -> dict | None:
+        """The provenance recorded with a commit (see ``commit``), or None."""
+        row = self._reader.execute("SELECT doc FROM provenance WHERE commit_id=?",
+                                   (commit_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def commit_of_job(self, job_id: str) -> str | None:
+        """The commit whose provenance names pipeline job ``job_id``, if it was made."""
+        row = self._reader.execute("SELECT commit_id FROM provenance WHERE job=?",
+                                   (job_id,)).fetchone()
+        return row[0] if row else None
 
     def log(self, repo: str, branch: str, limit: int = 100) -> list[CommitInfo]:
         head = self.get_branch(repo, branch).head
@@ -700,17 +730,20 @@ _ids = random.Random(os.urandom(32))
 
 class _CommitRequest:
     __slots__ = ("repo", "branch", "changes", "message", "now_ns", "condition", "also", "done",
-                 "result", "error", "plain")
+                 "result", "error", "plain", "provenance", "allow_empty")
 
-    def __init__(self, repo, branch, changes, message, now_ns, condition, also=None):
+    def __init__(self, repo, branch, changes, message, now_ns, condition, also=None,
+                 provenance=None, allow_empty=False):
         self.repo, self.branch, self.changes = repo, branch, changes
         self.message, self.now_ns, self.condition = message, now_ns, condition
         self.also = also
+        self.provenance, self.allow_empty = provenance, allow_empty
         self.done = False
         self.result: CommitInfo | None = None
         self.error: BaseException | None = None
         # only Puts, nothing to check or add: the fast path (SqliteMetadata._apply)
-        self.plain = (condition is None and also is None and bool(changes)
+        self.plain = (condition is None and also is None and provenance is None
+                      and not allow_empty and bool(changes)
                       and all(type(c) is Put for c in changes))
 
 

@@ -11,10 +11,11 @@ ALLOWED = {
     "store": {"_native"},
     "ingest": {"store", "_native"},
     "pfs": {"store", "_native"},
+    "pps": {"pfs", "store", "_native"},
     "http": set(),
-    "s3": {"pfs", "store", "ingest", "http", "_native"},
-    "app": {"s3", "pfs", "store", "ingest", "http", "_native"},
-    "cli": {"app", "s3", "pfs", "store", "ingest", "http", "_native", "__init__"},
+    "s3": {"pps", "pfs", "store", "ingest", "http", "_native"},
+    "app": {"s3", "pps", "pfs", "store", "ingest", "http", "_native"},
+    "cli": {"app", "s3", "pps", "pfs", "store", "ingest", "http", "_native", "__init__"},
 }
 PURE_S3 = {"errors", "xml", "xmlparse", "router", "endpoints", "names", "ranges", "awschunked",
            "dates", "metadata", "_xmltext", "auth", "sigv4", "sigv4_stream", "sigv2"}

@@ -26,7 +26,8 @@ from functools import partial
 
 from ...http import Request, Response
 from ...pfs.auth import AuthStoreError, Role
-from ...pfs.model import BranchExists, RepoExists
+from ...pfs.model import BranchExists, PfsError, RepoExists
+from ...pps.jobs import is_internal_repo
 from .. import xml as s3xml
 from ..auth import acl_grants, grant_headers, may_create_branch, may_read, policy_roles
 from ..errors import S3Error
@@ -35,7 +36,7 @@ from ..names import bucket_name
 from ..xmlparse import parse_access_control_policy, parse_create_bucket
 from .body import read_small_body
 from .listing import count_param, decode_token, encode_token
-from .service import OWNER, PRINCIPAL, S3Service, operation
+from .service import OWNER, PRINCIPAL, VIEW, S3Service, operation
 
 __all__ = ["bucket_page"]
 
@@ -84,15 +85,24 @@ async def list_buckets(svc: S3Service, req: Request, r) -> Response:
     start = decode_token(token) if token else None
     prefix = q.get("prefix")
     region = q.get("bucket-region")
-    branches = await svc.run(svc.meta.list_branches)
-    principal = PRINCIPAL.get()
-    if principal is not None:
-        snapshot = svc.auth.snapshot()
-        branches = [b for b in branches if may_read(principal, snapshot, b.repo)]
+    view = VIEW.get()
+    if view is not None:                    # a pipeline job's endpoint: its buckets only
+        created = {(b.repo, b.name): b.created_ns for b in await svc.run(_view_branches, svc,
+                                                                             view)}
+        entries = [s3xml.BucketEntry(b.name, created.get((b.repo, b.branch), 0))
+                   for b in view.buckets]
+    else:
+        branches = await svc.run(svc.meta.list_branches)
+        principal = PRINCIPAL.get()
+        if principal is not None:
+            snapshot = svc.auth.snapshot()
+            branches = [b for b in branches if may_read(principal, snapshot, b.repo)]
+        branches = [b for b in branches if not is_internal_repo(b.repo)]
+        entries = [s3xml.BucketEntry(bucket_name(b.repo, b.name), b.created_ns)
+                   for b in branches]
     if region and region != svc.region:
-        branches = []                       # every bucket is in our one region
-    entries = sorted((s3xml.BucketEntry(bucket_name(b.repo, b.name), b.created_ns)
-                      for b in branches), key=lambda e: e.name)
+        entries = []                        # every bucket is in our one region
+    entries.sort(key=lambda e: e.name)
     page, after = bucket_page(entries, prefix or "", start, limit)
     next_token = None if after is None else encode_token(after)
     doc = s3xml.list_buckets_result(page, OWNER, prefix=prefix, continuation_token=next_token,
@@ -217,6 +227,17 @@ async def put_bucket_acl(svc: S3Service, req: Request, r) -> Response:
         except AuthStoreError as exc:
             raise S3Error("InvalidArgument", str(exc), argument_name="x-amz-grant-*") from None
     return Response(200, [], b"")
+
+
+def _view_branches(svc: S3Service, view) -> list:
+    """Blocking: the branches behind a job view's buckets (for their creation times)."""
+    out = []
+    for b in view.buckets:
+        try:
+            out.append(svc.meta.get_branch(b.repo, b.branch))
+        except PfsError:
+            pass
+    return out
 
 
 async def _existing(svc: S3Service, name: str | None):

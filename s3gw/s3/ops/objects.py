@@ -38,7 +38,7 @@ from ..parts import parse_part_number, part_range
 from ..ranges import content_range, parse_range
 from .body import BodyReader, read_small_body
 from .piecepool import PiecePool
-from .service import OWNER, S3Service, operation
+from .service import OUTPUTS_RECHECK, OWNER, S3Service, operation
 from .versions import resolve_version_file
 
 __all__ = ["stream_object", "check_preconditions", "object_headers"]
@@ -317,6 +317,9 @@ async def read_object(svc: S3Service, req: Request, r, *, head: bool) -> Respons
     if "range" in req.headers and conditions.if_range_holds(req.headers, obj.etag, info.time_ns):
         rng = parse_range(req.headers.get("range"), size)
     headers = object_headers(info, r.query)
+    if svc.output_repos is not None and ref.repo in svc.output_repos(OUTPUTS_RECHECK):
+        headers.extend(provenance_headers(await svc.run(svc.meta.provenance_of,
+                                                        info.commit_id)))
     if "partNumber" in r.query:
         # One part of a multipart object: a 206 of that part's bytes, no checksum.
         # A single-part object has one part, the whole object (200).
@@ -438,6 +441,18 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
     if obj.parts and "partNumber" in query:   # as S3: only for a request of one part
         headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
     return headers
+
+
+def provenance_headers(provenance: dict | None) -> list[tuple[str, str]]:
+    """Where an output file came from: the job, the pipeline spec version, and the input
+    commits (``x-s3gw-provenance: <name>=<repo>@<branch>/<commit>, ...``)."""
+    if not provenance:
+        return []
+    inputs = ", ".join(f"{i['name']}={i['repo']}@{i['branch']}/{i['commit']}"
+                       for i in provenance.get("inputs", ()))
+    return [("x-s3gw-job", str(provenance.get("job", ""))),
+            ("x-s3gw-pipeline", f"{provenance.get('pipeline')}@v{provenance.get('spec_version')}"),
+            ("x-s3gw-provenance", inputs)]
 
 
 def check_preconditions(headers, etag: str, time_ns: int) -> int | None:

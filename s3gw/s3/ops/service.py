@@ -34,13 +34,16 @@ from ...store.chunkstore import ChunkError, LocalChunkStore
 from ...store.ids import INLINE_MAX
 from .. import unsupported
 from .. import xml as s3xml
+from ...pfs.auth import AuthSnapshot
+from ...pps.jobs import JobView
 from ..auth import Principal, authenticate, authorize
 from ..errors import ERRORS, S3Error, error_xml, to_s3_error
+from ..jobviews import check_output_write, check_view_request, view_ref
 from ..names import BucketRef, parse_bucket
 from ..router import route
 from .smallputs import SmallPutWriter
 
-__all__ = ["S3Service", "OPERATIONS", "OWNER", "PRINCIPAL"]
+__all__ = ["S3Service", "OPERATIONS", "OWNER", "PRINCIPAL", "VIEW"]
 
 log = logging.getLogger("s3gw.s3")
 OWNER = s3xml.Owner(id="s3gw", display_name="s3gw")
@@ -48,6 +51,11 @@ OWNER = s3xml.Owner(id="s3gw", display_name="s3gw")
 # The authenticated caller of the request being handled (None: auth is off).  Set by
 # ``S3Service.handle`` for the duration of one operation; child tasks inherit it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("s3gw_principal", default=None)
+# The pipeline job view the request came through (None: the main port).  Set by
+# ``S3Service.handle_view``; ``S3Service.bucket`` maps bucket names through it.
+VIEW: ContextVar[JobView | None] = ContextVar("s3gw_view", default=None)
+# Seconds between re-reads of the pipelines' output repos (``output_repos``).
+OUTPUTS_RECHECK = 0.05
 
 # Seconds between checks of the auth store for changes made by `s3gw auth` (see
 # SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server).
@@ -82,8 +90,11 @@ class S3Service:
     def __init__(self, meta: SqliteMetadata, store: LocalChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
                  clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
-                 inline_object_max: int = INLINE_MAX):
+                 inline_object_max: int = INLINE_MAX,
+                 output_repos: Callable[[float], frozenset[str]] | None = None):
         self.meta = meta
+        # output_repos(max_age): the repos only pipeline jobs write (None: no pipelines)
+        self.output_repos = output_repos
         # a PutObject body up to this size is kept in its manifest (store.ids); 0: never
         self.inline_object_max = inline_object_max
         self._inline_after = 0.0
@@ -119,14 +130,30 @@ class S3Service:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     # -- the handler ----------------------------------------------------------------------
+    async def handle_view(self, view: JobView, request: Request) -> Response:
+        """The handler of a pipeline job's endpoint: ``handle`` within ``view``."""
+        token = VIEW.set(view)
+        try:
+            return await self.handle(request)
+        finally:
+            VIEW.reset(token)
+
     async def handle(self, request: Request) -> Response:
         routed = None
         try:
             routed = route(request.method, request.path, request.query, request.headers,
                            domain=self.domain, host=request.headers.get("host"))
-            principal = self.authenticate(request, routed)
-            if principal is not None:
-                await self.authorize(principal, request, routed)
+            view = VIEW.get()
+            if view is not None:
+                principal = self.authenticate_view(view, request, routed)
+                check_view_request(view, routed.endpoint, routed.bucket, request.headers)
+            else:
+                principal = self.authenticate(request, routed)
+                if principal is not None:
+                    await self.authorize(principal, request, routed)
+                if self.output_repos is not None and routed.endpoint.access == "WRITE":
+                    check_output_write(routed.endpoint, routed.bucket,
+                                       self.output_repos(OUTPUTS_RECHECK))
             op = OPERATIONS.get(routed.endpoint.name)
             if op is None or not routed.endpoint.implemented:
                 raise S3Error("NotImplemented",
@@ -170,6 +197,15 @@ class S3Service:
         snapshot = self.auth.snapshot(max_age=AUTH_RECHECK)
         if not snapshot.enabled:
             return None
+        return authenticate(request.method, request.path, request.query, request.headers,
+                            snapshot, self.clock() / 1e9,
+                            vhost_bucket=routed.bucket if routed.virtual_host else None)
+
+    def authenticate_view(self, view: JobView, request: Request, routed) -> Principal:
+        """A job's endpoint accepts the job's own key only, whether auth is on or off."""
+        snapshot = AuthSnapshot(True, {view.access_key: (view.secret_key, f"job-{view.job_id}")},
+                                {}, frozenset({f"job-{view.job_id}"}),
+                                frozenset({f"job-{view.job_id}"}), {})
         return authenticate(request.method, request.path, request.query, request.headers,
                             snapshot, self.clock() / 1e9,
                             vhost_bucket=routed.bucket if routed.virtual_host else None)
@@ -233,6 +269,12 @@ class S3Service:
     def bucket(self, name: str | None) -> BucketRef:
         if not name:
             raise S3Error("InvalidBucketName", "A bucket name is required.")
+        view = VIEW.get()
+        if view is not None:
+            target = view.get(name)
+            if target is None:
+                raise S3Error("NoSuchBucket", bucket_name=name)
+            return view_ref(target)
         return parse_bucket(name)
 
     def writable(self, name: str | None) -> BucketRef:
