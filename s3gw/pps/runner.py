@@ -227,15 +227,6 @@ class Runner:
             await self._fail(job, f"job timed out after {spec.job_timeout:g} s (job_timeout)",
                              log_path)
             ended = True
-        except trio.Cancelled:
-            with trio.CancelScope(shield=True):
-                if job.id in self._stopping:
-                    await self._end(job, "kill", "stopped by s3gw job stop (or its pipeline "
-                                    "was deleted)", log_path)
-                else:
-                    await self._interrupted(job, log_path)
-                ended = True
-            raise
         except (NoSuchJob, NoSuchPipeline):
             ended = True                  # the pipeline and its jobs were deleted meanwhile
         except Exception as exc:  # noqa: BLE001 - the job fails, the runner goes on
@@ -243,10 +234,16 @@ class Runner:
             await self._fail(job, f"internal error: {type(exc).__name__}: {exc}", log_path)
             ended = True
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(30):
-                await self._thread(self._cleanup, job.id, staging)
-            if not ended:
-                log.warning("job %s ended without a final state", job.id)
+            # Not ended: cancelled (``job stop``, a deleted pipeline, the server stopping;
+            # trio may deliver it as a group of Cancelled, so decide here, not in an except).
+            with trio.CancelScope(shield=True):
+                if not ended:
+                    stopped = job.id in self._stopping
+                    outcome = await self._thread(self._settle_cancelled, job.id, stopped)
+                    self._write_log(log_path, f"s3gw: {outcome}\n")
+                    log.info("job %s of pipeline %s: %s", job.id, job.pipeline, outcome)
+                with trio.move_on_after(30):
+                    await self._thread(self._cleanup, job.id, staging)
 
     async def _run_datums(self, job: JobInfo, spec: PipelineSpec, datums: list[Datum],
                           log_path: str, staging: str) -> str | None:
@@ -396,11 +393,31 @@ class Runner:
         except NoSuchJob:
             pass
 
-    async def _interrupted(self, job: JobInfo, log_path: str) -> None:
-        """The server is stopping: fail the job and queue a re-run for the next start."""
-        await self._thread(self._fail_and_requeue, job.id, "interrupted: the server stopped "
-                                                           "during the job")
-        self._write_log(log_path, "s3gw: job interrupted: the server stopped\n")
+    def _settle_cancelled(self, job_id: str, stopped: bool) -> str:
+        """Blocking: the final state of a job whose run was cancelled; what happened.
+
+        Its output commit may have been made just before the cancellation landed:
+        then it succeeded.  Otherwise a stop kills it, and a server shutdown fails
+        it and queues a re-run."""
+        try:
+            job = self.pps.job(job_id)
+        except NoSuchJob:
+            return "job deleted with its pipeline"
+        if job.state in FINAL:
+            return f"job ended {job.state.value}"
+        commit = self.meta.commit_of_job(job_id)
+        if commit is not None:
+            if job.state == JobState.RUNNING:
+                self._transition(job_id, "finish")
+            self._transition(job_id, "recover", output_commit=commit)
+            return f"job succeeded: output commit {commit}"
+        if stopped:
+            reason = "stopped by s3gw job stop (or its pipeline was deleted)"
+            self._transition(job_id, "kill" if job.state != JobState.FINISHING else "fail",
+                             reason=reason)
+            return f"job stopped: {reason}"
+        self._fail_and_requeue(job_id, "interrupted: the server stopped during the job")
+        return "job interrupted: the server stopped; a re-run is queued"
 
     def _fail_and_requeue(self, job_id: str, reason: str) -> None:
         try:
@@ -421,19 +438,12 @@ class Runner:
         for job in self.pps.unfinished_jobs():
             if job.state == JobState.CREATED:
                 continue
-            commit = self.meta.commit_of_job(job.id)
-            if commit is not None:
-                if job.state == JobState.RUNNING:
-                    self._transition(job.id, "finish")
-                self._transition(job.id, "recover", output_commit=commit)
-                log.info("job %s: output commit %s found at start-up: SUCCESS", job.id, commit)
-            else:
-                self._fail_and_requeue(job.id, f"interrupted: the server stopped while the job "
-                                               f"was {job.state.value}")
-                log.info("job %s was interrupted by a restart: failed, re-run queued", job.id)
+            outcome = self._settle_cancelled(job.id, stopped=False)
+            log.info("job %s of pipeline %s was unfinished at start-up: %s", job.id,
+                     job.pipeline, outcome)
             try:
                 with open(os.path.join(self._job_dir(job.id), "log"), "a") as f:
-                    f.write("s3gw: job interrupted: the server stopped\n")
+                    f.write(f"s3gw: at start-up: {outcome}\n")
             except OSError:
                 pass
         for repo in self.meta.list_repos():
