@@ -5,6 +5,11 @@ store, the local chunk store, the capacity limiter that caps worker threads
 (hashing, chunking, disk), and the S3 service whose ``handle`` is the HTTP
 server's handler.  ``run_server`` serves until cancelled (SIGINT/SIGTERM in
 ``s3gw serve``) and closes everything on the way out.
+
+The web console (``s3gw.console``), when configured, is a second listener
+under the same nursery with its own handler, its own worker-thread limiter
+and its own connection to ``pps.sqlite``: nothing it does waits on the S3
+limiter.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from functools import partial
 
 import trio
 
+from .console import DEFAULT_CONSOLE_PORT, Console
 from .http import ServerConfig, serve
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
@@ -29,9 +35,11 @@ from .s3.ops.service import S3Service
 from .store.chunkstore import LocalChunkStore
 from .store.ids import INLINE_MAX
 
-__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT"]
+__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DEFAULT_CONSOLE",
+           "parse_console_address"]
 
 DEFAULT_PORT = 30600
+DEFAULT_CONSOLE = f"127.0.0.1:{DEFAULT_CONSOLE_PORT}"
 log = logging.getLogger("s3gw")
 
 
@@ -50,6 +58,7 @@ class AppConfig:
     max_jobs: int = 2                  # pipeline jobs running at once
     job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
     pipelines: bool = True             # run the pipeline job runner
+    console: str | None = None         # "host:port" of the web console; None: off
 
 
 class App:
@@ -72,11 +81,18 @@ class App:
                              os.path.join(config.data_dir, "pps", "jobs"),
                              max_jobs=config.max_jobs, region=config.region,
                              limiter=trio.CapacityLimiter(4))
+        self.console = None
+        if config.console:
+            self.console_pps = PpsStore(config.data_dir)   # its own connection (and lock)
+            self.console = Console(self.meta, self.store, self.console_pps, self.auth,
+                                   config.data_dir)
 
     def close(self) -> None:
         self.meta.close()
         self.auth.close()
         self.pps.close()
+        if self.console is not None:
+            self.console_pps.close()
         self.store.close()
 
     @asynccontextmanager
@@ -98,6 +114,12 @@ class App:
                     config=ServerConfig(), error_response=self.s3.http_error_response,
                     task_status=task_status)
 
+    async def serve_console(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The web console's listener (``config.console``); its handler answers its own
+        errors, so the server's error responses are plain text."""
+        host, port = parse_console_address(self.config.console)
+        await serve(self.console.handle, host, port, config=ServerConfig(tune_malloc=False),
+                    error_response=_console_error, task_status=task_status)
 
     async def expire_uploads(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Abort multipart uploads older than ``upload_expiry``, periodically (runs
@@ -128,9 +150,47 @@ async def run_server(config: AppConfig) -> None:
                     await nursery.start(app.runner.run)
                 log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
                          os.path.abspath(config.data_dir))
+                if app.console is not None:
+                    try:
+                        listeners = await nursery.start(app.serve_console)
+                    except OSError as exc:    # the S3 port serves on; the console is extra
+                        log.warning("console not started on %s: %s (use --console "
+                                    "host:port, or --console off)", config.console,
+                                    exc.strerror or exc)
+                    else:
+                        host, port = listeners[0].socket.getsockname()[:2]
+                        log.info("console on http://%s:%d", host, port)
                 async for signum in signals:
                     log.info("received %s, stopping", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
                     break
     finally:
         app.close()
+
+
+def parse_console_address(text: str) -> tuple[str, int]:
+    """``host:port``, ``:port``, ``port`` or ``host`` (port 30601) -> (host, port).
+
+    Raises:
+        ValueError: not an address.
+    """
+    text = text.strip()
+    if text.startswith("[") and "]" in text:            # [::1]:30601
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or str(DEFAULT_CONSOLE_PORT)
+    elif text.isdigit():
+        host, port = "127.0.0.1", text
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+        host = host or "127.0.0.1"
+    else:
+        host, port = text, str(DEFAULT_CONSOLE_PORT)
+    if not port.isdigit() or not 0 <= int(port) < 65536 or not host:
+        raise ValueError(f"not a console address: {text!r} (host:port, or off)")
+    return host, int(port)
+
+
+def _console_error(status: int, reason: str = ""):
+    from .http import Response
+    return Response(status, [("content-type", "text/plain; charset=utf-8")],
+                    f"{status} {reason}\n".encode())

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pipeline jobs running at once (env S3GW_MAX_JOBS; default 2)")
     p.add_argument("--job-host", default=_env("S3GW_JOB_HOST", "127.0.0.1"),
                    help="address of each pipeline job's own S3 endpoint (env S3GW_JOB_HOST)")
+    p.add_argument("--console", type=_console_arg, default=_env("S3GW_CONSOLE", "127.0.0.1:30601"),
+                   help="host:port of the read-only web console, or 'off' (env S3GW_CONSOLE; "
+                        "default 127.0.0.1:30601)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
@@ -114,7 +117,8 @@ def _cmd_serve(args) -> int:
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
-                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host,
+                       console=args.console)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -183,6 +187,17 @@ def _open_meta(args):
         print(f"s3gw: no data folder at {args.data}", file=sys.stderr)
         raise SystemExit(2)
     return SqliteMetadata(path)
+
+
+def _console_arg(text):
+    if text is None or str(text).strip().lower() in ("off", "none", "no", "0", "false", ""):
+        return None
+    from ..app import parse_console_address
+    try:
+        parse_console_address(str(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return str(text).strip()
 
 
 def _inline_max(text) -> int:

@@ -608,6 +608,24 @@ class History:
                 out.append(DiffEntry("M", path))
         return out
 
+    # -- one commit's changes (the console's commit page) -------------------------------
+    def changes(self, commit_id: str, after: str | None = None,
+                limit: int = 200) -> list[tuple[str, int | None, str | None]]:
+        """The paths ``commit_id`` wrote or deleted, in UTF-8 byte order, ``> after``:
+        ``(path, size, etag)``, size and etag None for a delete.  One range scan of
+        the ``entries_commit`` index."""
+        c = self._commit(commit_id)
+        rows = self.conn.execute(
+            "SELECT e.path, o.size, o.etag FROM entries e LEFT JOIN objects o ON o.id = e.object "
+            "WHERE e.commit_id=? AND e.repo=? AND e.path>? ORDER BY e.path LIMIT ?",
+            (c.id, c.repo, after or "", limit))
+        return [(p, size, etag) for p, size, etag in rows]
+
+    def change_count(self, commit_id: str) -> int:
+        """How many paths ``commit_id`` wrote or deleted."""
+        return self.conn.execute("SELECT count(*) FROM entries WHERE commit_id=?",
+                                 (commit_id,)).fetchone()[0]
+
     def _state(self, repo: str, lineage: Lineage, path: str):
         hit = self._latest(repo, lineage, path)
         if hit is None or hit[2] is None:
