@@ -14,7 +14,8 @@ ALLOWED = {
     "pps": {"pfs", "store", "_native"},
     "http": set(),
     "s3": {"pps", "pfs", "store", "ingest", "http", "_native"},
-    "app": {"s3", "pps", "pfs", "store", "ingest", "http", "_native"},
+    "console": {"pps", "pfs", "store", "http", "_native"},
+    "app": {"s3", "pps", "pfs", "store", "ingest", "http", "_native", "console"},
     "cli": {"app", "s3", "pps", "pfs", "store", "ingest", "http", "_native", "__init__"},
 }
 PURE_S3 = {"errors", "xml", "xmlparse", "router", "endpoints", "names", "ranges", "awschunked",
