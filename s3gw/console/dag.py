@@ -28,8 +28,8 @@ from .render import Html, esc
 
 __all__ = ["Node", "Graph", "Placed", "layout", "svg", "NODE_W", "NODE_H"]
 
-NODE_W, NODE_H = 170, 46
-GAP_X, GAP_Y, MARGIN = 70, 22, 12
+NODE_W, NODE_H = 150, 46
+GAP_X, GAP_Y, MARGIN = 48, 22, 12
 
 
 @dataclass(frozen=True)

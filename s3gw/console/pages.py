@@ -259,7 +259,7 @@ def dag(svg: Html, pipelines) -> Html:
     rows = [[link(url("/jobs", pipeline=p.name), p.name), f"v{p.version}",
              ", ".join(sorted({i.repo for i in p.spec.inputs})),
              r.state_badge(state) if state else "no job yet"] for p, state in pipelines]
-    return Html(f'<div class="dagbox">{svg}</div><h2>Pipelines</h2>'
+    return Html(f'<div class="dagbox">{svg}</div><h2>Pipeline specs</h2>'
                 + table(["Pipeline", "Spec", "Inputs", "Latest job"], rows,
                         empty="no pipelines (or none you may read)"))
 
