@@ -19,7 +19,7 @@ from functools import partial
 
 import trio
 
-from .http import ServerConfig, serve
+from .http import ServerConfig, serve, serve_listeners
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
@@ -29,7 +29,7 @@ from .s3.ops.service import S3Service
 from .store.chunkstore import LocalChunkStore
 from .store.ids import INLINE_MAX
 
-__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT"]
+__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder"]
 
 DEFAULT_PORT = 30600
 log = logging.getLogger("s3gw")
@@ -50,6 +50,36 @@ class AppConfig:
     max_jobs: int = 2                  # pipeline jobs running at once
     job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
     pipelines: bool = True             # run the pipeline job runner
+
+
+class DataFolderBusy(Exception):
+    """Another ``s3gw serve`` holds the data folder's lock."""
+
+
+def lock_data_folder(data_dir: str):
+    """Take the data folder's serve lock (``<data>/serve.lock``, an exclusive
+    ``flock`` held for the life of the process; the kernel drops it when the
+    process dies, however it dies).  Returns the open lock file.
+
+    Raises:
+        DataFolderBusy: another process holds it (its pid in the message).
+    """
+    import fcntl
+    path = os.path.join(data_dir, "serve.lock")
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise DataFolderBusy(f"another s3gw serve (pid {holder}) is serving "
+                             f"{os.path.abspath(data_dir)}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 class App:
@@ -93,10 +123,16 @@ class App:
             finally:
                 nursery.cancel_scope.cancel()
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await serve(self.s3.handle, self.config.host, self.config.port,
-                    config=ServerConfig(), error_response=self.s3.http_error_response,
-                    task_status=task_status)
+    async def serve(self, listeners=None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
+        if listeners is None:
+            await serve(self.s3.handle, self.config.host, self.config.port,
+                        config=ServerConfig(), error_response=self.s3.http_error_response,
+                        task_status=task_status)
+        else:
+            await serve_listeners(self.s3.handle, listeners, config=ServerConfig(),
+                                  error_response=self.s3.http_error_response,
+                                  task_status=task_status)
 
 
     async def expire_uploads(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -117,12 +153,35 @@ class App:
 
 
 async def run_server(config: AppConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    """Serve until SIGINT or SIGTERM, then stop cleanly.
+
+    The port is bound first, so a port in use fails before anything is created;
+    then the data folder is created (if new) and locked.
+
+    Raises:
+        OSError: the port cannot be bound.
+        DataFolderBusy: another server has the data folder.
+    """
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+        lock = lock_data_folder(config.data_dir)
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    try:
+        await _serve_app(config, listeners)
+    finally:
+        lock.close()
+
+
+async def _serve_app(config: AppConfig, listeners) -> None:
     app = App(config)
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await nursery.start(app.serve)
+                await nursery.start(app.serve, listeners)
                 await nursery.start(app.expire_uploads)
                 if config.pipelines:
                     await nursery.start(app.runner.run)
