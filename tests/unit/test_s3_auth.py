@@ -128,8 +128,8 @@ def test_anonymous_is_refused():
 
 def test_token_style_key_authenticates():
     token = "f" * 40
-    from s3gw.pfs.auth import _token_hash
-    snap = AuthSnapshot(True, {}, {_token_hash(token): "pachy"}, frozenset(),
+    from s3gw.pfs.roles import token_hash
+    snap = AuthSnapshot(True, {}, {token_hash(token): "pachy"}, frozenset(),
                         frozenset({"pachy"}), {})
     m, p, q, h = v4(ak=token, secret=token)
     assert auth.authenticate(m, p, q, h, snap, NOW).user == "pachy"
