@@ -20,9 +20,9 @@ import trio
 from .http import ServerConfig, serve
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
-from .s3.ops.service import S3Service
+from .s3.service import S3Service
 from .store.chunkstore import LocalChunkStore
-from .store.ids import INLINE_MAX
+from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT"]
 

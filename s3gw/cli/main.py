@@ -16,7 +16,7 @@ import os
 import queue
 import sys
 
-from ..store.ids import INLINE_MAX
+from ..store.manifest import INLINE_MAX
 
 __all__ = ["main"]
 
@@ -211,7 +211,7 @@ def _cmd_stats(args) -> int:
 
 def _inline_usage(meta) -> tuple[int, int]:
     """(inline chunks, their bytes): small objects' data kept in their manifests."""
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     count = size = 0
     for blob in meta.referenced_manifests():
         for ref in Manifest.unpack(blob).chunks:
@@ -245,7 +245,7 @@ def _cmd_gc(args) -> int:
 def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
     for cid in store.iter_ids():

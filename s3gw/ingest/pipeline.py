@@ -51,7 +51,7 @@ import trio
 from ..store import chunker as chunker_mod
 from ..store import hashing
 from ..store.chunkstore import LocalChunkStore, WriteBatch
-from ..store.ids import ChunkRef, Manifest
+from ..store.manifest import ChunkRef, Manifest
 
 __all__ = ["IngestResult", "ingest", "ingest_small", "read_small", "BLOCK_SIZE", "SMALL_BODY",
            "ChunkStage", "BodyTooLong"]

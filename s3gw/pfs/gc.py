@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..store.chunkstore import LocalChunkStore
-from ..store.ids import Manifest
+from ..store.manifest import Manifest
 from .metadata import SqliteMetadata
 
 __all__ = ["GcReport", "plan_gc", "collect_garbage", "DEFAULT_GRACE_S"]

@@ -56,7 +56,7 @@ from typing import Iterator, Protocol
 from . import hashing
 from ._durable import fdatasync_path as _fdatasync_path
 from ._durable import fsync_dir as _fsync_dir
-from .ids import ChunkId, ChunkRef
+from .manifest import ChunkId, ChunkRef
 from .packs import PACK_MAX, PackStore
 
 __all__ = [

@@ -6,7 +6,7 @@ import pytest
 
 from s3gw.store import hashing
 from s3gw.store.chunkstore import ChunkCorrupt, ChunkMissing, LocalChunkStore
-from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.store.manifest import ChunkRef, Manifest
 from s3gw.store.packs import PACK_MAX
 
 

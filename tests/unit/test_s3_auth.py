@@ -13,9 +13,9 @@ from botocore.credentials import Credentials
 
 from s3gw.http.headers import Headers
 from s3gw.pfs.auth import AuthSnapshot, Role
-from s3gw.s3 import auth
-from s3gw.s3.endpoints import by_name
-from s3gw.s3.errors import S3Error
+from s3gw.s3.auth import access as auth
+from s3gw.s3.wire.endpoints import by_name
+from s3gw.s3.wire.errors import S3Error
 
 FIXED = dt.datetime(2026, 11, 23, 8, 50, 40, tzinfo=dt.timezone.utc)
 NOW = FIXED.timestamp()

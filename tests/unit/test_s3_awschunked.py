@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3gw.s3.awschunked import (
+from s3gw.s3.wire.awschunked import (
     PLAIN,
     SIGNED,
     SIGNED_TRAILER,
@@ -13,7 +13,7 @@ from s3gw.s3.awschunked import (
     ChunkSignature,
     body_shape,
 )
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire.errors import S3Error
 
 SIG = "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
 SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

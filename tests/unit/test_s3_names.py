@@ -1,7 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
 
 C = "0123456789abcdef0123456789abcdef"
 

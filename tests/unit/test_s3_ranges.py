@@ -1,7 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.ranges import content_range, parse_range, unsatisfied_range
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.ranges import content_range, parse_range, unsatisfied_range
 
 TABLE = [
     ("bytes=0-9", 100, (0, 9)),

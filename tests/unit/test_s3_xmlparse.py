@@ -2,8 +2,8 @@
 
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.xml import parse_complete_multipart, parse_create_bucket, parse_delete
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.xml_out import parse_complete_multipart, parse_create_bucket, parse_delete
 
 NS = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
@@ -121,7 +121,7 @@ def test_create_bucket():
 
 
 def test_access_control_policy_grants():
-    from s3gw.s3.xmlparse import parse_access_control_policy
+    from s3gw.s3.wire.xml_in import parse_access_control_policy
     body = (b'<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>s3gw</ID>'
             b'</Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-'
             b'instance" xsi:type="CanonicalUser"><ID>bob</ID></Grantee><Permission>READ</Permission>'

@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from ...http import Request
-from ..awschunked import body_shape
-from ..errors import S3Error
-from ..sigv4 import ChunkVerifier
+from ..http import Request
+from .auth.sigv4_stream import ChunkVerifier
 from .service import PRINCIPAL
+from .wire.awschunked import body_shape
+from .wire.errors import S3Error
 
 __all__ = ["BodyReader", "read_small_body"]
 
