@@ -22,7 +22,7 @@ from collections import deque
 
 from ..http import Request
 from .auth.sigv4_stream import ChunkVerifier
-from .service import PRINCIPAL
+from .context import PRINCIPAL
 from .wire.awschunked import body_shape
 from .wire.errors import S3Error
 

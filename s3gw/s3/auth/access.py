@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...pfs.auth import AuthSnapshot, Role
+from ...pfs.roles import AuthSnapshot, Role
 from ..wire.endpoints import READ, SERVICE, Endpoint
 from ..wire.errors import S3Error
 from ..wire.names import parse_bucket, parse_copy_source

@@ -9,7 +9,7 @@ canned owner-only one.
 from __future__ import annotations
 
 from ...http import Request, Response
-from ...pfs.auth import AuthStoreError, Role
+from ...pfs.roles import AuthStoreError, Role
 from ..auth.access import acl_grants, grant_headers, policy_roles
 from ..context import OWNER, PRINCIPAL, Context
 from ..payload import read_small_body
