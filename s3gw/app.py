@@ -52,7 +52,7 @@ class App:
                                    durable=config.fsync)
         self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
                                      direct_writes=config.direct_writes)
-        self.meta.uploads  # create the multipart staging tables now
+        _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,

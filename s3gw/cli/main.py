@@ -271,7 +271,8 @@ def _cmd_auth(args) -> int:
     return run(args)
 
 
-_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
+             "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff")}
 

@@ -317,7 +317,7 @@ class _StageThread:
             try:
                 if self.error is None and not self.aborted:
                     fn(memoryview(block)[:n])
-            except BaseException as exc:  # handed to the reader through the outcome
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader through the outcome
                 self.error = exc
             finally:
                 release(block)

@@ -363,7 +363,7 @@ class SqliteMetadata:
                 cur.execute("SAVEPOINT one_commit")
                 try:
                     r.result = self._commit_tx(cur, r)
-                except Exception as exc:  # this request fails alone
+                except Exception as exc:  # noqa: BLE001 - this request fails alone
                     cur.execute("ROLLBACK TO one_commit")
                     r.error = exc
                 cur.execute("RELEASE one_commit")

@@ -12,7 +12,6 @@ conditional writes decided inside the commit transaction under a race.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time

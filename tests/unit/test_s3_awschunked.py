@@ -78,7 +78,8 @@ def decode(body, splits, **kw):
 )
 def test_body_shape(headers, kind, length, sha, trailer):
     shape = body_shape(headers)
-    assert (shape.kind, shape.decoded_length, shape.content_sha256, shape.expect_trailer) == (kind, length, sha, trailer)
+    assert (shape.kind, shape.decoded_length, shape.content_sha256, shape.expect_trailer) == \
+        (kind, length, sha, trailer)
     assert shape.aws_chunked == (kind != PLAIN)
     assert (shape.decoder() is None) == (kind == PLAIN)
 
@@ -89,7 +90,8 @@ def test_body_shape(headers, kind, length, sha, trailer):
         ({"x-amz-content-sha256": "nope"}, "InvalidArgument"),
         ({"x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"}, "NotImplemented"),
         ({"content-length": "-1"}, "InvalidArgument"),
-        ({"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "x"}, "InvalidArgument"),
+        ({"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+          "x-amz-decoded-content-length": "x"}, "InvalidArgument"),
     ],
 )
 def test_body_shape_errors(headers, code):

@@ -44,7 +44,8 @@ def test_bucket_name():
         bucket_name("im.ages", "master")
 
 
-@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".", "\u00fc" * 512, "k" * 1024, "a\nb"])
+@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".",
+                                 "\u00fc" * 512, "k" * 1024, "a\nb"])
 def test_valid_keys(key):
     assert validate_key(key) == key
 

@@ -32,7 +32,8 @@ def test_range_table(value, size, expected):
     assert parse_range(value, size) == expected
 
 
-@pytest.mark.parametrize("value,size", [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=0-0", 0)])
+@pytest.mark.parametrize("value,size", [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100),
+                                        ("bytes=0-", 0), ("bytes=0-0", 0)])
 def test_unsatisfiable(value, size):
     with pytest.raises(S3Error) as ei:
         parse_range(value, size)

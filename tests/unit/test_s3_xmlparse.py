@@ -99,20 +99,23 @@ def test_complete_shapes(ns):
 def test_complete_errors():
     part = "<Part><PartNumber>{}</PartNumber><ETag>e</ETag></Part>"
     wrap = "<CompleteMultipartUpload>{}</CompleteMultipartUpload>"
-    assert code_of(parse_complete_multipart, wrap.format(part.format(2) + part.format(1)).encode()) == "InvalidPartOrder"
-    assert code_of(parse_complete_multipart, wrap.format(part.format(1) + part.format(1)).encode()) == "InvalidPartOrder"
+    for order in ((2, 1), (1, 1)):
+        body = wrap.format("".join(part.format(n) for n in order)).encode()
+        assert code_of(parse_complete_multipart, body) == "InvalidPartOrder"
     assert code_of(parse_complete_multipart, wrap.format(part.format(0)).encode()) == "InvalidArgument"
     assert code_of(parse_complete_multipart, wrap.format(part.format(10001)).encode()) == "InvalidArgument"
     assert code_of(parse_complete_multipart, wrap.format(part.format("x")).encode()) == "MalformedXML"
     assert code_of(parse_complete_multipart, wrap.format("").encode()) == "MalformedXML"
-    assert code_of(parse_complete_multipart, wrap.format("<Part><PartNumber>1</PartNumber></Part>").encode()) == "MalformedXML"
+    no_etag = wrap.format("<Part><PartNumber>1</PartNumber></Part>").encode()
+    assert code_of(parse_complete_multipart, no_etag) == "MalformedXML"
     assert code_of(parse_complete_multipart, b"") == "MalformedXML"
 
 
 def test_create_bucket():
     assert parse_create_bucket(b"") is None
     assert parse_create_bucket(b"  \r\n") is None
-    body = f"<CreateBucketConfiguration{NS}><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>"
+    body = (f"<CreateBucketConfiguration{NS}><LocationConstraint>us-east-1</LocationConstraint>"
+            "</CreateBucketConfiguration>")
     assert parse_create_bucket(body.encode()) == "us-east-1"
     assert parse_create_bucket(b"<CreateBucketConfiguration><LocationConstraint/></CreateBucketConfiguration>") is None
     assert parse_create_bucket(b"<CreateBucketConfiguration/>") is None

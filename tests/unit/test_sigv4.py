@@ -532,7 +532,7 @@ def test_signed_trailer_chain():
     )
     dec = AwsChunkedDecoder(True, True, decoded_length=len(data))
     v = sigv4_stream.ChunkVerifier(key, ts, scope, seed)
-    for s in dec.feed(body):
+    for _ in dec.feed(body):
         pass
     v.add_signatures(dec.take_signatures())
     v.feed(data)
