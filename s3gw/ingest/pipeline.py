@@ -401,7 +401,7 @@ def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("
     are removed.
 
     A body of 1 to ``inline_max`` bytes becomes one inline chunk (``ChunkRef``
-    with its data, see ``store.ids``): nothing is staged in the store, and the
+    with its data, see ``store.manifest``): nothing is staged in the store, and the
     caller's commit makes it durable.
     """
     algorithms = list(dict.fromkeys(algorithms))

@@ -10,7 +10,7 @@ repo's contents), then marks every chunk of the remaining objects and
 sweeps the rest: chunk files are unlinked, packed chunks dropped from the
 pack index, and packs more than half dead (and older than the grace
 period) rewritten without them.  Inline chunks (a small object's bytes kept
-in its manifest, ``store.ids``) are not in the store: they go with their
+in its manifest, ``store.manifest``) are not in the store: they go with their
 object row.
 
 Known weakness: the mark phase reads all manifests into one set (about

@@ -70,7 +70,7 @@ class Context:
                  clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
                  inline_object_max: int = INLINE_MAX):
         self.meta = meta
-        # a PutObject body up to this size is kept in its manifest (store.ids); 0: never
+        # a PutObject body up to this size is kept in its manifest (store.manifest); 0: never
         self.inline_object_max = inline_object_max
         self._inline_after = 0.0
         self._inline_strikes: deque[float] = deque(maxlen=INLINE_STRIKES)

@@ -96,7 +96,7 @@ class S3Service(Context):
                             vhost_bucket=routed.bucket if routed.virtual_host else None)
 
     async def authorize(self, principal: Principal, request: Request, routed) -> None:
-        """Check the caller's role for the operation (``s3.auth.authorize``).
+        """Check the caller's role for the operation (``s3.auth.access.authorize``).
 
         A caller refused on a bucket whose repo is unknown gets ``NoSuchBucket`` instead
         of ``AccessDenied`` (see ``_repo_known``)."""

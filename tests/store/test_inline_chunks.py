@@ -1,4 +1,4 @@
-"""Inline chunks: a small object's bytes carried in its manifest (store.ids)."""
+"""Inline chunks: a small object's bytes carried in its manifest (store.manifest)."""
 
 import random
 

@@ -1,6 +1,6 @@
 """Conditional and ranged reads, conditional writes.
 
-The matrix of ``s3.conditions`` case by case against RFC 9110 13.2.2 and
+The matrix of ``s3.wire.conditions`` case by case against RFC 9110 13.2.2 and
 the S3 GetObject/HeadObject/PutObject documentation; then the same through
 the real handler in process (``S3Service`` on a real ``SqliteMetadata`` and
 ``LocalChunkStore``, driven over ``serve_connection`` on an in-memory stream,

@@ -17,12 +17,12 @@ Theory of operation
   cannot make the source the current version again; it can only make a
   self-copy's refusal answer the state of a moment earlier.
 * ``If-None-Match: *`` and ``If-Match`` apply to the destination, as on a
-  PutObject (``s3.conditions.write_condition``), decided inside the commit;
+  PutObject (``s3.wire.conditions.write_condition``), decided inside the commit;
   the ``x-amz-copy-source-if-*`` headers apply to the source.
 * The source may be pinned with ``?versionId=<commit>`` (or a commit-pinned
   source bucket): resolved by ``s3.resolve.resolve_file`` like a GET's
   versionId (any commit of the branch's lineage, ``null`` = the head).
-* ``x-amz-copy-source-if-*`` are evaluated on the source (``s3.parts``);
+* ``x-amz-copy-source-if-*`` are evaluated on the source (``s3.wire.parts``);
   a failure is ``412 PreconditionFailed``.
 * UploadPartCopy makes a part from a byte range of the source: chunks that
   lie wholly inside the range are referenced as they are; a chunk the

@@ -181,7 +181,7 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
 
 
 def check_preconditions(headers, etag: str, time_ns: int) -> int | None:
-    """RFC 9110 section 13.2.2 order, as S3 applies it to GET/HEAD (``s3.conditions``).
+    """RFC 9110 section 13.2.2 order, as S3 applies it to GET/HEAD (``s3.wire.conditions``).
 
     Returns None to proceed, 412 for PreconditionFailed or 304 for Not Modified.
     """

@@ -14,14 +14,14 @@ Theory of operation
   the earlier part.  The upload's checksum algorithm is always computed for
   each part, verified when the client sent it, and stored.
 * CompleteMultipartUpload plans the object from the part list (pure:
-  ``s3.parts.plan_completion``): manifests concatenated, no chunk read or
+  ``s3.wire.parts.plan_completion``): manifests concatenated, no chunk read or
   written, so completing 100 GiB costs what 1 MiB does, plus ~44 bytes of
   manifest per chunk.  The commit and the removal of the upload's rows are
   one transaction (``commit(also=...)``): the object appears whole or not at
   all, and a concurrent second Complete or Abort of the same upload finds
   nothing (``NoSuchUpload``).
 * Complete honours the conditional-write headers as PutObject does
-  (``s3.conditions.write_condition``): ``If-None-Match: *`` -> 412 when the
+  (``s3.wire.conditions.write_condition``): ``If-None-Match: *`` -> 412 when the
   key exists, ``If-Match: <etag>`` -> 412 when the current ETag differs, 404
   ``NoSuchKey`` when there is no object.  The condition is decided inside the
   commit's transaction, so no writer can slip in between check and commit;

@@ -79,7 +79,7 @@ async def _put_small(svc: Context, req: Request, reader: BodyReader, ref, key: s
     (without ``Expect``, it is already in the socket buffer), then the small-PUT
     writer thread checks the bucket and the condition, hashes and stages the
     chunk, verifies the digests, makes the chunk durable and commits, batched
-    with the other small PUTs queued meanwhile (``ops.smallputs``).  Same checks
+    with the other small PUTs queued meanwhile (``ingest.smallputs``).  Same checks
     in the same order, the same answers and the same crash order as the
     streamed path; only a missing bucket is found after the body arrived
     instead of before.  A body kept in its commit (up to ``inline_object_max``
