@@ -25,9 +25,9 @@ from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
-from .s3.ops.service import S3Service
+from .s3.service import S3Service
 from .store.chunkstore import LocalChunkStore
-from .store.ids import INLINE_MAX
+from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder"]
 
@@ -90,7 +90,7 @@ class App:
                                    durable=config.fsync)
         self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
                                      direct_writes=config.direct_writes)
-        self.meta.uploads  # create the multipart staging tables now
+        _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
         self.limiter = trio.CapacityLimiter(config.worker_threads)

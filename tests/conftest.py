@@ -101,7 +101,7 @@ def server(tmp_path_factory):
     srv.stop()
     internal = [line for line in srv.log().splitlines()
                 if re.search(r"s3gw\.access \S+ \S+ 500 ", line) or "Traceback" in line]
-    assert not internal, f"the server answered 500s:\n" + "\n".join(internal)
+    assert not internal, "the server answered 500s:\n" + "\n".join(internal)
 
 
 def make_client(endpoint: str):

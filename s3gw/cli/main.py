@@ -17,7 +17,7 @@ import os
 import queue
 import sys
 
-from ..store.ids import INLINE_MAX
+from ..store.manifest import INLINE_MAX
 
 __all__ = ["main"]
 
@@ -237,7 +237,7 @@ def _cmd_stats(args) -> int:
 
 def _inline_usage(meta) -> tuple[int, int]:
     """(inline chunks, their bytes): small objects' data kept in their manifests."""
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     count = size = 0
     for blob in meta.referenced_manifests():
         for ref in Manifest.unpack(blob).chunks:
@@ -271,7 +271,7 @@ def _cmd_gc(args) -> int:
 def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
     for cid in store.iter_ids():
@@ -307,7 +307,8 @@ def _cmd_job(args) -> int:
     return run_job(args)
 
 
-_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
+             "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff"), "pipeline": _cmd_pipeline, "job": _cmd_job}
 

@@ -1,7 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
 
 C = "0123456789abcdef0123456789abcdef"
 
@@ -44,7 +44,8 @@ def test_bucket_name():
         bucket_name("im.ages", "master")
 
 
-@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".", "\u00fc" * 512, "k" * 1024, "a\nb"])
+@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".",
+                                 "\u00fc" * 512, "k" * 1024, "a\nb"])
 def test_valid_keys(key):
     assert validate_key(key) == key
 
