@@ -561,7 +561,7 @@ def test_aws_sdk_js(target, tmp_path, request):
             if r is None:
                 raise AssertionError(f"the script did not run this step (exit {proc.returncode}): "
                                      f"{proc.stderr.strip()[-1500:]}")
-            st.note = r.get("note", "")
+            st.note, st.seconds = r.get("note", ""), r.get("seconds")
             if r["status"] != "pass":
                 raise AssertionError(r.get("reason", "failed"))
             if op == MULTIPART:  # the witness agrees
