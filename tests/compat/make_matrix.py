@@ -29,7 +29,7 @@ ORDER = ["mb", "mb of a DNS", "mb + rb of a bare", "ls buckets shows a bare", "l
          "sync after", "sync down", "rm one", "rm many", "rb"]
 CLIENT_ORDER = ["aws cli", "boto3", "s3cmd", "rclone", "minio-py", "s3fs"]
 # the second table: tests/compat/test_data_tools.py
-DATA_ORDER = ["write Parquet", "read Parquet", "write + read CSV", "put object", "get object",
+DATA_ORDER = ["write Parquet", "read Parquet", "write + read CSV", "put object", "conditional put", "get object",
               "get with Range", "list", "multipart upload", "copy (", "delete", "dvc add",
               "dvc pull", "dvc status", "read an old version by", "read an old version through"]
 DATA_TOOLS = ["pyarrow", "polars", "obstore", "pandas", "dvc", "aws-sdk-js v3"]

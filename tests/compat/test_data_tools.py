@@ -45,6 +45,7 @@ WRITE_DS = "write Parquet dataset (hive-partitioned, several files)"
 READ_DS = "read Parquet dataset back (partition filter)"
 CSV = "write + read CSV"
 PUT = "put object"
+CONDITIONAL_PUT = "conditional put (create only, update if ETag matches)"
 GET = "get object (byte-identical)"
 RANGE = "get with Range"
 LIST = "list"
@@ -314,6 +315,17 @@ def test_obstore(target, tmp_path, request):
 
     with rec.step(GET):
         assert obs.get(st_, key).bytes().to_bytes() == v2
+
+    with rec.step(CONDITIONAL_PUT) as st:  # what Delta Lake / lance-style commit locks use
+        first = obs.put(st_, "lock.json", b"1", mode="create")
+        with pytest.raises(obs.exceptions.AlreadyExistsError):
+            obs.put(st_, "lock.json", b"2", mode="create")
+        obs.put(st_, "lock.json", b"3", mode={"e_tag": first["e_tag"]})
+        with pytest.raises(obs.exceptions.PreconditionError):
+            obs.put(st_, "lock.json", b"4", mode={"e_tag": first["e_tag"]})
+        assert oracle_bytes(s3, bucket, "lock.json") == b"3"
+        obs.delete(st_, "lock.json")
+        st.note = "mode=create (If-None-Match: *), mode={e_tag} (If-Match)"
 
     with rec.step(RANGE) as st:
         assert bytes(obs.get_range(st_, key, start=8, end=11)) == v2[8:11]
