@@ -533,7 +533,7 @@ def test_dvc(target, tmp_path, request):
 
 # --------------------------------------------------------------------------- JS SDK v3
 
-JS_OPS = [PUT, GET, RANGE, OLD_BY_ID, LIST, MULTIPART, COPY, DELETE]
+JS_OPS = [PUT, GET, RANGE, OLD_BY_ID, OLD_BY_BUCKET, LIST, MULTIPART, COPY, DELETE]
 
 
 def _js_version() -> str:

@@ -87,6 +87,12 @@ await step("read an old version by version id (commit)", async () => {
   check(h.ContentLength === V1.length, `HEAD of the old version: ${h.ContentLength} bytes`);
 });
 
+await step("read an old version through a commit bucket (<commit>.master.<repo>)", async () => {
+  const r = await s3.send(new GetObjectCommand({ Bucket: `${state.v1}.${bucket}`, Key: KEY }));
+  const got = await body(r);
+  check(got.equals(V1), `the commit bucket gave ${JSON.stringify(got.toString())}`);
+});
+
 const MANY = 23;
 await step("list", async (ctx) => {
   const keys = [];
