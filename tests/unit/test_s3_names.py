@@ -70,6 +70,9 @@ def test_invalid_keys(key, code):
         ("/master.images/dir/f%C3%BC?versionId=HEAD%5E", "master.images", "dir/f\u00fc", "HEAD^"),
         ("b/what%3Fnot?versionId=", "b", "what?not", None),
         ("b/a/b/", "b", "a/b/", None),
+        # the whole value escaped (JS encodeURIComponent, AWS's Java example): %2F separates
+        ("master.data%2Fdir%2Fa%20b%2B%25.txt", "master.data", "dir/a b+%.txt", None),
+        ("%2Fb%2Fk?versionId=HEAD", "b", "k", "HEAD"),
     ],
 )
 def test_copy_source(value, bucket, key, version):
