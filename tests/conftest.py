@@ -12,6 +12,11 @@ import uuid
 
 import pytest
 
+# Clients never look for cloud instance credentials (a link-local address, not on this
+# machine's loopback): every test passes its keys, and a client that found none must
+# fail at once rather than probe the network.  Subprocesses inherit it.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
 
 def free_port() -> int:
     with socket.socket() as s:
