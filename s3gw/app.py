@@ -162,34 +162,35 @@ async def run_server(config: AppConfig) -> None:
         OSError: the port cannot be bound.
         DataFolderBusy: another server has the data folder.
     """
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-    try:
-        os.makedirs(config.data_dir, exist_ok=True)
-        lock = lock_data_folder(config.data_dir)
-    except BaseException:
-        for listener in listeners:
-            await listener.aclose()
-        raise
-    try:
-        await _serve_app(config, listeners)
-    finally:
-        lock.close()
+    # signals first: a SIGTERM that arrives once the port accepts connections stops cleanly
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        try:
+            os.makedirs(config.data_dir, exist_ok=True)
+            lock = lock_data_folder(config.data_dir)
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        try:
+            await _serve_app(config, listeners, signals)
+        finally:
+            lock.close()
 
 
-async def _serve_app(config: AppConfig, listeners) -> None:
+async def _serve_app(config: AppConfig, listeners, signals) -> None:
     app = App(config)
     try:
         async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await nursery.start(app.serve, listeners)
-                await nursery.start(app.expire_uploads)
-                if config.pipelines:
-                    await nursery.start(app.runner.run)
-                log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
-                         os.path.abspath(config.data_dir))
-                async for signum in signals:
-                    log.info("received %s, stopping", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+            await nursery.start(app.serve, listeners)
+            await nursery.start(app.expire_uploads)
+            if config.pipelines:
+                await nursery.start(app.runner.run)
+            log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
+                     os.path.abspath(config.data_dir))
+            async for signum in signals:
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
     finally:
         app.close()

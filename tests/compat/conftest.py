@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def client(request, server, tmp_path):
 def auth_server(tmp_path_factory):
     """A gateway with auth on (one per module); ``.credentials`` is the admin's key pair."""
     data = str(tmp_path_factory.mktemp("s3gw-auth-compat") / "data")
+    os.makedirs(data)          # only `s3gw serve` creates a data folder; auth needs one
     out = subprocess.run([sys.executable, "-m", "s3gw", "auth", "enable", "--json", "--data", data],
                          check=True, capture_output=True, text=True).stdout
     creds = json.loads(out)
