@@ -24,7 +24,6 @@ import select
 import socket
 import statistics
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from s3gw.pfs.metadata import SqliteMetadata          # noqa: E402
 from s3gw.pfs.model import Delete, ObjectInfo, Put     # noqa: E402
-from s3gw.store.ids import Manifest, ChunkRef          # noqa: E402
+from s3gw.store.manifest import ChunkRef, Manifest     # noqa: E402
 from s3gw.store import hashing                         # noqa: E402
 
 KEYS = 100_000

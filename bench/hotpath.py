@@ -81,6 +81,7 @@ def main(argv=None) -> int:
                 conn.request("DELETE", key)
             if "small" in only:
                 prefix = f"s{rep}"
+                r = None
                 for method in ("PUT", "GET"):
                     per = None if method == "PUT" else r.per_client_done
                     with h.phase(f"small{method}{rep}") as ph:

@@ -964,7 +964,8 @@ def build_table(results: dict) -> str:
     lines.append("")
     lines.append("| ceiling (same run) | GB/s |")
     lines.append("|---|---|")
-    labels = {"md5": "MD5, one core (hashlib, 1 MiB updates)", "raw_socket": "loopback socket (raw sendall -> recv_into)",
+    labels = {"md5": "MD5, one core (hashlib, 1 MiB updates)",
+              "raw_socket": "loopback socket (raw sendall -> recv_into)",
               "h11_get": "bare trio+h11 GET sender -> raw client", "h11_put": "raw client PUT -> bare trio+h11 sink",
               "disk": "disk: 1 MiB files tmp+fsync+rename",
               "disk_stream": f"one thread writes {big} as 1 MiB files (writeback started per file), "
@@ -991,13 +992,15 @@ def build_table(results: dict) -> str:
     if dd and not dd.get("skipped") and dd.get("complete"):
         lines.append("")
         lines.append(f"dedup: re-PUT of the {big} object with 1 MiB changed stored "
-                     f"{dd['new_bytes_stored'] / MiB:.1f} MiB of new chunks (target <= 8 MiB) at {dd['gbps']:.3f} GB/s; "
-                     f"`s3gw stats`: {json.dumps({k: v for k, v in dd['stats_after'].items() if 'bytes' in k or 'dedup' in k})}")
+                     f"{dd['new_bytes_stored'] / MiB:.1f} MiB of new chunks (target <= 8 MiB) "
+                     f"at {dd['gbps']:.3f} GB/s; `s3gw stats`: "
+                     f"{json.dumps({k: v for k, v in dd['stats_after'].items() if 'bytes' in k or 'dedup' in k})}")
     notes = ["`*` = partial: the time limit stopped it; the rate is over the bytes moved so far.",
              "GB/s = 10^9 bytes/s. PUT figures are compared with the single-core MD5 ceiling, GET figures with the "
              "bare trio+h11 sender.",
              "RSS = the server's peak resident set during that phase (VmHWM, reset per phase)."]
-    sizes = {n: s.get("big_size_used") for n, s in servers.items() if s.get("big_size_used") not in (None, results["config"]["size"])}
+    sizes = {n: s.get("big_size_used") for n, s in servers.items()
+             if s.get("big_size_used") not in (None, results["config"]["size"])}
     if sizes:
         notes.append("Slow servers ran the boto3/aws cli workloads at a reduced size: " +
                      ", ".join(f"{n} {fmt_size(v)}" for n, v in sizes.items()) + ".")

@@ -25,18 +25,18 @@ from functools import partial
 import trio
 
 from .console import DEFAULT_CONSOLE_PORT, Console
-from .http import ServerConfig, serve
+from .http import ServerConfig, serve, serve_listeners
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
-from .s3.ops.service import S3Service
+from .s3.service import S3Service
 from .store.chunkstore import LocalChunkStore
-from .store.ids import INLINE_MAX
+from .store.manifest import INLINE_MAX
 
-__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DEFAULT_CONSOLE",
-           "parse_console_address"]
+__all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder",
+           "DEFAULT_CONSOLE", "parse_console_address"]
 
 DEFAULT_PORT = 30600
 DEFAULT_CONSOLE = f"127.0.0.1:{DEFAULT_CONSOLE_PORT}"
@@ -61,6 +61,36 @@ class AppConfig:
     console: str | None = None         # "host:port" of the web console; None: off
 
 
+class DataFolderBusy(Exception):
+    """Another ``s3gw serve`` holds the data folder's lock."""
+
+
+def lock_data_folder(data_dir: str):
+    """Take the data folder's serve lock (``<data>/serve.lock``, an exclusive
+    ``flock`` held for the life of the process; the kernel drops it when the
+    process dies, however it dies).  Returns the open lock file.
+
+    Raises:
+        DataFolderBusy: another process holds it (its pid in the message).
+    """
+    import fcntl
+    path = os.path.join(data_dir, "serve.lock")
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise DataFolderBusy(f"another s3gw serve (pid {holder}) is serving "
+                             f"{os.path.abspath(data_dir)}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 class App:
     def __init__(self, config: AppConfig):
         self.config = config
@@ -69,7 +99,7 @@ class App:
                                    durable=config.fsync)
         self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
                                      direct_writes=config.direct_writes)
-        self.meta.uploads  # create the multipart staging tables now
+        _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
         self.limiter = trio.CapacityLimiter(config.worker_threads)
@@ -109,10 +139,16 @@ class App:
             finally:
                 nursery.cancel_scope.cancel()
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await serve(self.s3.handle, self.config.host, self.config.port,
-                    config=ServerConfig(), error_response=self.s3.http_error_response,
-                    task_status=task_status)
+    async def serve(self, listeners=None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
+        if listeners is None:
+            await serve(self.s3.handle, self.config.host, self.config.port,
+                        config=ServerConfig(), error_response=self.s3.http_error_response,
+                        task_status=task_status)
+        else:
+            await serve_listeners(self.s3.handle, listeners, config=ServerConfig(),
+                                  error_response=self.s3.http_error_response,
+                                  task_status=task_status)
 
     async def serve_console(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The web console's listener (``config.console``); its handler answers its own
@@ -139,31 +175,55 @@ class App:
 
 
 async def run_server(config: AppConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    """Serve until SIGINT or SIGTERM, then stop cleanly.
+
+    The port is bound first, so a port in use fails before anything is created;
+    then the data folder is created (if new) and locked.
+
+    Raises:
+        OSError: the port cannot be bound.
+        DataFolderBusy: another server has the data folder.
+    """
+    # signals first: a SIGTERM that arrives once the port accepts connections stops cleanly
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        try:
+            os.makedirs(config.data_dir, exist_ok=True)
+            lock = lock_data_folder(config.data_dir)
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        try:
+            await _serve_app(config, listeners, signals)
+        finally:
+            lock.close()
+
+
+async def _serve_app(config: AppConfig, listeners, signals) -> None:
     app = App(config)
     try:
         async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await nursery.start(app.serve)
-                await nursery.start(app.expire_uploads)
-                if config.pipelines:
-                    await nursery.start(app.runner.run)
-                log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
-                         os.path.abspath(config.data_dir))
-                if app.console is not None:
-                    try:
-                        listeners = await nursery.start(app.serve_console)
-                    except OSError as exc:    # the S3 port serves on; the console is extra
-                        log.warning("console not started on %s: %s (use --console "
-                                    "host:port, or --console off)", config.console,
-                                    exc.strerror or exc)
-                    else:
-                        host, port = listeners[0].socket.getsockname()[:2]
-                        log.info("console on http://%s:%d", host, port)
-                async for signum in signals:
-                    log.info("received %s, stopping", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+            await nursery.start(app.serve, listeners)
+            await nursery.start(app.expire_uploads)
+            if config.pipelines:
+                await nursery.start(app.runner.run)
+            log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
+                     os.path.abspath(config.data_dir))
+            if app.console is not None:
+                try:
+                    console = await nursery.start(app.serve_console)
+                except OSError as exc:    # the S3 port serves on; the console is extra
+                    log.warning("console not started on %s: %s (use --console "
+                                "host:port, or --console off)", config.console,
+                                exc.strerror or exc)
+                else:
+                    host, port = console[0].socket.getsockname()[:2]
+                    log.info("console on http://%s:%d", host, port)
+            async for signum in signals:
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
     finally:
         app.close()
 

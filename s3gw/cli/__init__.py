@@ -1,0 +1,2 @@
+"""The command line: ``s3gw serve``, admin commands (repo/branch/commit/file, auth,
+fsck, gc, stats)."""

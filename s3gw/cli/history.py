@@ -56,8 +56,8 @@ def _fail(msg: str) -> int:
 
 def _cmd_log(args, meta) -> int:
     from ..pfs.model import NoSuchBranch, NoSuchCommit
-    from ..s3.errors import S3Error
-    from ..s3.names import parse_bucket
+    from ..s3.wire.errors import S3Error
+    from ..s3.wire.names import parse_bucket
     try:
         ref = parse_bucket(args.bucket)
         if args.path is None:
@@ -91,8 +91,8 @@ def _cmd_log(args, meta) -> int:
 
 def _cmd_branch(args, meta) -> int:
     from ..pfs.model import BranchExists, NoSuchBranch, NoSuchCommit
-    from ..s3.errors import S3Error
-    from ..s3.names import parse_bucket
+    from ..s3.wire.errors import S3Error
+    from ..s3.wire.names import parse_bucket
     if args.action == "list":
         for b in meta.list_branches():
             print(f"{b.name}.{b.repo}\t{b.head or '-'}")

@@ -9,6 +9,7 @@ Every subcommand takes ``--data`` (env ``S3GW_DATA``, default ``./s3gw-data``).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import logging.handlers
@@ -16,7 +17,7 @@ import os
 import queue
 import sys
 
-from ..store.ids import INLINE_MAX
+from ..store.manifest import INLINE_MAX
 
 __all__ = ["main"]
 
@@ -98,15 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that may run on a folder that is not (yet) a data folder: ``serve`` creates
+# one; ``version`` needs none.  Every other command needs an existing folder, so a
+# command run in the wrong place says so instead of creating ./s3gw-data.
+_CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in _CREATES_OR_NEEDS_NO_FOLDER and not os.path.isdir(args.data):
+        print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
+              "S3GW_DATA; only `s3gw serve` creates one)", file=sys.stderr)
+        return 2
     return _COMMANDS[args.command](args) or 0
 
 
 def _cmd_serve(args) -> int:
     import trio
 
-    from ..app import AppConfig, run_server
+    from ..app import AppConfig, DataFolderBusy, run_server
     from ..http import accesslog
     from ..store import chunker, hashing
 
@@ -123,6 +134,14 @@ def _cmd_serve(args) -> int:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
+    except DataFolderBusy as exc:
+        print(f"s3gw: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        print(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
     finally:
         access.close()
         accesslog.install(None)
@@ -233,7 +252,7 @@ def _cmd_stats(args) -> int:
 
 def _inline_usage(meta) -> tuple[int, int]:
     """(inline chunks, their bytes): small objects' data kept in their manifests."""
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     count = size = 0
     for blob in meta.referenced_manifests():
         for ref in Manifest.unpack(blob).chunks:
@@ -267,7 +286,7 @@ def _cmd_gc(args) -> int:
 def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
-    from ..store.ids import Manifest
+    from ..store.manifest import Manifest
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
     for cid in store.iter_ids():
@@ -303,7 +322,8 @@ def _cmd_job(args) -> int:
     return run_job(args)
 
 
-_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve, "version": _cmd_version, "stats": _cmd_stats,
+_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
+             "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff"), "pipeline": _cmd_pipeline, "job": _cmd_job}
 

@@ -31,7 +31,7 @@ from ..pfs.metadata import SqliteMetadata, prefix_upper_bound
 from ..pfs.model import BranchInfo, CommitInfo, FileInfo, NoSuchBranch, NoSuchCommit, NoSuchFile
 from ..pps.jobs import JobInfo, is_internal_repo
 from ..pps.store import NoSuchJob, PpsStore
-from ..store.ids import Manifest
+from ..store.manifest import Manifest
 from .dag import Graph, Node
 
 __all__ = ["Viewer", "Ref", "NotVisible", "BranchRow", "RepoRow", "LogRow", "Folder",
@@ -114,10 +114,10 @@ def overview(meta: SqliteMetadata, viewer: Viewer, cache: UsageCache) -> list[Re
         for b in branches:
             head = meta.get_commit(b.head) if b.head else None
             files, nbytes = cache.get(("branch", repo, b.name, b.head),
-                                      lambda: meta.branch_usage(repo, b.name))
+                                      lambda r=repo, n=b.name: meta.branch_usage(r, n))
             out.append(BranchRow(b, head, files, nbytes))
         key = ("repo", repo, tuple((b.name, b.head) for b in branches))
-        logical, unique = cache.get(key, lambda: meta.repo_usage(repo))
+        logical, unique = cache.get(key, lambda r=repo: meta.repo_usage(r))
         rows.append(RepoRow(repo, out, logical, unique))
     return rows
 

@@ -18,7 +18,8 @@ Socket reads go through a ``Feeder``: on a ``trio.SocketStream`` it reads
 into one preallocated ``receive_size`` buffer (per connection) and feeds a
 memoryview of it to h11, which copies it into its own buffer; this saves one
 large allocation per read (measured 2.4 -> 3.7 GB/s on a 2 GiB PUT), and it
-enters a timeout scope only when it has to wait (see ``Feeder``).  Other streams (the ``trio.testing`` ones) use ``receive_some``.
+enters a timeout scope only when it has to wait (see ``Feeder``).  Other streams
+(the ``trio.testing`` ones) use ``receive_some``.
 
 ``receive_into(buffer)`` fills a caller's buffer instead; for a
 Content-Length body on a socket it reads the socket straight into that

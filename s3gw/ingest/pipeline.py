@@ -51,7 +51,7 @@ import trio
 from ..store import chunker as chunker_mod
 from ..store import hashing
 from ..store.chunkstore import LocalChunkStore, WriteBatch
-from ..store.ids import ChunkRef, Manifest
+from ..store.manifest import ChunkRef, Manifest
 
 __all__ = ["IngestResult", "ingest", "ingest_small", "read_small", "BLOCK_SIZE", "SMALL_BODY",
            "ChunkStage", "BodyTooLong"]
@@ -317,7 +317,7 @@ class _StageThread:
             try:
                 if self.error is None and not self.aborted:
                     fn(memoryview(block)[:n])
-            except BaseException as exc:  # handed to the reader through the outcome
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader through the outcome
                 self.error = exc
             finally:
                 release(block)
@@ -401,7 +401,7 @@ def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("
     are removed.
 
     A body of 1 to ``inline_max`` bytes becomes one inline chunk (``ChunkRef``
-    with its data, see ``store.ids``): nothing is staged in the store, and the
+    with its data, see ``store.manifest``): nothing is staged in the store, and the
     caller's commit makes it durable.
     """
     algorithms = list(dict.fromkeys(algorithms))

@@ -42,15 +42,15 @@ these methods.
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import os
 import secrets as _secrets
 import sqlite3
 import string
 import threading
 import time
-from dataclasses import dataclass
+
+from .roles import (PAIR, TOKEN, AuthSnapshot, AuthStoreError, Credentials, Grant, KeyInfo, Role,
+                    check_user, token_hash)
 
 __all__ = [
     "AuthStoreError",
@@ -66,7 +66,6 @@ __all__ = [
 
 AUTH_FILE = "auth.sqlite"
 ADMIN_USER = "admin"
-PAIR, TOKEN = "pair", "token"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,123 +78,8 @@ CREATE TABLE IF NOT EXISTS grants(
     user TEXT NOT NULL, repo TEXT NOT NULL, role INTEGER NOT NULL, PRIMARY KEY(user, repo));
 """
 
-_USER_CHARS = frozenset(string.ascii_letters + string.digits + "-_.@")
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
-
-
-class Role(enum.IntEnum):
-    READER = 1
-    WRITER = 2
-    OWNER = 3
-
-    @classmethod
-    def parse(cls, text: str) -> "Role":
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            raise AuthStoreError(f"unknown role {text!r} (reader, writer or owner)") from None
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-class AuthStoreError(Exception):
-    """A refused administrative change (unknown user or key, bad name, ...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A newly created key; the only time its secret is shown."""
-
-    user: str
-    access_key: str
-    secret_key: str
-    kind: str = PAIR
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    access_key: str           # the public id: the access key, or token-<hash prefix>
-    user: str
-    kind: str
-    created_ns: int
-    revoked_ns: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    user: str
-    repo: str
-    role: Role
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _check_user(name: str) -> str:
-    if not name or len(name) > 64 or not set(name) <= _USER_CHARS:
-        raise AuthStoreError(f"invalid user name {name!r} (letters, digits, - _ . @; at most 64)")
-    return name
-
-
-class AuthSnapshot:
-    """An immutable view of the auth store, as of one moment.
-
-    ``secret(access_key)`` is the ``secret_lookup`` the signature verifiers
-    take: the secret, or ``None`` for an unknown or revoked key.
-    """
-
-    __slots__ = ("enabled", "_pairs", "_tokens", "_admins", "_users", "_grants", "_granted")
-
-    def __init__(self, enabled: bool, pairs: dict[str, tuple[str, str]],
-                 tokens: dict[str, str], admins: frozenset[str], users: frozenset[str],
-                 grants: dict[tuple[str, str], Role]):
-        self.enabled = enabled
-        self._pairs = pairs        # access key -> (secret, user), live keys only
-        self._tokens = tokens      # sha256(token) -> user, live tokens only
-        self._admins = admins
-        self._users = users
-        self._grants = grants
-        self._granted = frozenset(repo for _user, repo in grants)   # repos with any grant
-
-    @classmethod
-    def disabled(cls) -> "AuthSnapshot":
-        return cls(False, {}, {}, frozenset(), frozenset(), {})
-
-    def secret(self, access_key: str) -> str | None:
-        pair = self._pairs.get(access_key)
-        if pair is not None:
-            return pair[0]
-        if access_key and _token_hash(access_key) in self._tokens:
-            return access_key
-        return None
-
-    def user_of(self, access_key: str) -> str | None:
-        pair = self._pairs.get(access_key)
-        if pair is not None:
-            return pair[1]
-        return self._tokens.get(_token_hash(access_key)) if access_key else None
-
-    def is_admin(self, user: str) -> bool:
-        return user in self._admins
-
-    def role(self, user: str, repo: str) -> Role | None:
-        """The user's role on *repo* (admins: OWNER everywhere), or None."""
-        if user in self._admins:
-            return Role.OWNER
-        return self._grants.get((user, repo))
-
-    def may(self, user: str, repo: str, needed: Role) -> bool:
-        role = self.role(user, repo)
-        return role is not None and role >= needed
-
-    def granted(self, repo: str) -> bool:
-        """Whether anyone holds a role on *repo* (an administrator may grant roles on a
-        repo before it exists)."""
-        return repo in self._granted
 
 
 class SqliteAuthStore:
@@ -332,7 +216,7 @@ class SqliteAuthStore:
 
     def create_key(self, user: str, *, admin: bool = False, token: bool = False) -> Credentials:
         """Create *user* if missing (an admin with ``admin=True``) and a new key for it."""
-        _check_user(user)
+        check_user(user)
         return self._tx(lambda c: self._new_key(c, user, admin=admin, token=token))
 
     def _new_key(self, c, user: str, *, admin: bool, token: bool) -> Credentials:
@@ -343,7 +227,7 @@ class SqliteAuthStore:
             c.execute("UPDATE users SET admin = 1 WHERE name = ?", (user,))
         if token:
             value = _secrets.token_hex(20)
-            digest = _token_hash(value)
+            digest = token_hash(value)
             c.execute("INSERT INTO keys(id, lookup, kind, user, secret, created_ns) "
                       "VALUES(?, ?, ?, ?, NULL, ?)", (f"token-{digest[:16]}", digest, TOKEN, user, now))
             return Credentials(user, value, value, TOKEN)
@@ -361,7 +245,7 @@ class SqliteAuthStore:
         """
         def run(c):
             row = c.execute("SELECT id FROM keys WHERE id = ? OR lookup = ? OR lookup = ?",
-                            (key, key, _token_hash(key))).fetchone()
+                            (key, key, token_hash(key))).fetchone()
             if row is None:
                 raise AuthStoreError(f"no such key: {key}")
             c.execute("UPDATE keys SET revoked_ns = COALESCE(revoked_ns, ?) WHERE id = ?",

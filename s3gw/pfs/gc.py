@@ -10,7 +10,7 @@ repo's contents), then marks every chunk of the remaining objects and
 sweeps the rest: chunk files are unlinked, packed chunks dropped from the
 pack index, and packs more than half dead (and older than the grace
 period) rewritten without them.  Inline chunks (a small object's bytes kept
-in its manifest, ``store.ids``) are not in the store: they go with their
+in its manifest, ``store.manifest``) are not in the store: they go with their
 object row.
 
 Known weakness: the mark phase reads all manifests into one set (about
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..store.chunkstore import LocalChunkStore
-from ..store.ids import Manifest
+from ..store.manifest import Manifest
 from .metadata import SqliteMetadata
 
 __all__ = ["GcReport", "plan_gc", "collect_garbage", "DEFAULT_GRACE_S"]

@@ -55,6 +55,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Iterator
 
+from .keys import prefix_upper_bound
 from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, PfsError
 
 __all__ = [
@@ -310,7 +311,7 @@ class History:
 
     @property
     def conn(self):
-        return self.meta._reader
+        return self.meta.reader
 
     # -- commits ----------------------------------------------------------------------
     def _commit(self, commit_id: str) -> CommitInfo:
@@ -513,7 +514,7 @@ class History:
             raise InvalidVersion(version_marker)
         elif key_marker and delimiter and key_marker.startswith(prefix) and \
                 key_marker.endswith(delimiter) and delimiter in key_marker[len(prefix):]:
-            upper = _upper(key_marker)
+            upper = prefix_upper_bound(key_marker)
             if upper is None:
                 return self._finish(page)
             after, inclusive = upper, True
@@ -637,18 +638,13 @@ class History:
         return tuple(row)
 
 
-def _upper(prefix: str) -> str | None:
-    from .metadata import prefix_upper_bound   # (metadata imports this module)
-    return prefix_upper_bound(prefix)
-
-
 class _PathCursor:
     """Iterates the distinct paths under a prefix; ``skip_prefix`` jumps past a subtree."""
 
     def __init__(self, history: History, repo: str, prefix: str, after: str | None,
                  inclusive: bool):
         self.h, self.repo = history, repo
-        self.upper = _upper(prefix) if prefix else None
+        self.upper = prefix_upper_bound(prefix) if prefix else None
         if after is None or after < prefix:
             self.pos, self.inclusive = prefix, True
         else:
@@ -669,7 +665,7 @@ class _PathCursor:
         return path
 
     def skip_prefix(self, prefix: str) -> None:
-        upper = _upper(prefix)
+        upper = prefix_upper_bound(prefix)
         if upper is None:
             self.done = True
         else:

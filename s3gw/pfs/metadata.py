@@ -44,12 +44,14 @@ from typing import Callable, Iterable, Sequence
 
 from . import history as _history
 from . import sqlbatch as _sqlbatch
+from .uploads import UploadStaging
+from .keys import prefix_upper_bound
 from .model import (
     BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, MetadataBusy, NoSuchBranch,
     NoSuchCommit, NoSuchFile, ObjectInfo, Put, RepoExists, RepoInfo,
 )
 
-__all__ = ["SqliteMetadata", "SCHEMA_VERSION", "prefix_upper_bound"]
+__all__ = ["SqliteMetadata", "SCHEMA_VERSION", "prefix_upper_bound"]  # prefix_upper_bound: re-exported from .keys
 
 SCHEMA_VERSION = 1
 
@@ -138,6 +140,20 @@ class SqliteMetadata:
             conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             self._local.conn = conn
         return conn
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (for ``pfs.history`` and ``pfs.uploads``)."""
+        return self._reader
+
+    def write(self, fn):
+        """Run ``fn(cursor)`` in one ``BEGIN IMMEDIATE`` transaction; its result."""
+        return self._write(fn)
+
+    def apply_schema(self, script: str) -> None:
+        """Run a ``CREATE ... IF NOT EXISTS`` script on the writer connection."""
+        with self._write_lock:
+            self._writer.executescript(script)
 
     def close(self) -> None:
         with self._write_lock:
@@ -361,7 +377,7 @@ class SqliteMetadata:
                 cur.execute("SAVEPOINT one_commit")
                 try:
                     r.result = self._commit_tx(cur, r)
-                except Exception as exc:  # this request fails alone
+                except Exception as exc:  # noqa: BLE001 - this request fails alone
                     cur.execute("ROLLBACK TO one_commit")
                     r.error = exc
                 cur.execute("RELEASE one_commit")
@@ -662,7 +678,6 @@ class SqliteMetadata:
     @cached_property
     def uploads(self):
         """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
-        from .uploads import UploadStaging
         return UploadStaging(self)
 
 
@@ -827,17 +842,3 @@ class _BatchHeads:
         if len(cache) > self.CACHE_MAX:      # forget the oldest half
             for cid in list(itertools.islice(cache, len(cache) - self.CACHE_MAX // 2)):
                 del cache[cid]
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``."""
-    # Increment the last code point; U+10FFFF has no successor, drop it and carry.
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < 0x10FFFF:
-            nxt = last + 1
-            if 0xD800 <= nxt <= 0xDFFF:
-                nxt = 0xE000
-            return "".join(chars) + chr(nxt)
-    return None

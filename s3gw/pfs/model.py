@@ -49,7 +49,7 @@ class ObjectInfo:
 
     size: int
     etag: str                      # unquoted: md5 hex, or md5-of-md5s "-N"
-    manifest: bytes                # packed chunk list (store.ids.Manifest)
+    manifest: bytes                # packed chunk list (store.manifest.Manifest)
     headers: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)  # e.g. {"crc32": base64}
     parts: tuple[int, ...] = ()    # part sizes of a multipart object

@@ -37,6 +37,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from .keys import prefix_upper_bound
 from .model import PfsError
 
 __all__ = ["UploadStaging", "UploadInfo", "PartInfo", "NoSuchUpload", "new_upload_id", "SCHEMA"]
@@ -109,8 +110,7 @@ class UploadStaging:
 
     def __init__(self, meta):
         self._meta = meta
-        with meta._write_lock:
-            meta._writer.executescript(SCHEMA)
+        meta.apply_schema(SCHEMA)
 
     # -- uploads ------------------------------------------------------------------------
     def create(self, repo: str, branch: str, key: str, headers: Mapping[str, str], now_ns: int,
@@ -124,11 +124,11 @@ class UploadStaging:
                         (info.id, repo, branch, key, now_ns, json.dumps(info.headers),
                          checksum_algorithm, checksum_type))
 
-        self._meta._write(tx)
+        self._meta.write(tx)
         return info
 
     def get(self, upload_id: str) -> UploadInfo:
-        row = self._meta._reader.execute(
+        row = self._meta.reader.execute(
             f"SELECT {_UPLOAD_COLS} FROM uploads WHERE id=?", (upload_id,)).fetchone()
         if row is None:
             raise NoSuchUpload(upload_id)
@@ -141,7 +141,7 @@ class UploadStaging:
             if not self._remove(cur, upload_id):
                 raise NoSuchUpload(upload_id)
 
-        self._meta._write(tx)
+        self._meta.write(tx)
 
     def expire(self, initiated_before_ns: int) -> list[str]:
         """Abort every upload initiated before the given time; returns their ids."""
@@ -153,7 +153,7 @@ class UploadStaging:
                 self._remove(cur, uid)
             return ids
 
-        return self._meta._write(tx)
+        return self._meta.write(tx)
 
     @staticmethod
     def _remove(cur, upload_id: str) -> bool:
@@ -187,7 +187,6 @@ class UploadStaging:
                      ) -> list[UploadInfo]:
         """Uploads of a branch whose key starts with ``prefix``, ordered by (key,
         initiated, id), strictly after ``after`` = (key, initiated_ns, id)."""
-        from .metadata import prefix_upper_bound
         sql = f"SELECT {_UPLOAD_COLS} FROM uploads WHERE repo=? AND branch=? AND key >= ?"
         args: list = [repo, branch, prefix]
         upper = prefix_upper_bound(prefix) if prefix else None
@@ -200,7 +199,7 @@ class UploadStaging:
             args += [k, k, t, t, i]
         sql += " ORDER BY key, initiated_ns, id LIMIT ?"
         args.append(limit)
-        return [_upload(r) for r in self._meta._reader.execute(sql, args)]
+        return [_upload(r) for r in self._meta.reader.execute(sql, args)]
 
     # -- parts --------------------------------------------------------------------------
     def put_part(self, upload_id: str, part: PartInfo) -> None:
@@ -218,18 +217,18 @@ class UploadStaging:
                 (upload_id, part.number, part.size, part.etag, part.manifest,
                  json.dumps(part.checksums, sort_keys=True), part.time_ns))
 
-        self._meta._write(tx)
+        self._meta.write(tx)
 
     def list_parts(self, upload_id: str, after: int = 0, limit: int = 10000) -> list[PartInfo]:
         """Parts with number > ``after``, ascending (at most ``limit``)."""
-        rows = self._meta._reader.execute(
+        rows = self._meta.reader.execute(
             f"SELECT {_PART_COLS} FROM upload_parts WHERE upload_id=? AND number > ? "
             "ORDER BY number LIMIT ?", (upload_id, after, limit))
         return [_part(r) for r in rows]
 
     def get_with_parts(self, upload_id: str) -> tuple[UploadInfo, dict[int, PartInfo]]:
         """The upload and all its parts, read in one snapshot."""
-        conn = self._meta._reader
+        conn = self._meta.reader
         conn.execute("BEGIN")
         try:
             info = self.get(upload_id)
@@ -241,11 +240,11 @@ class UploadStaging:
     # -- GC support ---------------------------------------------------------------------
     def referenced_manifests(self) -> Iterable[bytes]:
         """The manifests of the parts of uploads in progress (their chunks are live)."""
-        for (blob,) in self._meta._reader.execute("SELECT manifest FROM upload_parts"):
+        for (blob,) in self._meta.reader.execute("SELECT manifest FROM upload_parts"):
             yield bytes(blob)
 
     def count(self) -> int:
-        return self._meta._reader.execute("SELECT count(*) FROM uploads").fetchone()[0]
+        return self._meta.reader.execute("SELECT count(*) FROM uploads").fetchone()[0]
 
 
 class PartChanged(PfsError):

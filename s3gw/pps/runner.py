@@ -50,7 +50,7 @@ from typing import Callable, Protocol
 import trio
 
 from ..pfs.model import Delete, NoSuchBranch, Put
-from ..store.ids import Manifest
+from ..store.manifest import Manifest
 from .datums import Datum, plan_datums
 from .executor import Executor, LocalExecutor, RunTask
 from .jobs import (FINAL, OUT, InputCommit, JobInfo, JobState, JobView, ViewBucket,

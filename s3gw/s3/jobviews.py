@@ -25,9 +25,9 @@ views); any write endpoint on it from outside answers ``AccessDenied``.
 from __future__ import annotations
 
 from ..pps.jobs import JobView, ViewBucket
-from .endpoints import BUCKET, SERVICE, WRITE, Endpoint
-from .errors import S3Error
-from .names import BucketRef, parse_bucket, parse_copy_source
+from .wire.endpoints import BUCKET, SERVICE, WRITE, Endpoint
+from .wire.errors import S3Error
+from .wire.names import BucketRef, parse_bucket, parse_copy_source
 
 __all__ = ["check_view_request", "check_output_write", "view_ref"]
 

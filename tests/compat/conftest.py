@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
 from tests.compat.clients import CLIENTS
 from tests.compat.recorder import merge_results
+from tests.conftest import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +33,33 @@ def client(request, server, tmp_path):
     c.slug = _slug(c.name)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """A gateway with auth on (one per module); ``.credentials`` is the admin's key pair."""
+    data = str(tmp_path_factory.mktemp("s3gw-auth-compat") / "data")
+    os.makedirs(data)          # only `s3gw serve` creates a data folder; auth needs one
+    out = subprocess.run([sys.executable, "-m", "s3gw", "auth", "enable", "--json", "--data", data],
+                         check=True, capture_output=True, text=True).stdout
+    creds = json.loads(out)
+    srv = ServerProcess(data).start()
+    srv.credentials = (creds["access_key"], creds["secret_key"])
+    yield srv
+    srv.stop()
+    log = srv.log()
+    internal = [line for line in log.splitlines()
+                if re.search(r"s3gw\.access \S+ \S+ 5\d\d ", line) or "Traceback" in line]
+    assert not internal, "the server answered 5xx:\n" + "\n".join(internal)
+    refused = [line for line in log.splitlines() if re.search(r"s3gw\.access \S+ \S+ 403 ", line)]
+    assert not refused, "a correctly signed request was refused:\n" + "\n".join(refused[:20])
+
+
+@pytest.fixture(scope="module")
+def auth_s3(auth_server):
+    import boto3
+    from botocore.config import Config
+    ak, sk = auth_server.credentials
+    return boto3.client("s3", endpoint_url=auth_server.endpoint, region_name="us-east-1",
+                        aws_access_key_id=ak, aws_secret_access_key=sk,
+                        config=Config(retries={"max_attempts": 1}))

@@ -6,7 +6,8 @@
 
 A row per operation, a column per client and version; cells are pass / FAIL /
 n/a (the client has no such operation) / unsupported (a client behaviour s3gw cannot
-support), with the reasons as numbered notes under the table.
+support), with the reasons as numbered notes under the tables. Two tables: the S3
+clients (tests/compat/test_clients.py) and the data tools (test_data_tools.py).
 """
 
 from __future__ import annotations
@@ -27,19 +28,25 @@ ORDER = ["mb", "mb of a DNS", "mb + rb of a bare", "ls buckets shows a bare", "l
          "get small", "get large", "copy (", "copy large", "move", "sync (", "sync again",
          "sync after", "sync down", "rm one", "rm many", "rb"]
 CLIENT_ORDER = ["aws cli", "boto3", "s3cmd", "rclone", "minio-py", "s3fs"]
+# the second table: tests/compat/test_data_tools.py
+DATA_ORDER = ["write Parquet", "read Parquet", "write + read CSV", "put object", "conditional put", "get object",
+              "get with Range", "list", "multipart upload", "copy (", "delete", "dvc add",
+              "dvc pull", "dvc status", "read an old version by", "read an old version through"]
+DATA_TOOLS = ["pyarrow", "polars", "obstore", "pandas", "dvc", "aws-sdk-js v3"]
 MARK = {PASS: "✅ pass", FAIL: "❌ **FAIL**", NA: "➖ n/a", UNSUPPORTED: "🚫 unsupported"}
 
 
-def _op_key(op: str):
-    matches = [(len(p), i) for i, p in enumerate(ORDER) if op.startswith(p)]
-    idx = max(matches)[1] if matches else len(ORDER)
+def _op_key(op: str, order=ORDER):
+    matches = [(len(p), i) for i, p in enumerate(order) if op.startswith(p)]
+    idx = max(matches)[1] if matches else len(order)
     size = re.search(r"(\d+) MiB", op)
     return idx, int(size.group(1)) if size else 0, op
 
 
 def _client_key(col):
     client, version = col
-    idx = CLIENT_ORDER.index(client) if client in CLIENT_ORDER else len(CLIENT_ORDER)
+    order = CLIENT_ORDER + DATA_TOOLS
+    idx = order.index(client) if client in order else len(order)
     return idx, client, version
 
 
@@ -48,11 +55,32 @@ def _cell(text: str) -> str:
             .replace("|", "\\|").replace("\n", " "))
 
 
+def _table(rows: list[dict], order: list[str], note) -> list[str]:
+    cols = sorted({(r["client"], r["version"]) for r in rows}, key=_client_key)
+    ops = sorted({r["operation"] for r in rows}, key=lambda op: _op_key(op, order))
+    by = {(r["client"], r["version"], r["operation"]): r for r in rows}
+    out = []
+    header = "| operation | " + " | ".join(f"{c} {v}" for c, v in cols) + " |"
+    out += [header, "|---" * (len(cols) + 1) + "|"]
+    for op in ops:
+        cells = []
+        for c, v in cols:
+            r = by.get((c, v, op))
+            if r is None:
+                cells.append("")
+                continue
+            cell = MARK.get(r["status"], r["status"])
+            if r.get("note"):
+                cell += f" ({_cell(r['note'])})"
+            if r.get("reason"):
+                cell += " " + note(r["reason"])
+            cells.append(cell)
+        out.append(f"| {_cell(op)} | " + " | ".join(cells) + " |")
+    return out
+
+
 def render(rows: list[dict]) -> str:
     cols = sorted({(r["client"], r["version"]) for r in rows}, key=_client_key)
-    ops = sorted({r["operation"] for r in rows}, key=_op_key)
-    by = {(r["client"], r["version"], r["operation"]): r for r in rows}
-
     notes: dict[str, int] = {}
 
     def note(text: str) -> str:
@@ -86,22 +114,26 @@ def render(rows: list[dict]) -> str:
         "(a client behaviour s3gw cannot support; the note says why) · blank: not run.",
         "",
     ]
-    header = "| operation | " + " | ".join(f"{c} {v}" for c, v in cols) + " |"
-    out += [header, "|---" * (len(cols) + 1) + "|"]
-    for op in ops:
-        cells = []
-        for c, v in cols:
-            r = by.get((c, v, op))
-            if r is None:
-                cells.append("")
-                continue
-            cell = MARK.get(r["status"], r["status"])
-            if r.get("note"):
-                cell += f" ({_cell(r['note'])})"
-            if r.get("reason"):
-                cell += " " + note(r["reason"])
-            cells.append(cell)
-        out.append(f"| {_cell(op)} | " + " | ".join(cells) + " |")
+    s3_rows = [r for r in rows if r["client"] not in DATA_TOOLS]
+    data_rows = [r for r in rows if r["client"] in DATA_TOOLS]
+    out += _table(s3_rows, ORDER, note)
+    if data_rows:
+        out += [
+            "",
+            "## Data tools",
+            "",
+            "tests/compat/test_data_tools.py: each tool as its users configure it for a non-AWS",
+            "endpoint (pyarrow `S3FileSystem(endpoint_override=..., scheme=\"http\")`, polars",
+            "`storage_options` with `aws_allow_http`, obstore `S3Store(endpoint=..., client_options=",
+            "{\"allow_http\": True})`, pandas through s3fs `storage_options`, a DVC S3 remote with",
+            "`endpointurl`, the JS SDK with `forcePathStyle: true`), doing what its users do; partition",
+            "values with a space, `+`, `%` and unicode. Old versions: by version id (a commit id)",
+            "where the tool can pass one, and through the read-only commit bucket",
+            "`<commit>.master.<repo>` (works for every tool). The same scenarios also run against an",
+            "auth-on gateway (not shown here). Blank: not part of that tool's scenario.",
+            "",
+        ]
+        out += _table(data_rows, DATA_ORDER, note)
 
     if notes:
         out += ["", "## Notes", ""]

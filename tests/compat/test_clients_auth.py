@@ -7,51 +7,18 @@ by ``s3gw auth enable``. It shows that each client's signing (SigV4 with its own
 canonicalisation of paths, queries and payload hashes; UNSIGNED-PAYLOAD from rclone;
 multipart; presign-free copy headers) is accepted by the verifier, on every operation.
 Role enforcement is tested in tests/e2e/test_auth*.py. These rows are not merged into
-docs/compatibility.md (that matrix is for the default, auth-off gateway).
+docs/compatibility.md (that matrix is for the default, auth-off gateway). The gateway and
+its witness client (``auth_server``, ``auth_s3``) are fixtures in tests/compat/conftest.py.
 """
 
 from __future__ import annotations
-
-import json
-import re
-import subprocess
-import sys
 
 import pytest
 
 from tests.compat.clients import CLIENTS
 from tests.compat.test_clients import cleanup, fill_many_keys_bucket, run_scenario
-from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.compat
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    data = str(tmp_path_factory.mktemp("s3gw-auth-compat") / "data")
-    out = subprocess.run([sys.executable, "-m", "s3gw", "auth", "enable", "--json", "--data", data],
-                         check=True, capture_output=True, text=True).stdout
-    creds = json.loads(out)
-    srv = ServerProcess(data).start()
-    srv.credentials = (creds["access_key"], creds["secret_key"])
-    yield srv
-    srv.stop()
-    log = srv.log()
-    internal = [line for line in log.splitlines()
-                if re.search(r"s3gw\.access \S+ \S+ 5\d\d ", line) or "Traceback" in line]
-    assert not internal, "the server answered 5xx:\n" + "\n".join(internal)
-    refused = [line for line in log.splitlines() if re.search(r"s3gw\.access \S+ \S+ 403 ", line)]
-    assert not refused, "a correctly signed request was refused:\n" + "\n".join(refused[:20])
-
-
-@pytest.fixture(scope="module")
-def auth_s3(auth_server):
-    import boto3
-    from botocore.config import Config
-    ak, sk = auth_server.credentials
-    return boto3.client("s3", endpoint_url=auth_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id=ak, aws_secret_access_key=sk,
-                        config=Config(retries={"max_attempts": 1}))
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,7 @@ def test_secrets_not_readable_by_other_local_users(world):
 def test_loosened_secret_store_is_tightened_again(tmp_path):
     """Documented: the auth store's mode is set on creation and tightened if found looser."""
     data = tmp_path / "data"
+    data.mkdir()               # only `s3gw serve` creates a data folder; auth needs one
     cli = AuthCli(str(data))
     admin = cli.enable()
     for p in data.rglob("*"):  # an operator's careless chmod -R go+r

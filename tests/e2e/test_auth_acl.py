@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ def _cli(data, *args) -> dict:
 @pytest.fixture
 def gateway(tmp_path):
     data = str(tmp_path / "data")
+    os.makedirs(data)          # only `s3gw serve` creates a data folder; auth needs one
     _cli(data, "enable")
     users = {name: _cli(data, "key", "create", "--user", name) for name in ("alice", "bob")}
     server = ServerProcess(data).start()

@@ -469,7 +469,6 @@ def test_copy_source_spellings_cannot_skip_the_read_check(world):
     mine = world.repo(objects={}, will="writer")
     other = world.repo(objects={"s.txt": b"secret of S"})
     vid = world.s3.head_object(Bucket=f"master.{other}", Key="s.txt")["VersionId"]
-    host = f"127.0.0.1:{world.server.port}"
     spellings = [f"master.{other}/s.txt", f"/master.{other}/s.txt", f"master%2E{other}/s.txt",
                  f"{other}/s.txt", f"/{other}/s.txt", f"master.{other}/s.txt?versionId={vid}",
                  f"%2Fmaster.{other}%2Fs.txt", f"master.{other}/./s.txt",

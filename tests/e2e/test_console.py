@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import struct
 import time
@@ -29,7 +28,7 @@ import zlib
 import pytest
 
 from tests.conftest import ServerProcess, free_port
-from tests.e2e.auth_helpers import AuthCli, Creds, boto3_client, server_problems
+from tests.e2e.auth_helpers import AuthCli, Creds, server_problems
 from tests.e2e.pipeline_helpers import Gateway, python_spec, s3_input
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,12 +15,6 @@ from botocore.exceptions import ClientError
 
 from s3gw.store.chunkstore import LocalChunkStore
 
-try:
-    from s3gw.s3.ops import versions  # noqa: F401  (reading at a commit)
-    versions_available = True
-except ImportError:  # pragma: no cover
-    versions_available = False
-
 MiB = 1 << 20
 
 
@@ -80,7 +74,6 @@ def _versions_of(s3, bucket, key):
     return [v[:2] for v in out]
 
 
-@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
 def test_copy_older_version_onto_itself_restores_it(s3, bucket):
     """S3's "restore a previous version": copy that version onto its own key."""
     one = s3.put_object(Bucket=bucket, Key="a", Body=b"one", Metadata={"m": "1"})
@@ -100,7 +93,6 @@ def test_copy_older_version_onto_itself_restores_it(s3, bucket):
                          VersionId=two["VersionId"])["Body"].read() == b"two"
 
 
-@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
 def test_copy_older_version_restores_a_deleted_key(s3, bucket):
     one = s3.put_object(Bucket=bucket, Key="gone", Body=b"keep me")
     s3.put_object(Bucket=bucket, Key="other", Body=b"x")
@@ -119,7 +111,6 @@ def test_copy_older_version_restores_a_deleted_key(s3, bucket):
     assert versions[2] == (one["VersionId"], False)
 
 
-@pytest.mark.skipif(not versions_available, reason="reading at a commit not available")
 def test_copy_current_version_onto_itself_still_refused(s3, bucket):
     s3.put_object(Bucket=bucket, Key="c", Body=b"one")
     two = s3.put_object(Bucket=bucket, Key="c", Body=b"two")
@@ -180,18 +171,12 @@ def test_copy_source_version(s3, bucket):
     s3.copy_object(Bucket=bucket, Key="v-null",
                    CopySource={"Bucket": bucket, "Key": "v", "VersionId": "null"})
     s3.put_object(Bucket=bucket, Key="v", Body=b"two")
-    if versions_available:
-        s3.copy_object(Bucket=bucket, Key="v-old",
-                       CopySource={"Bucket": bucket, "Key": "v", "VersionId": v1})
-        assert s3.get_object(Bucket=bucket, Key="v-old")["Body"].read() == b"one"
-        s3.copy_object(Bucket=bucket, Key="v-pinned",            # a commit-pinned bucket
-                       CopySource={"Bucket": f"{v1}.{bucket}", "Key": "v"})
-        assert s3.get_object(Bucket=bucket, Key="v-pinned")["Body"].read() == b"one"
-    else:
-        with pytest.raises(ClientError) as e:
-            s3.copy_object(Bucket=bucket, Key="v-old",
-                           CopySource={"Bucket": bucket, "Key": "v", "VersionId": v1})
-        assert error_of(e) == ("NotImplemented", 501)
+    s3.copy_object(Bucket=bucket, Key="v-old",
+                   CopySource={"Bucket": bucket, "Key": "v", "VersionId": v1})
+    assert s3.get_object(Bucket=bucket, Key="v-old")["Body"].read() == b"one"
+    s3.copy_object(Bucket=bucket, Key="v-pinned",            # a commit-pinned bucket
+                   CopySource={"Bucket": f"{v1}.{bucket}", "Key": "v"})
+    assert s3.get_object(Bucket=bucket, Key="v-pinned")["Body"].read() == b"one"
     with pytest.raises(ClientError) as e:
         s3.copy_object(Bucket=bucket, Key="x",
                        CopySource={"Bucket": bucket, "Key": "v", "VersionId": "not-a-commit"})

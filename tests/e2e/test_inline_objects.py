@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from s3gw.store.ids import INLINE_MAX
+from s3gw.store.manifest import INLINE_MAX
 from tests.conftest import ServerProcess, make_client
 from tests.e2e.test_durability import s3gw_cli
 

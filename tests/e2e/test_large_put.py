@@ -30,6 +30,7 @@ def _stream_and_check(tmp_path, size):
         srv.stop()
 
 
+@pytest.mark.slow   # ~70 s: `pytest -m slow` runs it
 def test_3gib_put_and_get_in_bounded_memory(tmp_path):
     _stream_and_check(tmp_path, 3 << 30)
 

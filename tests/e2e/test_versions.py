@@ -22,7 +22,7 @@ from s3gw.pfs.metadata import SqliteMetadata
 from s3gw.pfs.model import Delete, ObjectInfo, Put
 from s3gw.store.chunkstore import LocalChunkStore
 from s3gw.store.hashing import chunk_checksum, chunk_id
-from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.store.manifest import ChunkRef, Manifest
 
 from tests.conftest import ServerProcess, make_client
 

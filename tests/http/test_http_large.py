@@ -137,7 +137,8 @@ async def test_unread_body_then_close_is_not_reset():
 
     config = ServerConfig(drain_limit=64 * 1024, close_linger=2)
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(lambda task_status: serve(handler, "127.0.0.1", 0, config=config, task_status=task_status))
+        listeners = await nursery.start(
+            lambda task_status: serve(handler, "127.0.0.1", 0, config=config, task_status=task_status))
         port = listeners[0].socket.getsockname()[1]
 
         def blocking_client() -> bytes:

@@ -406,7 +406,7 @@ async def test_body_timeout(nursery, autojump_clock):
     async def handler(req):
         try:
             await read_all(req.body)
-        except BodyTimeout as exc:
+        except BodyTimeout:
             raised.append(trio.current_time())
             raise
         return Response(200, [])  # pragma: no cover

@@ -6,7 +6,7 @@ import pytest
 
 from s3gw.store import hashing
 from s3gw.store.chunkstore import ChunkCorrupt, ChunkMissing, LocalChunkStore
-from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.store.manifest import ChunkRef, Manifest
 from s3gw.store.packs import PACK_MAX
 
 
@@ -262,3 +262,16 @@ def test_prefetch_brings_dropped_chunks_back_into_the_page_cache(tmp_path):
     while store.read_cached(ref) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert store.read_cached(ref) == data
+
+
+def test_local_store_implements_the_chunkstore_interface():
+    import inspect
+
+    from s3gw.store.chunkstore import ChunkStore, LocalChunkStore
+
+    wanted = {n for n, f in vars(ChunkStore).items() if inspect.isfunction(f) and not n.startswith("_")}
+    assert wanted >= {"batch", "read", "read_into", "prefetch", "delete_many"}
+    for name in wanted:
+        proto = inspect.signature(getattr(ChunkStore, name))
+        impl = inspect.signature(getattr(LocalChunkStore, name))
+        assert list(proto.parameters) == list(impl.parameters), name

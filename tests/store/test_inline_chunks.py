@@ -1,4 +1,4 @@
-"""Inline chunks: a small object's bytes carried in its manifest (store.ids)."""
+"""Inline chunks: a small object's bytes carried in its manifest (store.manifest)."""
 
 import random
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from s3gw.store import hashing
 from s3gw.store.chunkstore import ChunkCorrupt, LocalChunkStore, verify_inline
-from s3gw.store.ids import INLINE_MAX, RECORD_SIZE, ChunkRef, Manifest
+from s3gw.store.manifest import INLINE_MAX, RECORD_SIZE, ChunkRef, Manifest
 
 
 def inline_ref(data: bytes) -> ChunkRef:

@@ -10,7 +10,7 @@ import pytest
 from s3gw.pfs.gc import collect_garbage
 from s3gw.store import hashing
 from s3gw.store.chunkstore import ChunkMissing, LocalChunkStore
-from s3gw.store.ids import ChunkRef
+from s3gw.store.manifest import ChunkRef
 from s3gw.store.packs import HEAD_SIZE, PACK_MAX
 
 

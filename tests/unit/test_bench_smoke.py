@@ -66,6 +66,7 @@ def test_ceiling_senders_and_sink():
                 assert t.complete and t.status == 200
 
 
+@pytest.mark.slow   # ~45 s: `pytest -m slow` runs it
 def test_run_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "r.json"
     md = tmp_path / "r.md"

@@ -1,6 +1,6 @@
 """Conditional and ranged reads, conditional writes.
 
-The matrix of ``s3.conditions`` case by case against RFC 9110 13.2.2 and
+The matrix of ``s3.wire.conditions`` case by case against RFC 9110 13.2.2 and
 the S3 GetObject/HeadObject/PutObject documentation; then the same through
 the real handler in process (``S3Service`` on a real ``SqliteMetadata`` and
 ``LocalChunkStore``, driven over ``serve_connection`` on an in-memory stream,
@@ -12,7 +12,6 @@ conditional writes decided inside the commit transaction under a race.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
@@ -22,12 +21,12 @@ import trio
 
 from s3gw.pfs.metadata import SqliteMetadata
 from s3gw.pfs.model import ConditionFailed, MetadataBusy, NoSuchFile, ObjectInfo, Put
-from s3gw.s3 import conditions
-from s3gw.s3.dates import http_date
-from s3gw.s3.errors import S3Error
-from s3gw.s3.ops import S3Service
+from s3gw.s3.wire import conditions
+from s3gw.s3.wire.dates import http_date
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.service import S3Service
 from s3gw.store.chunkstore import LocalChunkStore
-from s3gw.store.ids import Manifest
+from s3gw.store.manifest import Manifest
 from tests.http.http_testlib import request, start
 
 ETAG = "9a0364b9e99bb480dd25e1f0284c8555"
@@ -293,7 +292,7 @@ class SlowMetadata(SqliteMetadata):
 
 
 async def test_small_get_on_the_event_loop_until_a_lookup_is_slow(tmp_path, monkeypatch):
-    from s3gw.s3.ops import service as service_mod
+    from s3gw.s3 import context as service_mod
 
     # the slow lookups below sleep 2 x INLINE_SLOW; a busy machine may stretch one past
     # INLINE_SEVERE, which backs off at once: keep that out of this test's way
@@ -483,7 +482,7 @@ async def test_a_long_get_hints_each_chunk_once_before_reading_it(tmp_path):
 
 def test_on_demand_thread_keeps_serving_after_a_failed_unit(caplog):
     """A unit of work that raises (a bug) is logged; the thread goes on with the queue."""
-    from s3gw.s3.ops.smallputs import _OnDemandThread
+    from s3gw.ingest.smallputs import _OnDemandThread
 
     done = []
     finished = threading.Event()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from s3gw.s3.ops.objects import _PIECE, _group
-from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.s3.ops.get import _PIECE, _group
+from s3gw.store.manifest import ChunkRef, Manifest
 
 MiB = 1 << 20
 
@@ -36,7 +36,7 @@ def test_partial_chunks_are_pieces_of_their_own():
 def test_piece_pool_reuses_and_shrinks_when_idle():
     import mmap
 
-    from s3gw.s3.ops.piecepool import PiecePool
+    from s3gw.store.piecepool import PiecePool
 
     pool = PiecePool(4 * MiB + 1, keep_busy=3, keep_idle=1)
     a = pool.take(2, 3 * MiB)
@@ -53,7 +53,7 @@ def test_piece_pool_reuses_and_shrinks_when_idle():
 
 
 def test_piece_pool_plain_buffers_outside_its_range():
-    from s3gw.s3.ops.piecepool import PiecePool
+    from s3gw.store.piecepool import PiecePool
 
     pool = PiecePool(4 * MiB + 1)
     small = pool.take(2, 1000)          # below min_pooled: heap
@@ -66,7 +66,7 @@ def test_piece_pool_plain_buffers_outside_its_range():
 
 
 def test_piece_pool_keeps_buffers_a_read_still_writes_out():
-    from s3gw.s3.ops.piecepool import PiecePool
+    from s3gw.store.piecepool import PiecePool
 
     pool = PiecePool(4 * MiB + 1, keep_idle=4)
     bufs = pool.take(2, 2 * MiB)
@@ -76,7 +76,7 @@ def test_piece_pool_keeps_buffers_a_read_still_writes_out():
 
 
 def test_piece_pool_keeps_two_idle_buffers_per_running_get():
-    from s3gw.s3.ops.piecepool import PiecePool
+    from s3gw.store.piecepool import PiecePool
 
     pool = PiecePool(4 * MiB + 1, keep_busy=16, keep_idle=2)
     slow = pool.take(2, 3 * MiB)                      # one slow download stays open

@@ -14,9 +14,9 @@ from awscrt import checksums as awscrt_checksums
 from s3gw.pfs.metadata import SqliteMetadata
 from s3gw.pfs.model import ObjectInfo, Put
 from s3gw.pfs.uploads import NoSuchUpload, PartChanged, PartInfo
-from s3gw.s3 import parts
-from s3gw.s3.errors import S3Error
-from s3gw.store.ids import ChunkRef, Manifest
+from s3gw.s3.wire import parts
+from s3gw.s3.wire.errors import S3Error
+from s3gw.store.manifest import ChunkRef, Manifest
 
 MiB = 1 << 20
 
@@ -39,11 +39,13 @@ def test_plan_concatenates_manifests_and_computes_etag():
                                  stored)
     assert plan.size == 5 * MiB + 10
     assert plan.parts == (5 * MiB, 10)
-    assert plan.manifest == stored[1].manifest + stored[3].manifest
+    assert plan.part_manifests == (stored[1].manifest, stored[3].manifest)
+    manifest = Manifest.concat_packed(plan.part_manifests)
+    assert manifest == stored[1].manifest + stored[3].manifest
     want = hashlib.md5(bytes.fromhex(stored[1].etag) + bytes.fromhex(stored[3].etag))
     assert plan.etag == f"{want.hexdigest()}-2"
     assert plan.expected == {1: stored[1].etag, 3: stored[3].etag}
-    assert Manifest.unpack(plan.manifest).size == plan.size
+    assert Manifest.unpack(manifest).size == plan.size
 
 
 @pytest.mark.parametrize("requested, code", [

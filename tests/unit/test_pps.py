@@ -9,10 +9,10 @@ from s3gw.pps.jobs import (InvalidTransition, JobState, JobView, ViewBucket, nex
                            staging_repo)
 from s3gw.pps.spec import (CrossInput, PfsInput, SpecError, check_names, parse_duration,
                            parse_spec)
-from s3gw.s3.endpoints import by_name
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire.endpoints import by_name
+from s3gw.s3.wire.errors import S3Error
 from s3gw.s3.jobviews import check_output_write, check_view_request
-from s3gw.s3.names import parse_bucket
+from s3gw.s3.wire.names import parse_bucket
 
 SEED = {
     "pipeline": {"name": "copy"},

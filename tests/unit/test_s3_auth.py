@@ -13,9 +13,9 @@ from botocore.credentials import Credentials
 
 from s3gw.http.headers import Headers
 from s3gw.pfs.auth import AuthSnapshot, Role
-from s3gw.s3 import auth
-from s3gw.s3.endpoints import by_name
-from s3gw.s3.errors import S3Error
+from s3gw.s3.auth import access as auth
+from s3gw.s3.wire.endpoints import by_name
+from s3gw.s3.wire.errors import S3Error
 
 FIXED = dt.datetime(2026, 11, 23, 8, 50, 40, tzinfo=dt.timezone.utc)
 NOW = FIXED.timestamp()
@@ -128,8 +128,8 @@ def test_anonymous_is_refused():
 
 def test_token_style_key_authenticates():
     token = "f" * 40
-    from s3gw.pfs.auth import _token_hash
-    snap = AuthSnapshot(True, {}, {_token_hash(token): "pachy"}, frozenset(),
+    from s3gw.pfs.roles import token_hash
+    snap = AuthSnapshot(True, {}, {token_hash(token): "pachy"}, frozenset(),
                         frozenset({"pachy"}), {})
     m, p, q, h = v4(ak=token, secret=token)
     assert auth.authenticate(m, p, q, h, snap, NOW).user == "pachy"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3gw.s3.awschunked import (
+from s3gw.s3.wire.awschunked import (
     PLAIN,
     SIGNED,
     SIGNED_TRAILER,
@@ -13,7 +13,7 @@ from s3gw.s3.awschunked import (
     ChunkSignature,
     body_shape,
 )
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire.errors import S3Error
 
 SIG = "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
 SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -78,7 +78,8 @@ def decode(body, splits, **kw):
 )
 def test_body_shape(headers, kind, length, sha, trailer):
     shape = body_shape(headers)
-    assert (shape.kind, shape.decoded_length, shape.content_sha256, shape.expect_trailer) == (kind, length, sha, trailer)
+    assert (shape.kind, shape.decoded_length, shape.content_sha256, shape.expect_trailer) == \
+        (kind, length, sha, trailer)
     assert shape.aws_chunked == (kind != PLAIN)
     assert (shape.decoder() is None) == (kind == PLAIN)
 
@@ -89,7 +90,8 @@ def test_body_shape(headers, kind, length, sha, trailer):
         ({"x-amz-content-sha256": "nope"}, "InvalidArgument"),
         ({"x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"}, "NotImplemented"),
         ({"content-length": "-1"}, "InvalidArgument"),
-        ({"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "x"}, "InvalidArgument"),
+        ({"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+          "x-amz-decoded-content-length": "x"}, "InvalidArgument"),
     ],
 )
 def test_body_shape_errors(headers, code):

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3gw.s3.dates import http_date, iso8601_ms, parse_http_date, parse_iso8601
+from s3gw.s3.wire.dates import http_date, iso8601_ms, parse_http_date, parse_iso8601
 
 T = 1_795_423_840 * 10**9  # Mon, 23 Nov 2026 08:50:40 GMT
 
@@ -52,7 +52,7 @@ def test_parse_iso8601():
 
 
 def test_signed_dates_accept_rfc2822_numeric_zones():
-    from s3gw.s3.dates import parse_http_date, parse_signed_date
+    from s3gw.s3.wire.dates import parse_http_date, parse_signed_date
     gmt = parse_http_date("Thu, 26 Nov 2026 12:25:00 GMT")
     assert parse_signed_date("Thu, 26 Nov 2026 12:25:00 +0000") == gmt   # s3cmd's x-amz-date
     assert parse_signed_date("Thu, 26 Nov 2026 13:25:00 +0100") == gmt

@@ -1,6 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import ERRORS, S3Error, error_xml, status_of, to_s3_error
+from s3gw.s3.translate import to_s3_error
+from s3gw.s3.wire.errors import ERRORS, S3Error, error_xml, status_of
 
 REQUIRED = {
     "AccessDenied": 403, "BadDigest": 400, "BucketAlreadyOwnedByYou": 409, "BucketNotEmpty": 409,
@@ -61,15 +62,19 @@ def test_translation_never_leaks_text():
     assert to_s3_error(same) is same
 
 
-def test_lower_error_table(monkeypatch):
-    from s3gw.s3 import errors
-
-    class NoSuchRepo(Exception):
-        s3_fields = {"bucket_name": "x"}
+def test_lower_error_table_is_keyed_by_class():
+    from s3gw.pfs.model import NoSuchRepo
+    from s3gw.s3.translate import LOWER_ERRORS
 
     class Sub(NoSuchRepo):
-        pass
+        s3_fields = {"bucket_name": "x"}
 
-    monkeypatch.setitem(errors.LOWER_ERRORS, "NoSuchRepo", "NoSuchBucket")
     err = to_s3_error(Sub())
     assert (err.code, err.bucket_name) == ("NoSuchBucket", "x")
+    assert all(isinstance(cls, type) and issubclass(cls, BaseException) for cls in LOWER_ERRORS)
+    assert all(code in ERRORS for code in LOWER_ERRORS.values())
+
+    class NoSuchFile(Exception):     # the same name, another class: not translated
+        pass
+
+    assert to_s3_error(NoSuchFile()).code == "InternalError"

@@ -3,10 +3,10 @@ continuation tokens."""
 
 import pytest
 
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire.errors import S3Error
 from s3gw.s3.ops.buckets import bucket_page
-from s3gw.s3.ops.listing import count_param, decode_token, encode_token
-from s3gw.s3.xml import BucketEntry
+from s3gw.s3.wire.listing import count_param, decode_token, encode_token
+from s3gw.s3.wire.xml_out import BucketEntry
 
 NAMES = ["dev.a", "dev.b", "master.a", "master.b", "x.c"]
 ENTRIES = [BucketEntry(n, 0) for n in NAMES]

@@ -3,8 +3,8 @@ import hashlib
 
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.metadata import content_md5, stored_headers, strip_aws_chunked
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.object_headers import content_md5, stored_headers, strip_aws_chunked
 
 
 def test_stored_headers_pick_and_order():

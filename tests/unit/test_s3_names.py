@@ -1,7 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.names import BucketRef, bucket_name, parse_bucket, parse_copy_source, validate_key
 
 C = "0123456789abcdef0123456789abcdef"
 
@@ -44,7 +44,8 @@ def test_bucket_name():
         bucket_name("im.ages", "master")
 
 
-@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".", "\u00fc" * 512, "k" * 1024, "a\nb"])
+@pytest.mark.parametrize("key", ["a", "../../etc/passwd", "a//b", "/lead", "trail/", ".",
+                                 "\u00fc" * 512, "k" * 1024, "a\nb"])
 def test_valid_keys(key):
     assert validate_key(key) == key
 
@@ -69,6 +70,9 @@ def test_invalid_keys(key, code):
         ("/master.images/dir/f%C3%BC?versionId=HEAD%5E", "master.images", "dir/f\u00fc", "HEAD^"),
         ("b/what%3Fnot?versionId=", "b", "what?not", None),
         ("b/a/b/", "b", "a/b/", None),
+        # the whole value escaped (JS encodeURIComponent, AWS's Java example): %2F separates
+        ("master.data%2Fdir%2Fa%20b%2B%25.txt", "master.data", "dir/a b+%.txt", None),
+        ("%2Fb%2Fk?versionId=HEAD", "b", "k", "HEAD"),
     ],
 )
 def test_copy_source(value, bucket, key, version):

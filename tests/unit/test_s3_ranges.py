@@ -1,7 +1,7 @@
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.ranges import content_range, parse_range, unsatisfied_range
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.ranges import content_range, parse_range, unsatisfied_range
 
 TABLE = [
     ("bytes=0-9", 100, (0, 9)),
@@ -32,7 +32,8 @@ def test_range_table(value, size, expected):
     assert parse_range(value, size) == expected
 
 
-@pytest.mark.parametrize("value,size", [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=0-0", 0)])
+@pytest.mark.parametrize("value,size", [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100),
+                                        ("bytes=0-", 0), ("bytes=0-0", 0)])
 def test_unsatisfiable(value, size):
     with pytest.raises(S3Error) as ei:
         parse_range(value, size)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.router import parse_query, route, split_host
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.router import parse_query, route, split_host
 
 CASES = [
     # (method, target, extra headers, endpoint, bucket, key)

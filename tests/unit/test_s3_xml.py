@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3gw.s3 import xml as x
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire import xml_out as x
+from s3gw.s3.wire.errors import S3Error
 
 H = '<?xml version="1.0" encoding="UTF-8"?>\n'
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -22,7 +22,7 @@ def doc(root, inner):
 
 
 def test_time_constant():
-    from s3gw.s3.dates import iso8601_ms
+    from s3gw.s3.wire.dates import iso8601_ms
 
     assert iso8601_ms(T0) == "2026-11-23T08:50:40.123Z"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from s3gw.s3.errors import S3Error
-from s3gw.s3.xml import parse_complete_multipart, parse_create_bucket, parse_delete
+from s3gw.s3.wire.errors import S3Error
+from s3gw.s3.wire.xml_out import parse_complete_multipart, parse_create_bucket, parse_delete
 
 NS = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
@@ -99,20 +99,23 @@ def test_complete_shapes(ns):
 def test_complete_errors():
     part = "<Part><PartNumber>{}</PartNumber><ETag>e</ETag></Part>"
     wrap = "<CompleteMultipartUpload>{}</CompleteMultipartUpload>"
-    assert code_of(parse_complete_multipart, wrap.format(part.format(2) + part.format(1)).encode()) == "InvalidPartOrder"
-    assert code_of(parse_complete_multipart, wrap.format(part.format(1) + part.format(1)).encode()) == "InvalidPartOrder"
+    for order in ((2, 1), (1, 1)):
+        body = wrap.format("".join(part.format(n) for n in order)).encode()
+        assert code_of(parse_complete_multipart, body) == "InvalidPartOrder"
     assert code_of(parse_complete_multipart, wrap.format(part.format(0)).encode()) == "InvalidArgument"
     assert code_of(parse_complete_multipart, wrap.format(part.format(10001)).encode()) == "InvalidArgument"
     assert code_of(parse_complete_multipart, wrap.format(part.format("x")).encode()) == "MalformedXML"
     assert code_of(parse_complete_multipart, wrap.format("").encode()) == "MalformedXML"
-    assert code_of(parse_complete_multipart, wrap.format("<Part><PartNumber>1</PartNumber></Part>").encode()) == "MalformedXML"
+    no_etag = wrap.format("<Part><PartNumber>1</PartNumber></Part>").encode()
+    assert code_of(parse_complete_multipart, no_etag) == "MalformedXML"
     assert code_of(parse_complete_multipart, b"") == "MalformedXML"
 
 
 def test_create_bucket():
     assert parse_create_bucket(b"") is None
     assert parse_create_bucket(b"  \r\n") is None
-    body = f"<CreateBucketConfiguration{NS}><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>"
+    body = (f"<CreateBucketConfiguration{NS}><LocationConstraint>us-east-1</LocationConstraint>"
+            "</CreateBucketConfiguration>")
     assert parse_create_bucket(body.encode()) == "us-east-1"
     assert parse_create_bucket(b"<CreateBucketConfiguration><LocationConstraint/></CreateBucketConfiguration>") is None
     assert parse_create_bucket(b"<CreateBucketConfiguration/>") is None
@@ -121,7 +124,7 @@ def test_create_bucket():
 
 
 def test_access_control_policy_grants():
-    from s3gw.s3.xmlparse import parse_access_control_policy
+    from s3gw.s3.wire.xml_in import parse_access_control_policy
     body = (b'<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>s3gw</ID>'
             b'</Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-'
             b'instance" xsi:type="CanonicalUser"><ID>bob</ID></Grantee><Permission>READ</Permission>'

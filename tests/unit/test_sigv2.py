@@ -12,8 +12,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from s3gw.http.headers import Headers
-from s3gw.s3 import sigv2
-from s3gw.s3.errors import S3Error, error_xml
+from s3gw.s3.auth import sigv2
+from s3gw.s3.wire.errors import S3Error, error_xml
 
 AK = "AKIDV2EXAMPLE"
 SECRET = "v2/secret+key"

@@ -14,9 +14,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from s3gw.http.headers import Headers
-from s3gw.s3 import sigv4
-from s3gw.s3.awschunked import AwsChunkedDecoder
-from s3gw.s3.errors import S3Error, error_xml
+from s3gw.s3.auth import sigv4, sigv4_stream
+from s3gw.s3.wire.awschunked import AwsChunkedDecoder
+from s3gw.s3.wire.errors import S3Error, error_xml
 
 AK = "AKIDEXAMPLE0001"
 SECRET = "s3cr3t/with+chars"
@@ -459,7 +459,7 @@ def test_aws_example_first_chunk_string_to_sign():
 def test_aws_example_chunks_via_decoder(piece):
     ident = _aws_identity()
     dec = AwsChunkedDecoder(True, False, decoded_length=66560)
-    v = sigv4.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
+    v = sigv4_stream.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
     body = _aws_body()
     out = bytearray()
     for i in range(0, len(body), piece):
@@ -479,7 +479,7 @@ def test_aws_example_bad_chunk_fails_at_that_chunk(bad):
     sigs = list(AWS_CHUNK_SIGS)
     sigs[bad] = "0" * 64
     dec = AwsChunkedDecoder(True, False, decoded_length=66560)
-    v = sigv4.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
+    v = sigv4_stream.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
     with pytest.raises(S3Error) as ei:
         slices = dec.feed(_aws_body(sigs))
         v.add_signatures(dec.take_signatures())
@@ -492,7 +492,7 @@ def test_aws_example_bad_chunk_fails_at_that_chunk(bad):
 
 def test_tampered_chunk_data_fails():
     ident = _aws_identity()
-    v = sigv4.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
+    v = sigv4_stream.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
     v.add_signature(AWS_CHUNK_SIGS[0], 65536)
     with pytest.raises(S3Error) as ei:
         v.feed(b"a" * 65535 + b"b")
@@ -501,11 +501,11 @@ def test_tampered_chunk_data_fails():
 
 def test_chunks_out_of_order_and_incomplete():
     ident = _aws_identity()
-    v = sigv4.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
+    v = sigv4_stream.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
     v.add_signature(AWS_CHUNK_SIGS[1], 1024)  # second chunk first: chain breaks
     with pytest.raises(S3Error):
         v.feed(b"a" * 1024)
-    v = sigv4.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
+    v = sigv4_stream.ChunkVerifier(ident.signing_key, ident.timestamp, ident.scope, ident.seed_signature)
     v.add_signature(AWS_CHUNK_SIGS[0], 65536)
     v.feed(b"a" * 65536)
     with pytest.raises(S3Error) as ei:
@@ -531,22 +531,22 @@ def test_signed_trailer_chain():
         + f"x-amz-trailer-signature:{st}\r\n\r\n".encode()
     )
     dec = AwsChunkedDecoder(True, True, decoded_length=len(data))
-    v = sigv4.ChunkVerifier(key, ts, scope, seed)
-    for s in dec.feed(body):
+    v = sigv4_stream.ChunkVerifier(key, ts, scope, seed)
+    for _ in dec.feed(body):
         pass
     v.add_signatures(dec.take_signatures())
     v.feed(data)
     trailers = dec.finish()
     v.finish(trailers)
     bad = dict(trailers, **{"x-amz-checksum-crc32": "AAAAAA=="})
-    v2 = sigv4.ChunkVerifier(key, ts, scope, seed)
+    v2 = sigv4_stream.ChunkVerifier(key, ts, scope, seed)
     v2.add_signature(s1, len(data))
     v2.feed(data)
     v2.add_signature(s0, 0)
     with pytest.raises(S3Error) as ei:
         v2.finish(bad)
     assert ei.value.code == "SignatureDoesNotMatch"
-    v3 = sigv4.ChunkVerifier(key, ts, scope, seed)
+    v3 = sigv4_stream.ChunkVerifier(key, ts, scope, seed)
     v3.add_signatures([(s1, len(data)), (s0, 0)])
     v3.feed(data)
     with pytest.raises(S3Error):

@@ -3,8 +3,8 @@
 import pytest
 
 from s3gw.http.headers import Headers
-from s3gw.s3 import unsupported
-from s3gw.s3.errors import S3Error
+from s3gw.s3.wire import unsupported
+from s3gw.s3.wire.errors import S3Error
 
 
 def outcome(operation, **headers):

@@ -3,10 +3,9 @@
 CreateBucket creates the repo if missing, then the branch; DeleteBucket
 deletes the branch even when it holds files, and the repo with its last
 branch.  Location and versioning answers are canned: one region, versioning
-always on (every write is a commit).  With auth off the ACL answer is canned
-too (the owner has FULL_CONTROL); with auth on, bucket ACLs are the repo's
-roles (see ``put_bucket_acl``), ListBuckets shows the readable repos only, and
-CreateBucket of a new repo makes the caller its owner.
+always on (every write is a commit).  With auth on, ListBuckets shows the
+readable repos only, and CreateBucket of a new repo makes the caller its owner
+(bucket ACLs, the repo's roles: ``ops.acl``).
 
 ListBuckets lists every branch of every repo, by name.  With any of the
 paginated ListBuckets parameters (``prefix``, ``max-buckets``,
@@ -14,7 +13,7 @@ paginated ListBuckets parameters (``prefix``, ``max-buckets``,
 ``max-buckets`` (1..10000, default 10000) buckets whose names start with
 ``prefix``, each with its ``BucketRegion``, echoes ``Prefix``, and adds a
 ``ContinuationToken`` when more remain: the next bucket's name, encoded like
-the listing tokens (:func:`.listing.encode_token`).  ``bucket-region`` other
+the listing tokens (:func:`s3.wire.listing.encode_token`).  ``bucket-region`` other
 than ours matches no bucket.  Without them, every bucket in one answer, as
 before.  The plan is :func:`bucket_page`; every branch is read first (a
 store holds branches by the thousand, not by the million).
@@ -25,18 +24,18 @@ from __future__ import annotations
 from functools import partial
 
 from ...http import Request, Response
-from ...pfs.auth import AuthStoreError, Role
 from ...pfs.model import BranchExists, PfsError, RepoExists
 from ...pps.jobs import is_internal_repo
-from .. import xml as s3xml
-from ..auth import acl_grants, grant_headers, may_create_branch, may_read, policy_roles
-from ..errors import S3Error
-from ..metadata import check_acl
-from ..names import bucket_name
-from ..xmlparse import parse_access_control_policy, parse_create_bucket
-from .body import read_small_body
-from .listing import count_param, decode_token, encode_token
-from .service import OWNER, PRINCIPAL, VIEW, S3Service, operation
+from ..auth.access import may_create_branch, may_read
+from ..context import OWNER, PRINCIPAL, VIEW, Context
+from ..payload import read_small_body
+from ..resolve import existing_bucket
+from ..wire import xml_out as s3xml
+from ..wire.errors import S3Error
+from ..wire.listing import count_param, decode_token, encode_token
+from ..wire.names import bucket_name
+from ..wire.object_headers import check_acl
+from ..wire.xml_in import parse_create_bucket
 
 __all__ = ["bucket_page"]
 
@@ -76,8 +75,7 @@ def _max_buckets(raw: str | None) -> int:
     return count
 
 
-@operation("ListBuckets")
-async def list_buckets(svc: S3Service, req: Request, r) -> Response:
+async def list_buckets(svc: Context, req: Request, r) -> Response:
     q = r.query
     paged = any(name in q for name in _PAGED)
     limit = _max_buckets(q.get("max-buckets")) if paged else None
@@ -110,8 +108,7 @@ async def list_buckets(svc: S3Service, req: Request, r) -> Response:
     return Response(200, list(XML), doc)
 
 
-@operation("CreateBucket")
-async def create_bucket(svc: S3Service, req: Request, r) -> Response:
+async def create_bucket(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     check_acl(req.headers.get("x-amz-acl"))
     principal = PRINCIPAL.get()
@@ -142,18 +139,16 @@ async def create_bucket(svc: S3Service, req: Request, r) -> Response:
     return Response(200, [("location", f"/{r.bucket}")], b"")
 
 
-def _repo_exists(svc: S3Service, repo: str) -> bool:
+def _repo_exists(svc: Context, repo: str) -> bool:
     return bool(svc.meta.list_branches(repo))   # a repo lives exactly as long as a branch
 
 
-@operation("HeadBucket")
-async def head_bucket(svc: S3Service, req: Request, r) -> Response:
-    await _existing(svc, r.bucket)
+async def head_bucket(svc: Context, req: Request, r) -> Response:
+    await svc.run(existing_bucket, svc, r.bucket)
     return Response(200, [("x-amz-bucket-region", svc.region)], None, content_length=0)
 
 
-@operation("DeleteBucket")
-async def delete_bucket(svc: S3Service, req: Request, r) -> Response:
+async def delete_bucket(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     await svc.run(svc.meta.delete_branch, ref.repo, ref.branch)
     if svc.auth is not None and not await svc.run(_repo_exists, svc, ref.repo):
@@ -161,75 +156,17 @@ async def delete_bucket(svc: S3Service, req: Request, r) -> Response:
     return Response(204, [], b"")
 
 
-@operation("GetBucketLocation")
-async def get_bucket_location(svc: S3Service, req: Request, r) -> Response:
-    await _existing(svc, r.bucket)
+async def get_bucket_location(svc: Context, req: Request, r) -> Response:
+    await svc.run(existing_bucket, svc, r.bucket)
     return Response(200, list(XML), s3xml.location_constraint(svc.region))
 
 
-@operation("GetBucketVersioning")
-async def get_bucket_versioning(svc: S3Service, req: Request, r) -> Response:
-    await _existing(svc, r.bucket)
+async def get_bucket_versioning(svc: Context, req: Request, r) -> Response:
+    await svc.run(existing_bucket, svc, r.bucket)
     return Response(200, list(XML), s3xml.versioning_configuration("Enabled"))
 
 
-@operation("GetBucketAcl")
-async def get_bucket_acl(svc: S3Service, req: Request, r) -> Response:
-    """With auth on, the repo's roles as grants (reader READ, writer WRITE, owner
-    FULL_CONTROL); otherwise the canned owner-only answer."""
-    ref = await _existing(svc, r.bucket)
-    grants = None
-    if PRINCIPAL.get() is not None:
-        grants = acl_grants(await svc.run(svc.auth.grants, None, ref.repo))
-    return Response(200, list(XML), s3xml.access_control_policy(OWNER, grants))
-
-
-@operation("PutBucketAcl")
-async def put_bucket_acl(svc: S3Service, req: Request, r) -> Response:
-    """How an owner grants roles over S3 (auth on; with auth off there are no roles and
-    nothing changes).  One of, as S3 allows only one per request:
-
-    * ``x-amz-grant-read`` / ``-write`` / ``-full-control: id="user"`` headers, or
-    * an ``AccessControlPolicy`` body (CanonicalUser IDs are user names; a policy
-      read with GetBucketAcl and sent back unchanged, as s3cmd does, changes nothing),
-
-    *replace* the repo's roles; the caller stays owner.  The canned ``private``
-    keeps the owners only; the other canned ACLs (public and group access) are
-    ``InvalidArgument``, like group grantees: refused, not ignored, so an owner
-    revoking access is never told it worked when it did not.
-    """
-    ref = await _existing(svc, r.bucket)
-    canned = req.headers.get("x-amz-acl")
-    check_acl(canned)
-    principal = PRINCIPAL.get()
-    roles = grant_headers(req.headers) if principal is not None else None
-    body = bytes(await read_small_body(req, limit=64 * 1024))
-    if principal is None:
-        return Response(200, [], b"")
-    given = [roles is not None, canned is not None, bool(body.strip())]
-    if sum(given) > 1:
-        raise S3Error("InvalidRequest", "Give a canned ACL, x-amz-grant-* headers or an "
-                                        "AccessControlPolicy body: only one of them.")
-    if canned is not None:
-        if canned.strip() != "private":
-            raise S3Error("InvalidArgument", f"x-amz-acl: {canned.strip()} is not supported: "
-                          "s3gw grants roles to its users only (no public or group access).",
-                          argument_name="x-amz-acl", argument_value=canned.strip())
-        current = await svc.run(svc.auth.grants, None, ref.repo)
-        roles = {g.user: g.role for g in current if g.role == Role.OWNER}
-    elif given[2]:
-        roles = policy_roles(parse_access_control_policy(body), OWNER.id)
-    if roles is not None:
-        if not principal.admin:
-            roles[principal.user] = Role.OWNER
-        try:
-            await svc.run(svc.auth.set_repo_grants, ref.repo, roles)
-        except AuthStoreError as exc:
-            raise S3Error("InvalidArgument", str(exc), argument_name="x-amz-grant-*") from None
-    return Response(200, [], b"")
-
-
-def _view_branches(svc: S3Service, view) -> list:
+def _view_branches(svc: Context, view) -> list:
     """Blocking: the branches behind a job view's buckets (for their creation times)."""
     out = []
     for b in view.buckets:
@@ -238,11 +175,3 @@ def _view_branches(svc: S3Service, view) -> list:
         except PfsError:
             pass
     return out
-
-
-async def _existing(svc: S3Service, name: str | None):
-    ref = svc.bucket(name)
-    await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
-    if ref.commit is not None:
-        await svc.run(svc.meta.get_commit, ref.commit)
-    return ref

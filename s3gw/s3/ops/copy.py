@@ -17,14 +17,12 @@ Theory of operation
   cannot make the source the current version again; it can only make a
   self-copy's refusal answer the state of a moment earlier.
 * ``If-None-Match: *`` and ``If-Match`` apply to the destination, as on a
-  PutObject (``s3.conditions.write_condition``), decided inside the commit;
+  PutObject (``s3.wire.conditions.write_condition``), decided inside the commit;
   the ``x-amz-copy-source-if-*`` headers apply to the source.
 * The source may be pinned with ``?versionId=<commit>`` (or a commit-pinned
-  source bucket): resolved by ``ops.versions`` like a GET's versionId (any
-  commit of the branch's lineage, ``null`` = the head).  Without that module
-  only the head and the file's current version id work; others answer
-  ``NotImplemented``.
-* ``x-amz-copy-source-if-*`` are evaluated on the source (``s3.parts``);
+  source bucket): resolved by ``s3.resolve.resolve_file`` like a GET's
+  versionId (any commit of the branch's lineage, ``null`` = the head).
+* ``x-amz-copy-source-if-*`` are evaluated on the source (``s3.wire.parts``);
   a failure is ``412 PreconditionFailed``.
 * UploadPartCopy makes a part from a byte range of the source: chunks that
   lie wholly inside the range are referenced as they are; a chunk the
@@ -37,65 +35,48 @@ Theory of operation
 from __future__ import annotations
 
 import base64
-import re
 
 from ...http import Request, Response
 from ...ingest.pipeline import ChunkStage
 from ...pfs.model import FileInfo, NoSuchFile, ObjectInfo, Put
 from ...pfs.uploads import PartInfo
 from ...store.hashing import StreamHasher
-from ...store.ids import Manifest
-from .. import conditions
-from .. import xml as s3xml
-from ..errors import S3Error
-from ..metadata import stored_headers
-from ..names import CopySource, parse_copy_source, validate_key
-from ..parts import MAX_PART_SIZE, copy_preconditions, parse_copy_range, parse_part_number
-from .multipart import get_upload_for
-from .objects import CHECKSUM_ALGORITHMS, resolve_file
-from .service import S3Service, operation
-
-try:
-    from .versions import resolve_version_file as _resolve_version
-except ImportError:  # pragma: no cover - reading at a commit not available
-    _resolve_version = None
+from ...store.manifest import Manifest
+from ..context import Context
+from ..resolve import get_upload_for, resolve_file
+from ..wire import conditions
+from ..wire import xml_out as s3xml
+from ..wire.errors import S3Error
+from ..wire.names import CopySource, parse_copy_source, validate_key
+from ..wire.object_headers import stored_headers
+from ..wire.parts import (
+    CHECKSUM_ALGORITHMS,
+    MAX_PART_SIZE,
+    copy_preconditions,
+    parse_copy_range,
+    parse_part_number,
+)
 
 __all__ = ["copy_range", "resolve_source"]
 
 _XML = ("content-type", "application/xml")
-_VERSION = re.compile(r"[0-9a-f]{32}")
 _SELF_COPY = ("This copy request is illegal because it is trying to copy an object to itself "
               "without changing the object's metadata, storage class, website redirect "
               "location or encryption attributes.")
 
 
-def resolve_source(svc: S3Service, src: CopySource) -> FileInfo:
+def resolve_source(svc: Context, src: CopySource) -> FileInfo:
     """Blocking: the file a copy source names (branch head, pinned commit or version)."""
     ref = svc.bucket(src.bucket)
     key = validate_key(src.key)
-    if _resolve_version is not None:        # reading at a version (ops.versions)
-        return _resolve_version(svc, ref, key, src.version_id)
-    version = src.version_id
-    if ref.commit is not None:
-        raise S3Error("NotImplemented", "Copying from a commit-pinned bucket is not "
-                                        "supported yet.")
-    if version in (None, "", "null"):
-        return resolve_file(svc, ref, key)
-    if not _VERSION.fullmatch(version):
-        raise S3Error("InvalidArgument", "Invalid version id specified",
-                      argument_name="versionId", argument_value=version)
-    current = svc.meta.stat(ref.repo, ref.branch, key)
-    if current.commit_id == version:
-        return current
-    raise S3Error("NotImplemented", "Copying a version other than the current one "
-                                    "(reading at a commit) is not supported yet.")
+    return resolve_file(svc, ref, key, src.version_id)
 
 
 def _source(req: Request) -> CopySource:
     return parse_copy_source(req.headers.get("x-amz-copy-source") or "")
 
 
-def _same_key(svc: S3Service, src: CopySource, dst, key: str) -> bool:
+def _same_key(svc: Context, src: CopySource, dst, key: str) -> bool:
     """The source names the destination's key on the same branch (a commit-pinned
     source bucket is another bucket name, so never)."""
     src_ref = svc.bucket(src.bucket)
@@ -103,7 +84,7 @@ def _same_key(svc: S3Service, src: CopySource, dst, key: str) -> bool:
         and (src_ref.repo, src_ref.branch) == (dst.repo, dst.branch)
 
 
-def _is_current(svc: S3Service, dst, key: str, info: FileInfo) -> bool:
+def _is_current(svc: Context, dst, key: str, info: FileInfo) -> bool:
     """Blocking: True when ``info`` (a version of ``key``) is the key's current version.
 
     Versions compare by the file's last change (``commit_id``): ``HEAD``,
@@ -123,7 +104,7 @@ def _check_conditions(req: Request, info: FileInfo) -> None:
         raise S3Error("PreconditionFailed", condition=failed)
 
 
-def _digest_range(svc: S3Service, manifest: Manifest, start: int, end: int,
+def _digest_range(svc: Context, manifest: Manifest, start: int, end: int,
                   algorithms: list[str]) -> dict[str, bytes]:
     """Blocking: digests of bytes [start, end) of a manifest (verified reads, no writes)."""
     hasher = StreamHasher(algorithms)
@@ -133,8 +114,7 @@ def _digest_range(svc: S3Service, manifest: Manifest, start: int, end: int,
 
 
 # -- CopyObject -------------------------------------------------------------------------
-@operation("CopyObject")
-async def copy_object(svc: S3Service, req: Request, r) -> Response:
+async def copy_object(svc: Context, req: Request, r) -> Response:
     dst = svc.writable(r.bucket)
     key = validate_key(r.key)
     src = _source(req)
@@ -181,7 +161,7 @@ async def copy_object(svc: S3Service, req: Request, r) -> Response:
 
 
 # -- UploadPartCopy ---------------------------------------------------------------------
-def copy_range(svc: S3Service, manifest: Manifest, start: int, end: int,
+def copy_range(svc: Context, manifest: Manifest, start: int, end: int,
                algorithms: list[str]) -> tuple[Manifest, dict[str, bytes]]:
     """Blocking: a manifest for bytes [start, end) of ``manifest`` and their digests.
 
@@ -219,8 +199,7 @@ def copy_range(svc: S3Service, manifest: Manifest, start: int, end: int,
     return Manifest(refs), (hasher.digests() if hasher is not None else {})
 
 
-@operation("UploadPartCopy")
-async def upload_part_copy(svc: S3Service, req: Request, r) -> Response:
+async def upload_part_copy(svc: Context, req: Request, r) -> Response:
     dst = svc.writable(r.bucket)
     key = validate_key(r.key)
     number = parse_part_number(r.query.get("partNumber"))

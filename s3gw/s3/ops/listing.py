@@ -17,20 +17,15 @@ prefix skips everything under it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from ...http import Request, Response
 from ...pfs.metadata import prefix_upper_bound
-from .. import xml as s3xml
-from ..errors import S3Error
-from .service import OWNER, S3Service, operation
-from .versions import pinned_commit
+from ..context import OWNER, Context
+from ..resolve import pinned_commit
+from ..wire import xml_out as s3xml
+from ..wire.listing import decode_token, encode_token, list_params
 
-__all__ = ["collect", "count_param", "decode_token", "encode_token", "Listing",
-           "list_params"]
+__all__ = ["collect", "Listing"]
 
-MAX_KEYS = 1000
 _BATCH = 1000
 
 
@@ -92,35 +87,6 @@ def _past(common_prefix: str):
     return (_END, False) if upper is None else (upper, True)
 
 
-def list_params(svc: S3Service, r):
-    """The common listing parameters: (bucket ref, prefix, delimiter, max-keys, encoding-type)."""
-    ref = svc.bucket(r.bucket)
-    q = r.query
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
-    raw = q.get("max-keys", str(MAX_KEYS))
-    count = count_param(raw)
-    if count is None:
-        raise S3Error("InvalidArgument", "max-keys must be a non-negative integer.",
-                      argument_name="max-keys", argument_value=raw)
-    max_keys = min(count, MAX_KEYS)
-    encoding = s3xml.check_encoding_type(q.get("encoding-type"))
-    return ref, prefix, delimiter, max_keys, encoding
-
-
-def count_param(raw: str) -> int | None:
-    """A non-negative decimal count from a query value, or ``None`` if it is not one.
-
-    ASCII digits only (``str.isdigit`` also takes ``'²'``, which ``int`` refuses);
-    values past 10**9 read as 10**9, so a thousand-digit value is a large count,
-    not an ``int`` conversion error.
-    """
-    if not (raw.isascii() and raw.isdigit()):
-        return None
-    digits = raw.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 9 else 10**9
-
-
 async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
     await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
     commit = await svc.run(pinned_commit, svc, ref)
@@ -128,9 +94,9 @@ async def _page(svc, ref, prefix, delimiter, after, max_keys) -> Listing:
                          max_keys, commit)
 
 
-@operation("ListObjects")
-async def list_objects(svc: S3Service, req: Request, r) -> Response:
-    ref, prefix, delimiter, max_keys, encoding = list_params(svc, r)
+async def list_objects(svc: Context, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    prefix, delimiter, max_keys, encoding = list_params(r.query)
     marker = r.query.get("marker", "")
     page = await _page(svc, ref, prefix, delimiter, marker or None, max_keys)
     doc = s3xml.list_objects_v1(
@@ -141,9 +107,9 @@ async def list_objects(svc: S3Service, req: Request, r) -> Response:
     return Response(200, [("content-type", "application/xml")], doc)
 
 
-@operation("ListObjectsV2")
-async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
-    ref, prefix, delimiter, max_keys, encoding = list_params(svc, r)
+async def list_objects_v2(svc: Context, req: Request, r) -> Response:
+    ref = svc.bucket(r.bucket)
+    prefix, delimiter, max_keys, encoding = list_params(r.query)
     token = r.query.get("continuation-token")
     start_after = r.query.get("start-after") or None
     after = start_after
@@ -160,22 +126,3 @@ async def list_objects_v2(svc: S3Service, req: Request, r) -> Response:
     return Response(200, [("content-type", "application/xml")], doc)
 
 
-def encode_token(position: str) -> str:
-    """The opaque continuation token for a listing position (a key or bucket name)."""
-    return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii")
-
-
-def decode_token(token: str) -> str:
-    """The position in a token from :func:`encode_token`.
-
-    Raises:
-        S3Error: ``InvalidArgument`` (continuation-token) if it is not one.
-    """
-    try:
-        # validate: a token with characters outside the alphabet is refused, not
-        # read as the shorter token those characters hide
-        raw = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect.",
-                      argument_name="continuation-token") from None

@@ -14,14 +14,14 @@ Theory of operation
   the earlier part.  The upload's checksum algorithm is always computed for
   each part, verified when the client sent it, and stored.
 * CompleteMultipartUpload plans the object from the part list (pure:
-  ``s3.parts.plan_completion``): manifests concatenated, no chunk read or
+  ``s3.wire.parts.plan_completion``): manifests concatenated, no chunk read or
   written, so completing 100 GiB costs what 1 MiB does, plus ~44 bytes of
   manifest per chunk.  The commit and the removal of the upload's rows are
   one transaction (``commit(also=...)``): the object appears whole or not at
   all, and a concurrent second Complete or Abort of the same upload finds
   nothing (``NoSuchUpload``).
 * Complete honours the conditional-write headers as PutObject does
-  (``s3.conditions.write_condition``): ``If-None-Match: *`` -> 412 when the
+  (``s3.wire.conditions.write_condition``): ``If-None-Match: *`` -> 412 when the
   key exists, ``If-Match: <etag>`` -> 412 when the current ETag differs, 404
   ``NoSuchKey`` when there is no object.  The condition is decided inside the
   commit's transaction, so no writer can slip in between check and commit;
@@ -43,30 +43,26 @@ import urllib.parse
 from ...http import Request, Response
 from ...pfs.model import ObjectInfo, Put
 from ...pfs.uploads import NoSuchUpload, PartChanged, PartInfo, UploadInfo
-from .. import conditions
-from .. import xml as s3xml
-from ..errors import S3Error
-from ..metadata import content_md5, stored_headers
-from ..names import BucketRef, validate_key
-from ..parts import MAX_PART_SIZE, checksum_type_for, parse_part_number, plan_completion
-from ..xmlparse import MAX_XML_BODY, parse_complete_multipart
-from .body import read_small_body
-from .objects import CHECKSUM_ALGORITHMS, receive_object
-from .service import OWNER, S3Service, operation
-
-__all__ = ["get_upload_for"]
+from ...store.manifest import Manifest
+from ..context import OWNER, Context
+from ..payload import read_small_body
+from ..resolve import get_upload_for
+from ..wire import conditions
+from ..wire import xml_out as s3xml
+from ..wire.errors import S3Error
+from ..wire.names import BucketRef, validate_key
+from ..wire.object_headers import content_md5, stored_headers
+from ..wire.parts import (
+    CHECKSUM_ALGORITHMS,
+    MAX_PART_SIZE,
+    checksum_type_for,
+    parse_part_number,
+    plan_completion,
+)
+from ..wire.xml_in import MAX_XML_BODY, parse_complete_multipart
+from .put import receive_object
 
 _XML = ("content-type", "application/xml")
-
-
-def get_upload_for(svc: S3Service, ref: BucketRef, key: str, upload_id: str | None) -> UploadInfo:
-    """Blocking: the upload ``upload_id`` if it targets this bucket and key, else NoSuchUpload."""
-    if not upload_id:
-        raise NoSuchUpload("")
-    info = svc.meta.uploads.get(upload_id)
-    if (info.repo, info.branch, info.key) != (ref.repo, ref.branch, key):
-        raise NoSuchUpload(upload_id)
-    return info
 
 
 def _algorithm(value: str | None) -> str | None:
@@ -99,8 +95,7 @@ def _int_param(query, name: str, default: int, maximum: int | None = None) -> in
 
 
 # -- CreateMultipartUpload --------------------------------------------------------------
-@operation("CreateMultipartUpload")
-async def create_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+async def create_multipart_upload(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
     headers = dict(stored_headers(req.headers))
@@ -115,8 +110,7 @@ async def create_multipart_upload(svc: S3Service, req: Request, r) -> Response:
 
 
 # -- UploadPart -------------------------------------------------------------------------
-@operation("UploadPart")
-async def upload_part(svc: S3Service, req: Request, r) -> Response:
+async def upload_part(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
     number = parse_part_number(r.query.get("partNumber"))
@@ -139,8 +133,7 @@ async def upload_part(svc: S3Service, req: Request, r) -> Response:
 
 
 # -- CompleteMultipartUpload ------------------------------------------------------------
-@operation("CompleteMultipartUpload")
-async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+async def complete_multipart_upload(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
     condition = conditions.write_condition(req.headers)   # If-None-Match: * / If-Match
@@ -155,7 +148,7 @@ async def complete_multipart_upload(svc: S3Service, req: Request, r) -> Response
     plan = plan_completion(requested, stored, checksum_algorithm=upload.checksum_algorithm,
                            checksum_type=upload.checksum_type)
     _check_whole_object_headers(req, plan)
-    obj = ObjectInfo(size=plan.size, etag=plan.etag, manifest=plan.manifest,
+    obj = ObjectInfo(size=plan.size, etag=plan.etag, manifest=Manifest.concat_packed(plan.part_manifests),
                      headers=upload.headers, checksums=plan.checksums, parts=plan.parts)
     try:
         commit = await svc.run(functools.partial(
@@ -192,8 +185,7 @@ def _check_whole_object_headers(req: Request, plan) -> None:
 
 
 # -- AbortMultipartUpload ---------------------------------------------------------------
-@operation("AbortMultipartUpload")
-async def abort_multipart_upload(svc: S3Service, req: Request, r) -> Response:
+async def abort_multipart_upload(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
     upload = await svc.run(get_upload_for, svc, ref, key, r.query.get("uploadId"))
@@ -202,8 +194,7 @@ async def abort_multipart_upload(svc: S3Service, req: Request, r) -> Response:
 
 
 # -- ListParts --------------------------------------------------------------------------
-@operation("ListParts")
-async def list_parts(svc: S3Service, req: Request, r) -> Response:
+async def list_parts(svc: Context, req: Request, r) -> Response:
     ref = svc.bucket(r.bucket)
     key = validate_key(r.key)
     upload = await svc.run(get_upload_for, svc, ref, key, r.query.get("uploadId"))
@@ -224,8 +215,7 @@ async def list_parts(svc: S3Service, req: Request, r) -> Response:
 _AFTER_ALL = 1 << 62
 
 
-@operation("ListMultipartUploads")
-async def list_multipart_uploads(svc: S3Service, req: Request, r) -> Response:
+async def list_multipart_uploads(svc: Context, req: Request, r) -> Response:
     ref = svc.bucket(r.bucket)
     q = r.query
     encoding = s3xml.check_encoding_type(q.get("encoding-type"))
@@ -246,7 +236,7 @@ async def list_multipart_uploads(svc: S3Service, req: Request, r) -> Response:
     return Response(200, [_XML], doc)
 
 
-def _list_uploads(svc: S3Service, ref: BucketRef, prefix: str, delimiter: str | None,
+def _list_uploads(svc: Context, ref: BucketRef, prefix: str, delimiter: str | None,
                   key_marker: str, id_marker: str, max_uploads: int):
     """Blocking: walk the branch's uploads in (key, initiated, id) order, rolling
     keys up to common prefixes at the delimiter; each upload or prefix counts."""

@@ -8,7 +8,7 @@ the service (``/``), a bucket (``/b``) or an object (``/b/k``); the
 (``?acl``, ``?uploads``, ``?uploadId=…``, ``?location`` …).  A few
 operations are further told apart by a header or a parameter value
 (``x-amz-copy-source`` -> CopyObject / UploadPartCopy, ``list-type=2`` ->
-ListObjectsV2); :mod:`s3gw.s3.router` applies those refinements.
+ListObjectsV2); :mod:`s3gw.s3.wire.router` applies those refinements.
 
 ``TABLE`` maps ``(method, scope, subresource)`` to the endpoint.  Each
 endpoint carries:

@@ -154,7 +154,7 @@ class CopySource:
 
 
 def parse_copy_source(value: str) -> CopySource:
-    """Parse ``x-amz-copy-source``: ``[/]bucket/key[?versionId=v]``.
+    """Parse ``x-amz-copy-source``: ``[/]bucket/key[?versionId=v]``, maybe escaped whole.
 
     Percent-escapes are decoded (``+`` stays a plus); characters clients
     leave raw (rclone: ``@ , ; : $ = &``) pass through.  The query is split
@@ -171,9 +171,9 @@ def parse_copy_source(value: str) -> CopySource:
         name, _, v = item.partition("=")
         if name == "versionId":
             version_id = _decode(v, value)
-    raw = raw[1:] if raw.startswith("/") else raw
-    bucket, slash, key = raw.partition("/")
-    bucket, key = _decode(bucket, value), _decode(key, value)
+    # decoded before the split, as S3 does: ``encodeURIComponent("bucket/key")`` (%2F) works
+    path = _decode(raw, value)
+    bucket, slash, key = (path[1:] if path.startswith("/") else path).partition("/")
     if not slash or not bucket or not key:
         raise S3Error(
             "InvalidArgument",

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :func:`authenticate` picks the signature scheme a request uses and verifies
-it with :mod:`s3gw.s3.sigv4` / :mod:`s3gw.s3.sigv2`:
+it with :mod:`s3gw.s3.auth.sigv4` / :mod:`s3gw.s3.auth.sigv2`:
 
 ====================================  =================================
 ``Authorization: AWS4-HMAC-SHA256 …``  SigV4 header (any region in the scope)
@@ -14,7 +14,7 @@ none of these                           anonymous: ``AccessDenied``
 ====================================  =================================
 
 It returns a :class:`Principal`: the user, whether it is an admin, and, for
-a SigV4 header, the verified :class:`~s3gw.s3.sigv4.Identity` from which the
+a SigV4 header, the verified :class:`~s3gw.s3.auth.sigv4.Identity` from which the
 body reader builds the chunk-signature verifier of a streaming upload.  The
 payload itself is checked later, as it streams (hex ``x-amz-content-sha256``
 against the decoded body, chunk signatures chunk by chunk), always before
@@ -44,11 +44,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..pfs.auth import AuthSnapshot, Role
+from ...pfs.roles import AuthSnapshot, Role
+from ..wire.endpoints import READ, SERVICE, Endpoint
+from ..wire.errors import S3Error
+from ..wire.names import parse_bucket, parse_copy_source
 from . import sigv2, sigv4
-from .endpoints import READ, SERVICE, Endpoint
-from .errors import S3Error
-from .names import parse_bucket, parse_copy_source
 
 __all__ = ["Principal", "acl_grants", "authenticate", "authorize", "grant_headers",
            "may_create_branch", "may_read", "required_role", "scheme_of"]

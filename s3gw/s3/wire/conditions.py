@@ -31,7 +31,7 @@ racing writers cannot both pass it.
 
 from __future__ import annotations
 
-from ..pfs.model import ConditionFailed, FileInfo, NoSuchFile
+from ...pfs.model import ConditionFailed, FileInfo, NoSuchFile
 from .dates import parse_http_date
 from .errors import S3Error
 

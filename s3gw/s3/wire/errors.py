@@ -16,11 +16,11 @@ extra XML elements, named by CamelCasing the keyword (``bucket_name`` ->
     <Error><Code>..</Code><Message>..</Message>[extras]<Resource>..</Resource><RequestId>..</RequestId></Error>
 
 Rules (STYLE rule 2): one vocabulary, translated once.  Errors of lower
-layers (pfs, store) are turned into S3 errors by :func:`to_s3_error` using the
-``LOWER_ERRORS`` table, keyed by exception class name so this module imports
-nothing below it; anything unknown becomes ``InternalError`` whose message
-never contains the exception text (the request id lets an operator find the
-traceback in the log).
+layers (pfs, ingest, http) are turned into S3 errors by
+``s3.translate.to_s3_error``, whose table is keyed by the exception classes
+themselves (this module stays pure and imports nothing below it); anything
+unknown becomes ``InternalError`` whose message never contains the exception
+text (the request id lets an operator find the traceback in the log).
 
 Known weaknesses: responses with status 304 (``NotModified``) and responses
 to HEAD carry no body; the caller must drop the document in those cases
@@ -33,11 +33,9 @@ from ._xmltext import xml_text as _escape
 
 __all__ = [
     "ERRORS",
-    "LOWER_ERRORS",
     "S3Error",
     "error_xml",
     "status_of",
-    "to_s3_error",
 ]
 
 # code -> (HTTP status, default message).  Messages follow the AWS error
@@ -161,28 +159,6 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
 }
 
-# Lower-layer exception class name -> S3 code.  Matched against every class
-# name in the exception's MRO, most specific first.  Filled in as the pfs and
-# store error types land; kept here so the translation happens in one place.
-LOWER_ERRORS: dict[str, str] = {
-    # pfs
-    "NoSuchRepo": "NoSuchBucket",
-    "NoSuchBranch": "NoSuchBucket",
-    "BranchExists": "BucketAlreadyOwnedByYou",
-    "NoSuchFile": "NoSuchKey",
-    "NoSuchCommit": "NoSuchVersion",
-    "InvalidName": "InvalidBucketName",
-    "ConditionFailed": "PreconditionFailed",
-    "InvalidVersion": "InvalidArgument",
-    "NoSuchUpload": "NoSuchUpload",
-    # http (the request body failed)
-    "BodyTimeout": "RequestTimeout",
-    "MalformedBody": "IncompleteBody",
-    # ingest
-    "BodyTooLong": "IncompleteBody",
-}
-
-
 def status_of(code: str) -> int:
     """Return the HTTP status for *code* (500 for a code not in the table)."""
     entry = ERRORS.get(code)
@@ -270,21 +246,3 @@ def error_xml(err: S3Error, resource: str, request_id: str) -> bytes:
     parts.append(f"<Resource>{_escape(res)}</Resource>")
     parts.append(f"<RequestId>{_escape(request_id)}</RequestId></Error>")
     return "".join(parts).encode("utf-8", "replace")
-
-
-def to_s3_error(exc: BaseException) -> S3Error:
-    """Translate any exception into an :class:`S3Error`, once.
-
-    ``S3Error`` passes through; a class named in :data:`LOWER_ERRORS` maps to
-    its code (an ``s3_fields`` dict attribute on the exception, if present,
-    supplies extra fields such as ``key``); anything else is
-    ``InternalError`` with the generic message.
-    """
-    if isinstance(exc, S3Error):
-        return exc
-    for cls in type(exc).__mro__:
-        code = LOWER_ERRORS.get(cls.__name__)
-        if code is not None:
-            fields = getattr(exc, "s3_fields", None)
-            return S3Error(code, **(fields if isinstance(fields, dict) else {}))
-    return S3Error("InternalError")

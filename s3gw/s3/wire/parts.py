@@ -8,13 +8,13 @@ Everything here takes values and returns values (no I/O, no trio, no clock):
   the stored parts (S3's rules: every listed part uploaded with that ETag,
   ascending -- the XML parser already checked the order --, every part but
   the last at least 5 MiB) and derives the new object: the parts' manifests
-  concatenated (no chunk is read or written), the ETag
+  to concatenate (no chunk is read or written), the ETag
   ``md5(concat(part MD5 digests))-N``, the part sizes and the checksum.
 * Checksums of a multipart object, as S3 defines them:
   ``COMPOSITE`` = ``base64(H(concat(raw part checksums)))-N`` (every
   algorithm but crc64nvme); ``FULL_OBJECT`` = the CRC of the whole object,
-  obtained by combining the part CRCs (:func:`crc_combine`, O(log n) GF(2)
-  arithmetic per part, no data read; crc32, crc32c, crc64nvme).
+  obtained by combining the part CRCs (:func:`crc_combine`: ``awscrt``'s
+  ``combine_crc*``, no data read; crc32, crc32c, crc64nvme).
 * :func:`part_range` maps ``partNumber=N`` to a byte range of the object.
 * :func:`copy_preconditions` evaluates the ``x-amz-copy-source-if-*``
   headers as S3 does for CopyObject/UploadPartCopy.
@@ -33,13 +33,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
-from ..store.hashing import StreamHasher
-from ..store.ids import Manifest
+import awscrt.checksums as _crt
+
 from .dates import parse_http_date
 from .errors import S3Error
 
 __all__ = [
-    "MIN_PART_SIZE", "MAX_PART_SIZE", "MAX_PART_NUMBER", "CHECKSUM_SIZES", "CRC_PARAMS",
+    "MIN_PART_SIZE", "MAX_PART_SIZE", "MAX_PART_NUMBER", "CHECKSUM_ALGORITHMS", "CHECKSUM_SIZES", "CRC_COMBINE",
     "CompletionPlan", "plan_completion", "multipart_etag", "composite_checksum",
     "full_object_crc", "crc_combine", "part_range", "copy_preconditions", "parse_copy_range",
     "checksum_type_for", "parse_part_number",
@@ -50,11 +50,21 @@ MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 MAX_PART_NUMBER = 10000
 #: raw digest sizes of the x-amz-checksum-* algorithms
 CHECKSUM_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
-#: reflected polynomial and width of the CRCs S3 can combine into a FULL_OBJECT checksum
-CRC_PARAMS = {
-    "crc32": (0xEDB88320, 32),
-    "crc32c": (0x82F63B78, 32),
-    "crc64nvme": (0x9A6C9329AC4BC9B5, 64),
+#: the x-amz-checksum-* algorithms, in the order responses list them
+CHECKSUM_ALGORITHMS = tuple(CHECKSUM_SIZES)
+#: the CRCs S3 can combine into a FULL_OBJECT checksum, and how
+CRC_COMBINE = {
+    "crc32": _crt.combine_crc32,
+    "crc32c": _crt.combine_crc32c,
+    "crc64nvme": _crt.combine_crc64nvme,
+}
+#: one-shot raw digests, for the COMPOSITE checksum (a hash of the part checksums)
+_DIGESTS = {
+    "crc32": lambda data: _crt.crc32(data).to_bytes(4, "big"),
+    "crc32c": lambda data: _crt.crc32c(data).to_bytes(4, "big"),
+    "crc64nvme": lambda data: _crt.crc64nvme(data).to_bytes(8, "big"),
+    "sha1": lambda data: hashlib.sha1(data).digest(),
+    "sha256": lambda data: hashlib.sha256(data).digest(),
 }
 
 
@@ -68,7 +78,7 @@ class PartLike(Protocol):
 
 @dataclass(frozen=True)
 class CompletionPlan:
-    manifest: bytes                      # the concatenated packed manifests
+    part_manifests: tuple[bytes, ...]    # the parts' packed manifests, in order
     size: int
     etag: str                            # "<md5 hex>-N"
     parts: tuple[int, ...]               # part sizes
@@ -93,7 +103,7 @@ def checksum_type_for(algorithm: str | None, requested: str | None) -> str | Non
         return None
     if requested is None:
         return "FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE"
-    if requested == "FULL_OBJECT" and algorithm not in CRC_PARAMS:
+    if requested == "FULL_OBJECT" and algorithm not in CRC_COMBINE:
         raise S3Error("InvalidRequest", f"The FULL_OBJECT checksum type cannot be used with "
                                         f"the {algorithm} checksum algorithm.")
     if requested == "COMPOSITE" and algorithm == "crc64nvme":
@@ -135,59 +145,16 @@ def _raw(value: str, algorithm: str) -> bytes:
 
 def composite_checksum(algorithm: str, part_checksums: Sequence[str]) -> str:
     """S3's COMPOSITE checksum: ``base64(H(concat(raw part checksums)))-N``."""
-    hasher = StreamHasher([algorithm])
-    for value in part_checksums:
-        hasher.update(_raw(value, algorithm))
-    return f"{base64.b64encode(hasher.digests()[algorithm]).decode()}-{len(part_checksums)}"
-
-
-def _mulmod(a: int, b: int, poly: int, width: int) -> int:
-    """a * b modulo the CRC polynomial, both in the reflected bit order
-    (the top bit is x^0)."""
-    m = 1 << (width - 1)
-    p = 0
-    while m:
-        if a & m:
-            p ^= b
-        m >>= 1
-        b = (b >> 1) ^ poly if b & 1 else b >> 1
-    return p
-
-
-_POW_CACHE: dict[tuple[int, int], int] = {}
-
-
-def _x_pow_8n(n: int, poly: int, width: int) -> int:
-    """x^(8n) modulo the polynomial (reflected), by square-and-multiply."""
-    key = (poly, n)
-    hit = _POW_CACHE.get(key)
-    if hit is not None:
-        return hit
-    result = 1 << (width - 1)           # x^0
-    base = 1 << (width - 2)             # x^1
-    e = 8 * n
-    while e:
-        if e & 1:
-            result = _mulmod(result, base, poly, width)
-        base = _mulmod(base, base, poly, width)
-        e >>= 1
-    if len(_POW_CACHE) > 4096:
-        _POW_CACHE.clear()
-    _POW_CACHE[key] = result
-    return result
+    digest = _DIGESTS[algorithm](b"".join(_raw(value, algorithm) for value in part_checksums))
+    return f"{base64.b64encode(digest).decode()}-{len(part_checksums)}"
 
 
 def crc_combine(algorithm: str, crc1: int, crc2: int, len2: int) -> int:
-    """CRC(A || B) from CRC(A), CRC(B) and len(B), for crc32/crc32c/crc64nvme.
-
-    These CRCs are reflected with init = xorout = all ones, for which the
-    register after A, advanced over len(B) zero bytes and XORed with CRC(B),
-    is CRC(A || B): advancing is a multiplication by x^(8 len(B)).
-    """
-    poly, width = CRC_PARAMS[algorithm]
+    """CRC(A || B) from CRC(A), CRC(B) and len(B), for crc32/crc32c/crc64nvme
+    (``awscrt.checksums.combine_*``: O(log n) GF(2) arithmetic, no data read)."""
     if len2 == 0:
         return crc1
-    return _mulmod(crc1, _x_pow_8n(len2, poly, width), poly, width) ^ crc2
+    return CRC_COMBINE[algorithm](crc1, crc2, len2)
 
 
 def full_object_crc(algorithm: str, part_checksums: Sequence[str], sizes: Sequence[int]) -> str:
@@ -237,12 +204,12 @@ def plan_completion(requested: Sequence[tuple[int, str, Mapping[str, str]]],
     algo = checksum_algorithm
     if algo is not None and all(algo in p.checksums for p in chosen):
         values = [p.checksums[algo] for p in chosen]
-        if checksum_type == "FULL_OBJECT" and algo in CRC_PARAMS:
+        if checksum_type == "FULL_OBJECT" and algo in CRC_COMBINE:
             checksums[algo] = full_object_crc(algo, values, sizes)
         else:
             checksums[algo] = composite_checksum(algo, values)
     return CompletionPlan(
-        manifest=Manifest.concat_packed(p.manifest for p in chosen), size=sum(sizes),
+        part_manifests=tuple(p.manifest for p in chosen), size=sum(sizes),
         etag=multipart_etag([p.etag for p in chosen]), parts=sizes, checksums=checksums,
         expected={p.number: p.etag for p in chosen})
 

@@ -22,7 +22,7 @@ What is canonicalised, and how (CLIENTS.md 3.7):
   too (a client that sent a character raw but signed it escaped names the
   same object, so this admits nothing new).
 * **Query**: each ``name[=value]`` pair is percent-decoded (``+`` is a
-  space, as in :func:`s3gw.s3.router.parse_query`), re-encoded per AWS
+  space, as in :func:`s3gw.s3.wire.router.parse_query`), re-encoded per AWS
   (``A-Za-z0-9-_.~`` kept, every other byte ``%XX`` upper-case), sorted by
   encoded name then value, joined ``name=value`` with ``&``; so ``?uploads``
   and ``?uploads=`` both give ``uploads=``.  Presigned URLs leave out
@@ -44,7 +44,7 @@ signature per chunk from the header signature (the *seed*)::
     AWS4-HMAC-SHA256-TRAILER \\n timestamp \\n scope \\n prev_sig \\n sha256(trailer lines)
 
 :class:`ChunkVerifier` is fed the chunk signatures and payload slices that
-:class:`s3gw.s3.awschunked.AwsChunkedDecoder` produces and raises on the
+:class:`s3gw.s3.wire.awschunked.AwsChunkedDecoder` produces and raises on the
 first bad chunk.
 
 Rules: every comparison of a signature uses :func:`hmac.compare_digest`;
@@ -63,17 +63,18 @@ passes ``regions``.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from .dates import parse_signed_date
-from .errors import S3Error
+from ..wire.dates import parse_signed_date
+from ..wire.errors import S3Error
+from .signing import (ALGORITHM, EMPTY_SHA256, SERVICE, TERMINATOR, SecretLookup,
+                      chunk_string_to_sign, epoch, header_values, iso_time, lookup_secret, sign,
+                      signature_mismatch, signing_key, string_to_sign, trailer_string_to_sign)
 
 __all__ = [
     "ALGORITHM",
@@ -85,8 +86,6 @@ __all__ = [
     "STREAMING_UNSIGNED_TRAILER",
     "UNSIGNED_PAYLOAD",
     "AuthHeader",
-    "ChunkVerifier",
-    "trailer_bytes",
     "Credential",
     "Identity",
     "canonical_headers",
@@ -103,16 +102,12 @@ __all__ = [
     "verify_presigned",
 ]
 
-ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_SKEW = 15 * 60  # seconds
 MAX_EXPIRES = 7 * 24 * 3600  # seconds, presigned X-Amz-Expires upper bound
-SERVICE = "s3"
-TERMINATOR = "aws4_request"
 
 _PAYLOAD_LITERALS = frozenset(
     {UNSIGNED_PAYLOAD, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER}
@@ -123,7 +118,6 @@ _AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-
 _WS = re.compile(r"[ \t\r\n\f\v]+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 
-SecretLookup = Callable[[str], "str | None"]
 
 
 # --------------------------------------------------------------------------
@@ -302,34 +296,8 @@ def _amz_date(epoch: int) -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _iso(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-
-
-def _epoch(now: _dt.datetime | float | int) -> float:
-    if isinstance(now, _dt.datetime):
-        if now.tzinfo is None:
-            raise ValueError("now must be an aware datetime")
-        return now.timestamp()
-    return float(now)
-
-
 # --------------------------------------------------------------------------
 # canonicalisation
-
-
-def _multi(headers: Any) -> dict[str, list[str]]:
-    """Lowercase name -> values, from :class:`Headers` or a plain mapping."""
-    out: dict[str, list[str]] = {}
-    if isinstance(headers, Mapping):
-        pairs: Iterable[tuple[str, str]] = headers.items()
-    else:  # s3gw.http.headers.Headers iterates (name, value) pairs
-        pairs = iter(headers)
-    for name, value in pairs:
-        out.setdefault(name.lower(), []).append(value)
-    return out
 
 
 def _wire(text: str | bytes) -> str:
@@ -374,7 +342,7 @@ def canonical_headers(headers: Any, signed: Iterable[str]) -> str:
     """
     multi = headers if isinstance(headers, dict) and all(
         isinstance(v, list) for v in headers.values()
-    ) else _multi(headers)
+    ) else header_values(headers)
     lines = []
     for name in signed:
         values = multi.get(name, [])
@@ -403,58 +371,6 @@ def canonical_request(
             ";".join(signed),
             payload_hash,
         ]
-    )
-
-
-def string_to_sign(timestamp: str, scope: str, canonical: str) -> str:
-    """``AWS4-HMAC-SHA256 \\n timestamp \\n scope \\n hex(sha256(canonical))``."""
-    digest = hashlib.sha256(canonical.encode("latin-1")).hexdigest()
-    return f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-@lru_cache(maxsize=1024)
-def signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> bytes:
-    """The SigV4 signing key for *secret* on *date* (``yyyymmdd``) in *region*.
-
-    Cached: a key and region sign with one key per day.
-    """
-    k = _hmac(("AWS4" + secret).encode("utf-8"), date)
-    k = _hmac(k, region)
-    k = _hmac(k, service)
-    return _hmac(k, TERMINATOR)
-
-
-def sign(key: bytes, text: str) -> str:
-    """Hex HMAC-SHA256 of *text* (UTF-8) under *key*."""
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def chunk_string_to_sign(prev_signature: str, timestamp: str, scope: str, chunk_sha256_hex: str) -> str:
-    """String to sign for one aws-chunked chunk (``AWS4-HMAC-SHA256-PAYLOAD``)."""
-    return (
-        f"{ALGORITHM}-PAYLOAD\n{timestamp}\n{scope}\n{prev_signature}\n"
-        f"{EMPTY_SHA256}\n{chunk_sha256_hex}"
-    )
-
-
-def trailer_string_to_sign(prev_signature: str, timestamp: str, scope: str, trailer_sha256_hex: str) -> str:
-    """String to sign for the trailing headers (``AWS4-HMAC-SHA256-TRAILER``)."""
-    return f"{ALGORITHM}-TRAILER\n{timestamp}\n{scope}\n{prev_signature}\n{trailer_sha256_hex}"
-
-
-def _mismatch(access_key: str, sts: str, provided: str, canonical: str | None = None) -> S3Error:
-    return S3Error(
-        "SignatureDoesNotMatch",
-        **{"AWSAccessKeyId": access_key},
-        string_to_sign=sts,
-        signature_provided=provided,
-        canonical_request=(
-            None if canonical is None else canonical.encode("latin-1").decode("utf-8", "replace")
-        ),
     )
 
 
@@ -502,14 +418,7 @@ def _check_signature(
         if first is None:
             first = (canonical, sts)
     assert first is not None
-    raise _mismatch(cred.access_key, first[1], provided, first[0])
-
-
-def _lookup(secret_lookup: SecretLookup, access_key: str) -> str:
-    secret = secret_lookup(access_key)
-    if secret is None:
-        raise S3Error("InvalidAccessKeyId", **{"AWSAccessKeyId": access_key})
-    return secret
+    raise signature_mismatch(cred.access_key, first[1], provided, first[0])
 
 
 # --------------------------------------------------------------------------
@@ -548,7 +457,7 @@ def verify_header_auth(
             ``InvalidAccessKeyId``, ``RequestTimeTooSkewed``,
             ``SignatureDoesNotMatch``.
     """
-    multi = _multi(headers)
+    multi = header_values(headers)
     auth = (multi.get("authorization") or [""])[0]
     parsed = parse_authorization(auth, regions=regions)
     cred = parsed.credential
@@ -587,13 +496,13 @@ def verify_header_auth(
         )
     _check_unsigned_amz(multi, parsed.signed_headers)
 
-    secret = _lookup(secret_lookup, cred.access_key)
-    server = _epoch(now)
+    secret = lookup_secret(secret_lookup, cred.access_key)
+    server = epoch(now)
     if abs(server - t) > MAX_SKEW:
         raise S3Error(
             "RequestTimeTooSkewed",
             request_time=timestamp,
-            server_time=_iso(server),
+            server_time=iso_time(server),
             max_allowed_skew_milliseconds=MAX_SKEW * 1000,
         )
     key = signing_key(secret, cred.date, cred.region, cred.service)
@@ -676,16 +585,16 @@ def verify_presigned(
     provided = q["X-Amz-Signature"]
     if not _HEX64.fullmatch(provided):
         raise _query_error("X-Amz-Signature is invalid.")
-    multi = _multi(headers)
+    multi = header_values(headers)
     _check_unsigned_amz(multi, signed)
 
-    secret = _lookup(secret_lookup, cred.access_key)
-    server = _epoch(now)
+    secret = lookup_secret(secret_lookup, cred.access_key)
+    server = epoch(now)
     if t - server > MAX_SKEW:
         raise S3Error(
             "RequestTimeTooSkewed",
             request_time=timestamp,
-            server_time=_iso(server),
+            server_time=iso_time(server),
             max_allowed_skew_milliseconds=MAX_SKEW * 1000,
         )
     if server > t + expires:
@@ -693,8 +602,8 @@ def verify_presigned(
             "AccessDenied",
             "Request has expired",
             **{"X-Amz-Expires": str(expires)},
-            expires=_iso(t + expires),
-            server_time=_iso(server),
+            expires=iso_time(t + expires),
+            server_time=iso_time(server),
         )
     key = signing_key(secret, cred.date, cred.region, cred.service)
     _check_signature(
@@ -705,7 +614,3 @@ def verify_presigned(
         cred.access_key, cred.region, cred.scope, key, provided.lower(), timestamp,
         UNSIGNED_PAYLOAD, True,
     )
-
-
-# streaming chunk signatures live in sigv4_stream (re-exported here)
-from .sigv4_stream import ChunkVerifier, trailer_bytes  # noqa: E402

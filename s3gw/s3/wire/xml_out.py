@@ -18,7 +18,7 @@ Conventions:
 * ETags are passed bare (``d41d8cd9…`` or ``…-3``; surrounding quotes are
   tolerated) and written quoted and escaped, as S3 does:
   ``<ETag>&quot;d41d8cd9…&quot;</ETag>``.
-* Text is escaped by :func:`s3gw.s3._xmltext.xml_text`: ``& < > "``
+* Text is escaped by :func:`s3gw.s3.wire._xmltext.xml_text`: ``& < > "``
   become entities, ``\\r`` becomes ``&#13;``, and characters XML 1.0 cannot
   carry become ``&#xN;`` references (what S3 sends; such a listing needs
   ``encoding-type=url`` to be parsed strictly -- see that module).
@@ -41,12 +41,7 @@ from urllib.parse import quote
 from ._xmltext import xml_text
 from .dates import iso8601_ms
 from .errors import S3Error
-from .xmlparse import (
-    MAX_XML_BODY,
-    parse_complete_multipart,
-    parse_create_bucket,
-    parse_delete,
-)
+from .xml_in import MAX_XML_BODY, parse_complete_multipart, parse_create_bucket, parse_delete
 
 __all__ = [
     "MAX_XML_BODY",

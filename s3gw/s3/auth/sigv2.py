@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from .dates import parse_signed_date
-from .errors import S3Error
-from .sigv4 import _epoch, _iso, _lookup, _multi  # shared with SigV4
+from ..wire.dates import parse_signed_date
+from ..wire.errors import S3Error
+from .signing import epoch, header_values, iso_time, lookup_secret  # shared with SigV4
 
 __all__ = [
     "MAX_SKEW",
@@ -235,7 +235,7 @@ def verify_header_auth(
             (no usable date), ``InvalidAccessKeyId``, ``RequestTimeTooSkewed``,
             ``SignatureDoesNotMatch``.
     """
-    multi = _multi(headers)
+    multi = header_values(headers)
     auth = (_first(multi, "authorization") or "").strip()
     scheme, _, cred = auth.partition(" ")
     access_key, colon, provided = cred.strip().rpartition(":")
@@ -253,14 +253,14 @@ def verify_header_auth(
         raise S3Error(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
         )
-    secret = _lookup(secret_lookup, access_key)
-    server = _epoch(now)
+    secret = lookup_secret(secret_lookup, access_key)
+    server = epoch(now)
     t = when // 1_000_000_000
     if abs(server - t) > MAX_SKEW:
         raise S3Error(
             "RequestTimeTooSkewed",
             request_time=amz_date if amz_date is not None else date,
-            server_time=_iso(server),
+            server_time=iso_time(server),
             max_allowed_skew_milliseconds=MAX_SKEW * 1000,
         )
     date_lines = [""] if amz_date is not None else [date or ""]
@@ -310,17 +310,17 @@ def verify_presigned(
     expires_text = q["Expires"]
     if not expires_text.isdigit():
         raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)")
-    secret = _lookup(secret_lookup, access_key)
-    server = _epoch(now)
+    secret = lookup_secret(secret_lookup, access_key)
+    server = epoch(now)
     expires = int(expires_text)
     if server > expires:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            expires=_iso(expires),
-            server_time=_iso(server),
+            expires=iso_time(expires),
+            server_time=iso_time(server),
         )
-    multi = _multi(headers)
+    multi = header_values(headers)
     query_amz = [(n, (v or b"").decode("latin-1")) for n, v in items if n.lower().startswith("x-amz-")]
     amz = _amz_headers(multi, query_amz)
     md5 = _first(multi, "content-md5") or q.get("content-md5", "")

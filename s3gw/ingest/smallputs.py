@@ -22,7 +22,7 @@ guarantees are the same, and each caller gets its answer only once its
 commit is durable.  The event loop is woken once per commit.
 
 A PUT whose object is kept in its commit (up to ``INLINE_MAX`` bytes, see
-``store.ids``) has nothing to make durable before its commit: its caller
+``store.manifest``) has nothing to make durable before its commit: its caller
 hashes and checks it on the event loop (microseconds for a few KiB) and
 queues it at the committer directly (``commit``), one thread hop instead of
 two.

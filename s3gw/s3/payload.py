@@ -2,7 +2,7 @@
 
 ``BodyReader.read(max_bytes)`` returns the next payload piece (at most
 ``max_bytes``), ``b""`` at the end.  It classifies the body once
-(``s3.awschunked.body_shape``: plain, or aws-chunked signed/unsigned with or
+(``s3.wire.awschunked.body_shape``: plain, or aws-chunked signed/unsigned with or
 without trailers) and decodes aws-chunked framing incrementally, holding at
 most one socket read of decoded views.  ``finish()`` checks the declared
 length; the trailers (aws-chunked or HTTP chunked) are then in ``trailers``.
@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from ...http import Request
-from ..awschunked import body_shape
-from ..errors import S3Error
-from ..sigv4 import ChunkVerifier
-from .service import PRINCIPAL
+from ..http import Request
+from .auth.sigv4_stream import ChunkVerifier
+from .context import PRINCIPAL
+from .wire.awschunked import body_shape
+from .wire.errors import S3Error
 
 __all__ = ["BodyReader", "read_small_body"]
 

@@ -30,7 +30,7 @@ Theory of operation
    (method, scope, subresource) with no endpoint -> ``MethodNotAllowed``.
 
 The router never reads the body and does not validate bucket names or keys
-(that is :mod:`s3gw.s3.names`, called by the operations, so authentication
+(that is :mod:`s3gw.s3.wire.names`, called by the operations, so authentication
 can run first).
 """
 

@@ -1,6 +1,6 @@
 """SigV4 streaming: the chunk signature chain of ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``.
 
-Split from :mod:`s3gw.s3.sigv4` (which re-exports it).  Pure: fed the
+Split from :mod:`s3gw.s3.auth.sigv4`; both use :mod:`.signing`.  Pure: fed the
 decoder's chunk signatures and payload slices, it checks each chunk's
 signature when its last byte arrives and raises ``SignatureDoesNotMatch`` on
 the first bad chunk or trailer signature.
@@ -13,8 +13,8 @@ import hmac
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from .errors import S3Error
-from .sigv4 import _mismatch, chunk_string_to_sign, sign, trailer_string_to_sign
+from ..wire.errors import S3Error
+from .signing import chunk_string_to_sign, sign, signature_mismatch, trailer_string_to_sign
 
 __all__ = ["ChunkVerifier", "trailer_bytes"]
 
@@ -31,7 +31,7 @@ def trailer_bytes(trailers: Mapping[str, str]) -> bytes:
 class ChunkVerifier:
     """Verify a ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`` chain.
 
-    Usage with :class:`s3gw.s3.awschunked.AwsChunkedDecoder`::
+    Usage with :class:`s3gw.s3.wire.awschunked.AwsChunkedDecoder`::
 
         v = ChunkVerifier(identity.signing_key, identity.timestamp,
                           identity.scope, identity.seed_signature)
@@ -116,7 +116,7 @@ class ChunkVerifier:
     def _verify(self, sts: str, provided: str | None) -> None:
         expected = sign(self._key, sts)
         if provided is None or not hmac.compare_digest(expected, provided.lower()):
-            raise _mismatch(self._access_key, sts, provided or "")
+            raise signature_mismatch(self._access_key, sts, provided or "")
         self._prev = expected
 
     def finish(self, trailers: Mapping[str, str] | None = None) -> None:
