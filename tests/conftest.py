@@ -34,6 +34,10 @@ class ServerProcess:
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
         self.env = dict(os.environ, **(env or {}))
         self.extra_args = list(extra_args)
+        if "--console" not in self.extra_args:
+            # the web console's default port (30601) is one per machine: the tests that
+            # drive the console pass their own --console
+            self.extra_args += ["--console", "off"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServerProcess":
