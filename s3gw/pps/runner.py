@@ -162,7 +162,10 @@ class Runner:
             latest = self.pps.latest_job(name)
             if latest is not None and _commits(latest.inputs) == _commits(inputs):
                 continue
-            job = self.pps.create_job(name, record.version, inputs, self.clock())
+            try:
+                job = self.pps.create_job(name, record.version, inputs, self.clock())
+            except NoSuchPipeline:
+                continue                  # deleted since this tick read the pipelines
             log.info("job %s of pipeline %s created for %s", job.id, name,
                      ", ".join(f"{i.name}@{i.commit}" for i in inputs))
             to_start.append(job)
@@ -185,9 +188,13 @@ class Runner:
 
     # -- one job ------------------------------------------------------------------------
     async def _run_job(self, job: JobInfo, scope: trio.CancelScope) -> None:
+        """One job, from start to its final state.  Nothing it raises reaches the
+        runner's nursery: a job never takes the server down."""
         try:
             with scope:
                 await self._execute(job)
+        except Exception:  # noqa: BLE001 - logged; the job's state says what happened
+            log.exception("job %s of pipeline %s: the runner failed", job.id, job.pipeline)
         finally:
             self._active.pop(job.id, None)
             self._stopping.discard(job.id)
@@ -196,8 +203,11 @@ class Runner:
         return os.path.join(self.jobs_dir, job_id)
 
     async def _execute(self, job: JobInfo) -> None:
-        spec = parse_spec(await self._thread(self.pps.spec_document, job.pipeline,
-                                             job.spec_version))
+        try:
+            spec = parse_spec(await self._thread(self.pps.spec_document, job.pipeline,
+                                                 job.spec_version))
+        except NoSuchPipeline:
+            return                        # deleted (with its jobs) before the job started
         job_dir = self._job_dir(job.id)
         os.makedirs(job_dir, exist_ok=True)
         log_path = os.path.join(job_dir, "log")
@@ -341,6 +351,7 @@ class Runner:
 
     def _commit_output(self, job: JobInfo, spec: PipelineSpec) -> str:
         """The staging tree as one commit on the output branch, with provenance."""
+        self.pps.pipeline(spec.name)      # NoSuchPipeline: deleted meanwhile, commit nothing
         staging = staging_repo(job.id)
         staged = {f.path: f for f in list_all(self.meta, staging, branch="master")}
         try:
@@ -426,8 +437,12 @@ class Runner:
             return
         if job.state in FINAL:
             return
-        rerun = self.pps.create_job(job.pipeline, job.spec_version, job.inputs, self.clock(),
-                                    restart_of=job.id)
+        try:
+            rerun = self.pps.create_job(job.pipeline, job.spec_version, job.inputs,
+                                        self.clock(), restart_of=job.id)
+        except NoSuchPipeline:
+            self.pps.transition(job.id, "fail", self.clock(), reason=reason)
+            return
         self.pps.transition(job.id, "fail", self.clock(),
                             reason=f"{reason}; re-run as job {rerun.id}")
 

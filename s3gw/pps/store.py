@@ -202,10 +202,14 @@ class PpsStore:
     # -- jobs ---------------------------------------------------------------------------
     def create_job(self, pipeline: str, spec_version: int, inputs: Iterable[InputCommit],
                    now_ns: int, restart_of: str | None = None) -> JobInfo:
+        """A CREATED job of an existing pipeline (``NoSuchPipeline`` otherwise, decided in
+        the same transaction, so a job never outlives a deleted pipeline's rows)."""
         jid = uuid.uuid4().hex
         doc = json.dumps([i.__dict__ for i in inputs])
 
         def tx(c):
+            if c.execute("SELECT 1 FROM pipelines WHERE name=?", (pipeline,)).fetchone() is None:
+                raise NoSuchPipeline(pipeline)
             c.execute("INSERT INTO jobs(id, pipeline, spec_version, state, inputs, created_ns, "
                       "restart_of) VALUES(?,?,?,?,?,?,?)",
                       (jid, pipeline, spec_version, JobState.CREATED.value, doc, now_ns,

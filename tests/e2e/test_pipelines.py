@@ -536,3 +536,44 @@ def test_restart_during_a_job_leaves_nothing_partial_and_no_job_running(tmp_path
         assert fsck.returncode == 0, fsck.stdout
     finally:
         g.server.stop()
+
+
+def test_deleting_pipelines_while_they_run_or_start_never_takes_the_server_down(gw: Gateway,
+                                                                                tmp_path):
+    repo = gw.repo({"a.txt": b"alpha"})
+    marker = tmp_path / "running"
+    script = gw.script(f"""
+        import os, time, pathlib
+        pathlib.Path({str(marker)!r}).write_text(str(os.getpid()))
+        time.sleep(120)
+    """)
+    name = f"del{repo[2:]}"
+    gw.create(python_spec(name, s3_input(repo), script))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, gw.server.log()[-2000:]
+        time.sleep(0.1)
+    gw.cli("pipeline", "delete", name, "--delete-output")
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 15
+    while True:                       # the job is stopped with its pipeline
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                alive = f.read().split()[2] != "Z"
+        except FileNotFoundError:
+            alive = False
+        if not alive:
+            break
+        assert time.monotonic() < deadline, "the deleted pipeline's job still runs"
+        time.sleep(0.1)
+    # create and delete at once, again and again: a job may be triggered for a pipeline
+    # that is already gone; the runner must shrug
+    quick = gw.script("print('hi')")
+    for i in range(5):
+        gw.create(python_spec(f"{name}q{i}", s3_input(repo), quick))
+        gw.cli("pipeline", "delete", f"{name}q{i}", "--delete-output")
+    time.sleep(1)
+    assert gw.s3.list_objects_v2(Bucket=f"master.{repo}")["KeyCount"] == 1   # still serving
+    names = {b["Name"] for b in gw.s3.list_buckets()["Buckets"]}
+    assert not any(n.endswith(f".{name}") or f".{name}q" in n for n in names)
+    assert gw.server.proc.poll() is None
