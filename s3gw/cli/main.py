@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fsync", action="store_true",
                    help="skip fsync (faster, NOT crash safe; for throwaway data)")
     p.add_argument("--log-level", default=_env("S3GW_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-format", choices=("text", "json"), default=_env("S3GW_LOG_FORMAT", "text"),
+                   help="access log: one text line per request (default), or one JSON object "
+                        "per request with operation, bucket, key, status, bytes, duration and "
+                        "request id (env S3GW_LOG_FORMAT)")
     p.add_argument("--upload-expiry", type=_duration, default=_env("S3GW_UPLOAD_EXPIRY", "7d"),
                    help="abort unfinished multipart uploads after this long: seconds, or "
                         "with a unit s/m/h/d; 0 keeps them (env S3GW_UPLOAD_EXPIRY; default 7d)")
@@ -118,14 +122,15 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
-    listener, access = _start_logging(args.log_level.upper())
+    listener, access = _start_logging(args.log_level.upper(), args.log_format)
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
                                    "ok" if chunker.self_test() else "FAILED")
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
-                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host,
+                       metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -162,7 +167,7 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
             type(self).dropped += 1
 
 
-def _start_logging(level: str):
+def _start_logging(level: str, access_format: str = "text"):
     """Log lines are formatted and written by a thread of their own, not on the event
     loop: writing and flushing them there cost about a tenth of a small request's
     event-loop time.  The queue is bounded (10,000 records); past that, records are
@@ -177,7 +182,7 @@ def _start_logging(level: str):
     root.addHandler(_DroppingQueueHandler(records))
     listener = logging.handlers.QueueListener(records, handler)
     listener.start()
-    access = accesslog.BatchedAccessLog(handler).start()
+    access = accesslog.BatchedAccessLog(handler, fmt=access_format).start()
     accesslog.install(access)
     return listener, access
 

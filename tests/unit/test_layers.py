@@ -35,7 +35,10 @@ ALLOWED: dict[str, set[str]] = {
     # s3 talks to pfs (names, commits), drives the ingest pipeline (bytes in), serves
     # pipelines' per-job views (pps), and is served by http
     "s3": {"pps", "pfs", "ingest", "http"},
-    "app": {"s3", "pps", "pfs", "store", "ingest", "http", "_native"},
+    # operators' endpoints (health, readiness, metrics): served by http, reading pfs, pps
+    # and store gauges; app puts them in front of the S3 service
+    "observe": {"http", "pfs", "pps", "store", "_native"},
+    "app": {"s3", "observe", "pps", "pfs", "store", "ingest", "http", "_native"},
     "cli": {"app", "s3", "pps", "pfs", "store", "ingest", "http", "_native", "__init__"},
 }
 
