@@ -264,7 +264,8 @@ def _cmd_gc(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     store = LocalChunkStore(args.data, owner=False)   # beside a live server: touch no temp file
-    r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run)
+    from .progress import track
+    r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run, progress=track)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
           f"objects; {r.chunks_kept} chunks referenced")
@@ -277,16 +278,18 @@ def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
     from ..store.manifest import Manifest
+    from .progress import track
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
-    for cid in store.iter_ids():
+    for cid in track(store.iter_ids(), "fsck: chunks", unit="chunk"):
         checked += 1
         if not store.verify(cid):
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
     inline = 0
     has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
-    for blob in _open_meta(args).referenced_manifests() if has_meta else ():
+    for blob in track(_open_meta(args).referenced_manifests() if has_meta else (),
+                      "fsck: inline chunks of manifests", unit="manifest"):
         for ref in Manifest.unpack(blob).chunks:
             if ref.data is not None:
                 inline += 1

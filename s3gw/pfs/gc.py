@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..store.chunkstore import LocalChunkStore
 from ..store.manifest import Manifest
@@ -55,17 +55,28 @@ def plan_gc(referenced: set[bytes], on_disk: Iterable[tuple[bytes, float]], now:
     return [cid for cid, mtime in on_disk if cid not in referenced and mtime < cutoff]
 
 
+def _no_progress(iterable, what, **_kw):
+    return iterable
+
+
 def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
                     grace_s: float = DEFAULT_GRACE_S, now: float | None = None,
-                    dry_run: bool = False) -> GcReport:
+                    dry_run: bool = False, progress: Callable | None = None) -> GcReport:
+    """Reclaim what nothing references (see the module doc).
+
+    ``progress``: ``(iterable, what, *, total=None, unit=...) -> iterable``, wrapped
+    around the long loops (marking manifests, scanning chunks, deleting), e.g.
+    ``cli.progress.track``."""
+    track = progress or _no_progress
     report = GcReport()
     if not dry_run:
         report.objects_removed = meta.delete_unreferenced_objects()
     referenced: set[bytes] = set()
-    for blob in meta.referenced_manifests():
+    for blob in track(meta.referenced_manifests(), "gc: marking", unit="manifest"):
         referenced.update(ref.id for ref in Manifest.unpack(blob).chunks if ref.data is None)
 
-    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in store.iter_chunks()),
+    on_disk = track(store.iter_chunks(), "gc: scanning chunks", unit="chunk")
+    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in on_disk),
                      time.time() if now is None else now, grace_s)
     report.chunks_kept = len(referenced)
     doomed_set = set(doomed)
@@ -74,7 +85,8 @@ def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
     report.chunks_removed = len(doomed)
     report.bytes_removed = sum(sizes[cid] for cid in doomed)
     if not dry_run:
-        for i in range(0, len(doomed), 1000):
+        batches = range(0, len(doomed), 1000)
+        for i in track(batches, "gc: deleting", unit="batch"):
             store.delete_many(doomed[i:i + 1000])
         report.packs_removed, report.pack_bytes_freed = store.compact(
             min_age_s=grace_s, now=now)
