@@ -88,3 +88,22 @@ def test_json_access_lines(caplog):
     assert first["duration_ms"] == 3.25 and first["request_id"] == "ABC"
     assert first["remote"] == "127.0.0.1:9" and first["time"].endswith("Z")
     assert second["operation"] is None and second["remote"] is None and second["bytes_in"] == 0
+
+
+async def test_virtual_host_requests_are_s3():
+    seen = []
+
+    async def inner(request):
+        seen.append(request.path)
+        return "s3"
+
+    ops = OpsEndpoints(inner, None, None, auth_enabled=lambda: False, domain="s3.local")
+
+    def req(host):
+        return Request(method="GET", target="/_s3gw/healthz", headers=Headers([("Host", host)]),
+                       http_version="1.1", id="0" * 16, remote=None, body=None)
+
+    assert await ops.handle(req("photos.s3.local:30600")) == "s3"   # key _s3gw/healthz
+    assert seen == ["/_s3gw/healthz"]
+    response = await ops.handle(req("s3.local:30600"))                # the bare host: ours
+    assert response.status == 200 and seen == ["/_s3gw/healthz"]
