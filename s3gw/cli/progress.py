@@ -77,6 +77,7 @@ def track(iterable: Iterable[T], what: str, *, total: int | None = None, unit: s
 def _lines(iterable: Iterable[T], what: str, total: int | None, unit: str,
            stream: TextIO) -> Iterator[T]:
     every = _interval()
+    units = _plural(unit)
     start = last = time.monotonic()
     n = 0
     for item in iterable:
@@ -86,9 +87,17 @@ def _lines(iterable: Iterable[T], what: str, total: int | None, unit: str,
         if now - last >= every:
             last = now
             of = f" of {total} ({100 * n / total:.0f}%)" if total else ""
-            _say(stream, f"{what}: {n} {unit}s{of}, {now - start:.1f} s")
+            _say(stream, f"{what}: {n} {units}{of}, {now - start:.1f} s")
     if last != start or every == 0:
-        _say(stream, f"{what}: {n} {unit}s in {time.monotonic() - start:.1f} s")
+        _say(stream, f"{what}: {n} {units} in {time.monotonic() - start:.1f} s")
+
+
+def _plural(unit: str) -> str:
+    if unit.endswith(("s", "x", "ch", "sh")):
+        return unit + "es"
+    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "o", "u"):
+        return unit[:-1] + "ies"
+    return unit + "s"
 
 
 def _say(stream: TextIO, line: str) -> None:
