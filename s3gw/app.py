@@ -2,8 +2,10 @@
 
 ``App`` owns the long-lived parts of one gateway process: the SQLite metadata
 store, the local chunk store, the capacity limiter that caps worker threads
-(hashing, chunking, disk), and the S3 service whose ``handle`` is the HTTP
-server's handler.  ``run_server`` serves until cancelled (SIGINT/SIGTERM in
+(hashing, chunking, disk), the S3 service, and the operators' endpoints
+(``observe``: ``/_s3gw/healthz``, ``readyz``, ``metrics``) whose ``handle`` is the
+HTTP server's handler (S3 behind them); the metrics count every exchange as the
+server's ``observer``.  ``run_server`` serves until cancelled (SIGINT/SIGTERM in
 ``s3gw serve``) and closes everything on the way out.
 
 The web console (``s3gw.console``), when configured, is a second listener
@@ -26,12 +28,15 @@ import trio
 
 from .console import DEFAULT_CONSOLE_PORT, Console
 from .http import ServerConfig, serve, serve_listeners
+from .observe.endpoints import OpsEndpoints
+from .observe.health import Readiness
+from .observe.metrics import Metrics
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
-from .s3.service import S3Service
+from .s3.service import AUTH_RECHECK, S3Service
 from .store.chunkstore import LocalChunkStore
 from .store.manifest import INLINE_MAX
 
@@ -59,6 +64,7 @@ class AppConfig:
     job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
     pipelines: bool = True             # run the pipeline job runner
     console: str | None = None         # "host:port" of the web console; None: off
+    metrics_token: str | None = None   # with auth on: bearer token opening /_s3gw/metrics to all
 
 
 class DataFolderBusy(Exception):
@@ -107,6 +113,11 @@ class App:
                             limiter=self.limiter, auth=self.auth,
                             inline_object_max=config.inline_object_max,
                             output_repos=self.pps.output_repos)
+        self.metrics = Metrics(self.meta, self.store, self.pps)
+        self.handle = OpsEndpoints(
+            self.s3.handle, self.metrics, Readiness(self.meta, self.store.chunk_root),
+            auth_enabled=lambda: self.auth.snapshot(max_age=AUTH_RECHECK).enabled,
+            metrics_token=config.metrics_token, domain=config.domain).handle
         self.runner = Runner(self.meta, self.store, self.pps, self,
                              os.path.join(config.data_dir, "pps", "jobs"),
                              max_jobs=config.max_jobs, region=config.region,
@@ -141,12 +152,13 @@ class App:
 
     async def serve(self, listeners=None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
+        config = ServerConfig(observer=self.metrics.requests)
         if listeners is None:
-            await serve(self.s3.handle, self.config.host, self.config.port,
-                        config=ServerConfig(), error_response=self.s3.http_error_response,
+            await serve(self.handle, self.config.host, self.config.port,
+                        config=config, error_response=self.s3.http_error_response,
                         task_status=task_status)
         else:
-            await serve_listeners(self.s3.handle, listeners, config=ServerConfig(),
+            await serve_listeners(self.handle, listeners, config=config,
                                   error_response=self.s3.http_error_response,
                                   task_status=task_status)
 

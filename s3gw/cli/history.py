@@ -6,8 +6,12 @@
   ``M`` (written) or ``D`` (deleted), size and ETag.
 * ``s3gw branch create <branch>.<repo> --from <commit|branch|branch.repo>``:
   a new branch whose head *is* that commit: no data and no commit copied.
-* ``s3gw diff <commit> <commit>``: paths added (A), modified (M), deleted (D)
-  from the first commit to the second (same repo), in UTF-8 byte order.
+* ``s3gw diff [<bucket>] <old> <new>``: paths added (A), modified (M), deleted
+  (D) from the first commit to the second (same repo), in UTF-8 byte order.
+  ``old`` and ``new`` are commit expressions, as S3 version ids are: a commit
+  id, ``<commit>^`` / ``^N`` / ``~N`` (that many commits before it), ``HEAD``,
+  ``HEAD^``...; ``HEAD`` is the head of ``<bucket>``'s branch (or its pinned
+  commit), so the forms with ``HEAD`` need the bucket.
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ def add_parsers(sub, data_arg) -> None:
     c.add_argument("--from", dest="source", metavar="COMMIT|BRANCH", required=True,
                    help="a commit id, a branch name of the same repo, or <branch>.<repo>")
 
-    p = sub.add_parser("diff", help="paths added/modified/deleted between two commits")
+    p = sub.add_parser("diff", help="paths added/modified/deleted between two commits",
+                       usage="s3gw diff [--data DATA] [BUCKET] OLD NEW")
     data_arg(p)
-    p.add_argument("old")
-    p.add_argument("new")
+    p.add_argument("refs", nargs="+", metavar="[BUCKET] OLD NEW",
+                   help="two commit expressions (a commit id, <commit>^, <commit>~2, HEAD, "
+                        "HEAD^, ...: what S3 version ids accept); HEAD needs the bucket "
+                        "(<branch>.<repo>) first")
 
 
 def _time(ns: int) -> str:
@@ -114,7 +121,9 @@ def _cmd_branch(args, meta) -> int:
             if sref.repo != ref.repo:
                 return _fail("a branch can only start from a commit of its own repo")
             head = sref.commit or meta.get_branch(sref.repo, sref.branch).head
-        b = meta.create_branch(ref.repo, ref.branch, time.time_ns(), from_commit=head)
+        from .progress import track
+        b = meta.create_branch(ref.repo, ref.branch, time.time_ns(), from_commit=head,
+                               progress=track)
     except S3Error as exc:
         return _fail(exc.message)
     except BranchExists:
@@ -125,10 +134,48 @@ def _cmd_branch(args, meta) -> int:
     return 0
 
 
+def _resolve(meta, spec: str, ref) -> str:
+    """The commit id an expression names; ``ref``: the bucket (``BucketRef``) or None.
+
+    Raises:
+        InvalidVersion: not an expression; ValueError: HEAD without a bucket;
+        NoSuchCommit / NoSuchBranch: nothing there.
+    """
+    from ..pfs.history import InvalidVersion, parse_version
+    parsed = parse_version(spec)
+    if parsed is None:
+        raise InvalidVersion(spec)          # "null" (the current file) names no commit
+    base, back = parsed
+    if base == "HEAD":
+        if ref is None:
+            raise ValueError(f"{spec}: HEAD needs a bucket: s3gw diff <branch>.<repo> OLD NEW")
+        return meta.resolve_version(ref.repo, ref.branch, spec, pinned=ref.commit).id
+    if back == 0:
+        return base
+    commit = meta.get_commit(base)      # its own lineage: <commit>^ needs no branch
+    return meta.resolve_version(commit.repo, commit.branch, spec, pinned=commit.id).id
+
+
 def _cmd_diff(args, meta) -> int:
-    from ..pfs.model import NoSuchCommit
+    from ..pfs.history import InvalidVersion
+    from ..pfs.model import NoSuchBranch, NoSuchCommit
+    from ..s3.wire.errors import S3Error
+    from ..s3.wire.names import parse_bucket
+    if len(args.refs) not in (2, 3):
+        return _fail("usage: s3gw diff [<branch>.<repo>] OLD NEW")
+    *bucket, old, new = args.refs
     try:
-        entries = meta.history.diff(args.old, args.new)
+        ref = parse_bucket(bucket[0]) if bucket else None
+        old_id, new_id = _resolve(meta, old, ref), _resolve(meta, new, ref)
+        entries = meta.history.diff(old_id, new_id)
+    except S3Error as exc:
+        return _fail(exc.message)
+    except InvalidVersion as exc:
+        return _fail(f"not a commit expression: {exc} (a commit id, <commit>^, HEAD, HEAD^2, ...)")
+    except ValueError as exc:
+        return _fail(str(exc))
+    except NoSuchBranch as exc:
+        return _fail(f"no such branch: {exc}")
     except NoSuchCommit as exc:
         return _fail(f"no such commit (or not the same repo): {exc}")
     for e in entries:

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fsync", action="store_true",
                    help="skip fsync (faster, NOT crash safe; for throwaway data)")
     p.add_argument("--log-level", default=_env("S3GW_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-format", choices=("text", "json"), default=_env("S3GW_LOG_FORMAT", "text"),
+                   help="access log: one text line per request (default), or one JSON object "
+                        "per request with operation, bucket, key, status, bytes, duration and "
+                        "request id (env S3GW_LOG_FORMAT)")
     p.add_argument("--upload-expiry", type=_duration, default=_env("S3GW_UPLOAD_EXPIRY", "7d"),
                    help="abort unfinished multipart uploads after this long: seconds, or "
                         "with a unit s/m/h/d; 0 keeps them (env S3GW_UPLOAD_EXPIRY; default 7d)")
@@ -121,7 +125,7 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
-    listener, access = _start_logging(args.log_level.upper())
+    listener, access = _start_logging(args.log_level.upper(), args.log_format)
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
                                    "ok" if chunker.self_test() else "FAILED")
@@ -129,7 +133,8 @@ def _cmd_serve(args) -> int:
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
                        max_jobs=max(1, args.max_jobs), job_host=args.job_host,
-                       console=args.console)
+                       console=args.console,
+                       metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
@@ -166,7 +171,7 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
             type(self).dropped += 1
 
 
-def _start_logging(level: str):
+def _start_logging(level: str, access_format: str = "text"):
     """Log lines are formatted and written by a thread of their own, not on the event
     loop: writing and flushing them there cost about a tenth of a small request's
     event-loop time.  The queue is bounded (10,000 records); past that, records are
@@ -181,7 +186,7 @@ def _start_logging(level: str):
     root.addHandler(_DroppingQueueHandler(records))
     listener = logging.handlers.QueueListener(records, handler)
     listener.start()
-    access = accesslog.BatchedAccessLog(handler).start()
+    access = accesslog.BatchedAccessLog(handler, fmt=access_format).start()
     accesslog.install(access)
     return listener, access
 
@@ -274,7 +279,8 @@ def _cmd_gc(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     store = LocalChunkStore(args.data, owner=False)   # beside a live server: touch no temp file
-    r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run)
+    from .progress import track
+    r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run, progress=track)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
           f"objects; {r.chunks_kept} chunks referenced")
@@ -287,16 +293,18 @@ def _cmd_fsck(args) -> int:
     from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
     from ..store.manifest import Manifest
+    from .progress import track
     store = LocalChunkStore(args.data, owner=False)
     bad = checked = 0
-    for cid in store.iter_ids():
+    for cid in track(store.iter_ids(), "fsck: chunks", unit="chunk"):
         checked += 1
         if not store.verify(cid):
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
     inline = 0
     has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
-    for blob in _open_meta(args).referenced_manifests() if has_meta else ():
+    for blob in track(_open_meta(args).referenced_manifests() if has_meta else (),
+                      "fsck: inline chunks of manifests", unit="manifest"):
         for ref in Manifest.unpack(blob).chunks:
             if ref.data is not None:
                 inline += 1

@@ -22,6 +22,7 @@ phase of a connection:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ServerConfig"]
 
@@ -51,6 +52,13 @@ class ServerConfig:
     tune_malloc: bool = True
     """Let ``serve``/``serve_listeners`` pin glibc's malloc thresholds (see
     ``server.tune_malloc``); process-wide."""
+    observer: Any = None
+    """``None``, or an object told of every connection and exchange, on the event
+    loop (keep it cheap, never block, never raise): ``connection_opened()``,
+    ``connection_closed()``, and ``exchange_done(notes, status, bytes_in, bytes_out,
+    ms)`` when an exchange ends (``notes``: the handler's ``Request.notes``, ``None``
+    for a request the server refused itself; bytes are body bytes; ``ms`` from the
+    complete head to the last byte sent).  The app's metrics are one."""
 
     def __post_init__(self) -> None:
         if self.receive_size < 1 or self.max_header_bytes < 1 or self.drain_limit < 0:

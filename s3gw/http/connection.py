@@ -34,7 +34,10 @@ around ``trio.aclose_forcefully``.  No exception escapes a connection (a bug
 is logged), so one bad connection never takes the server's nursery down.
 
 Logging: ``s3gw.access`` gets one INFO line per request (method, path, status,
-response body bytes, duration ms, request id, peer); ``s3gw.http`` gets
+response body bytes, duration ms, request id, peer; a sink installed with
+``accesslog.install`` also gets the request body bytes and the handler's
+``Request.notes``), and ``config.observer`` (metrics) hears of every connection
+and exchange; ``s3gw.http`` gets
 tracebacks and protocol trouble.  ``current_request_id()`` /
 ``current_request()`` read the cycle's context, so ``error_response`` can put
 the request id into its body.
@@ -214,6 +217,9 @@ class _Connection:
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self) -> None:
+        observer = self.config.observer
+        if observer is not None:
+            observer.connection_opened()
         try:
             first = True
             while await self._cycle(first):
@@ -226,6 +232,8 @@ class _Connection:
         except Exception:
             log.exception("internal error on connection from %s", self.remote)
         finally:
+            if observer is not None:
+                observer.connection_closed()
             with trio.move_on_after(self.config.cleanup_timeout) as scope:
                 scope.shield = True
                 await trio.aclose_forcefully(self.stream)
@@ -374,7 +382,8 @@ class _Connection:
             return conn.our_state is h11.DONE and conn.their_state is h11.DONE
         finally:
             body.detach()
-            self._log(method, request.path, status, nbytes, started, rid)
+            self._log(method, request.path, status, nbytes, started, rid, body.consumed,
+                      request.notes)
 
     async def _call_handler(self, request: Request) -> Response | None:
         """Await the handler; turn its failure into a Response (None: peer gone)."""
@@ -636,9 +645,13 @@ class _Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
 
-    def _log(self, method: str, path: str, status: int, nbytes: int, started: float, rid: str) -> None:
-        accesslog.record(method, path, status, nbytes, (time.perf_counter() - started) * 1000.0,
-                         rid, self.remote)
+    def _log(self, method: str, path: str, status: int, nbytes: int, started: float, rid: str,
+             nbytes_in: int = 0, notes: dict | None = None) -> None:
+        ms = (time.perf_counter() - started) * 1000.0
+        accesslog.record(method, path, status, nbytes, ms, rid, self.remote, nbytes_in, notes)
+        observer = self.config.observer
+        if observer is not None:
+            observer.exchange_done(notes, status, nbytes_in, nbytes, ms)
 
 
 _BAD_NAME_CHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\n]")

@@ -52,9 +52,13 @@ class Request:
         id: 16 uppercase hex characters, unique per request, also logged.
         remote: the peer address (``(host, port)``) or ``None`` if unknown.
         body: the request ``Body``; pull it with ``await body.receive_some()``.
+        notes: ``None``, or a dict the handler fills with what it made of the
+            request (e.g. the operation's name); the server passes it on, unread,
+            to the access log and the ``ServerConfig.observer``.
     """
 
-    __slots__ = ("method", "target", "path", "query", "headers", "http_version", "id", "remote", "body")
+    __slots__ = ("method", "target", "path", "query", "headers", "http_version", "id", "remote", "body",
+                 "notes")
 
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Request:
         self.id = id
         self.remote = remote
         self.body = body
+        self.notes: dict | None = None
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.method} {self.target!r}>"

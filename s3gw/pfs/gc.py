@@ -13,6 +13,11 @@ period) rewritten without them.  Inline chunks (a small object's bytes kept
 in its manifest, ``store.manifest``) are not in the store: they go with their
 object row.
 
+Every run that is not a dry run is recorded in the metadata store's ``meta``
+table (``record_run``: runs, time of the last, chunks and bytes removed in
+all), so the server's ``/_s3gw/metrics`` can report GC runs made by
+``s3gw gc`` in another process (``gc_totals``).
+
 Known weakness: the mark phase reads all manifests into one set (about
 50 bytes per chunk: 10 M chunks, 500 MB); a streaming mark over sorted ids
 would bound it.
@@ -22,13 +27,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..store.chunkstore import LocalChunkStore
 from ..store.manifest import Manifest
 from .metadata import SqliteMetadata
 
-__all__ = ["GcReport", "plan_gc", "collect_garbage", "DEFAULT_GRACE_S"]
+__all__ = ["GcReport", "plan_gc", "collect_garbage", "gc_totals", "record_run", "DEFAULT_GRACE_S"]
 
 DEFAULT_GRACE_S = 3600.0
 
@@ -50,17 +55,28 @@ def plan_gc(referenced: set[bytes], on_disk: Iterable[tuple[bytes, float]], now:
     return [cid for cid, mtime in on_disk if cid not in referenced and mtime < cutoff]
 
 
+def _no_progress(iterable, what, **_kw):
+    return iterable
+
+
 def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
                     grace_s: float = DEFAULT_GRACE_S, now: float | None = None,
-                    dry_run: bool = False) -> GcReport:
+                    dry_run: bool = False, progress: Callable | None = None) -> GcReport:
+    """Reclaim what nothing references (see the module doc).
+
+    ``progress``: ``(iterable, what, *, total=None, unit=...) -> iterable``, wrapped
+    around the long loops (marking manifests, scanning chunks, deleting), e.g.
+    ``cli.progress.track``."""
+    track = progress or _no_progress
     report = GcReport()
     if not dry_run:
         report.objects_removed = meta.delete_unreferenced_objects()
     referenced: set[bytes] = set()
-    for blob in meta.referenced_manifests():
+    for blob in track(meta.referenced_manifests(), "gc: marking", unit="manifest"):
         referenced.update(ref.id for ref in Manifest.unpack(blob).chunks if ref.data is None)
 
-    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in store.iter_chunks()),
+    on_disk = track(store.iter_chunks(), "gc: scanning chunks", unit="chunk")
+    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in on_disk),
                      time.time() if now is None else now, grace_s)
     report.chunks_kept = len(referenced)
     doomed_set = set(doomed)
@@ -69,8 +85,39 @@ def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
     report.chunks_removed = len(doomed)
     report.bytes_removed = sum(sizes[cid] for cid in doomed)
     if not dry_run:
-        for i in range(0, len(doomed), 1000):
+        batches = range(0, len(doomed), 1000)
+        for i in track(batches, "gc: deleting", unit="batch"):
             store.delete_many(doomed[i:i + 1000])
         report.packs_removed, report.pack_bytes_freed = store.compact(
             min_age_s=grace_s, now=now)
+        record_run(meta, report, time.time_ns())
     return report
+
+
+# meta-table keys of the GC totals (values are decimal integers)
+_TOTALS = ("gc_runs", "gc_last_run_ns", "gc_chunks_removed", "gc_bytes_removed",
+           "gc_objects_removed")
+
+
+def record_run(meta: SqliteMetadata, report: GcReport, now_ns: int) -> None:
+    """Add one finished run to the totals kept in the ``meta`` table."""
+    add = {"gc_runs": 1, "gc_chunks_removed": report.chunks_removed,
+           "gc_bytes_removed": report.bytes_removed + report.pack_bytes_freed,
+           "gc_objects_removed": report.objects_removed}
+
+    def tx(cur):
+        for key, n in add.items():
+            cur.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                        "SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)", (key, str(n), n))
+        cur.execute("INSERT INTO meta(key, value) VALUES('gc_last_run_ns', ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value = excluded.value", (str(now_ns),))
+
+    meta.write(tx)
+
+
+def gc_totals(meta: SqliteMetadata) -> dict[str, int]:
+    """The GC totals (``_TOTALS`` keys; 0 before the first run)."""
+    marks = ",".join("?" * len(_TOTALS))
+    rows = dict(meta.reader.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})",
+                                    _TOTALS).fetchall())
+    return {key: int(rows.get(key, 0)) for key in _TOTALS}

@@ -199,11 +199,13 @@ class SqliteMetadata:
         return BranchInfo(*row)
 
     def create_branch(self, repo: str, branch: str, now_ns: int,
-                      from_commit: str | None = None, new_repo: bool = False) -> BranchInfo:
+                      from_commit: str | None = None, new_repo: bool = False,
+                      progress=None) -> BranchInfo:
         """Create the repo if missing, then the branch (empty, or at ``from_commit``).
         ``new_repo``: only if the repo has no branch yet (else ``RepoExists``), decided
         in the same transaction -- so of two callers creating the same new repo at
-        once, exactly one gets it."""
+        once, exactly one gets it.  ``progress``: ``(iterable, what, total=..., unit=...)
+        -> iterable`` around the walk of the repo's history (``cli.progress.track``)."""
 
         def tx(cur):
             if new_repo and cur.execute("SELECT 1 FROM branches WHERE repo=? LIMIT 1",
@@ -220,7 +222,7 @@ class SqliteMetadata:
                 if c is None or c.repo != repo:
                     raise NoSuchCommit(from_commit)
                 head = c.id
-                self._materialise_tree(cur, repo, branch, c)
+                self._materialise_tree(cur, repo, branch, c, progress)
             cur.execute("INSERT INTO branches(repo, name, head, created_ns) VALUES(?,?,?,?)",
                         (repo, branch, head, now_ns))
             return BranchInfo(repo, branch, head, now_ns)
@@ -508,7 +510,8 @@ class SqliteMetadata:
             (commit_id,)).fetchone()
         return CommitInfo(*row) if row else None
 
-    def _materialise_tree(self, cur, repo: str, branch: str, commit: CommitInfo) -> None:
+    def _materialise_tree(self, cur, repo: str, branch: str, commit: CommitInfo,
+                          progress=None) -> None:
         """Fill ``tree`` for a branch created at ``commit`` from the commit's history."""
         ancestors = {}
         c: CommitInfo | None = commit
@@ -519,6 +522,8 @@ class SqliteMetadata:
             "SELECT path, depth, commit_id, object FROM entries WHERE repo=? "
             "ORDER BY path, depth DESC", (repo,)).fetchall()
         seen = set()
+        if progress is not None:
+            rows = progress(rows, "branch create: history rows", unit="row")
         for path, _depth, cid, obj in rows:
             if path in seen or cid not in ancestors:
                 continue

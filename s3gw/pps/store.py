@@ -281,6 +281,12 @@ class PpsStore:
         self._tx(lambda c: c.execute("UPDATE jobs SET stop_requested=1 WHERE id=?", (job.id,)))
         return self.job(job.id)
 
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs are in each state (every state, zeros included; for metrics)."""
+        counts = {state.value: 0 for state in JobState}
+        counts.update(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
+        return counts
+
     def stop_requested(self) -> set[str]:
         return {r[0] for r in self._read(
             "SELECT id FROM jobs WHERE stop_requested=1 AND state NOT IN (?,?,?)",

@@ -56,6 +56,9 @@ class S3Service(Context):
         try:
             routed = route(request.method, request.path, request.query, request.headers,
                            domain=self.domain, host=request.headers.get("host"))
+            # for the access log and the metrics (http.Request.notes)
+            request.notes = {"operation": routed.endpoint.name, "bucket": routed.bucket,
+                             "key": routed.key}
             view = VIEW.get()
             if view is not None:
                 principal = self.authenticate_view(view, request, routed)
@@ -155,6 +158,9 @@ class S3Service(Context):
         return [("x-amz-request-id", request.id), ("x-amz-id-2", request.id)]
 
     def error_response(self, request: Request, err: S3Error) -> Response:
+        if request.notes is None:
+            request.notes = {}
+        request.notes["error"] = err.code
         headers = [("content-type", "application/xml")]
         headers.extend(err.headers.items())
         headers.extend(self.common_headers(request))
@@ -172,6 +178,8 @@ class S3Service(Context):
             code = "InvalidRequest"
         err = S3Error(code)
         request = current_request()
+        if request is not None:
+            request.notes = {**(request.notes or {}), "error": code}
         request_id = current_request_id() or "-"
         body = error_xml(err, resource=request.path if request is not None else "/",
                          request_id=request_id)

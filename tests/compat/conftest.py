@@ -11,16 +11,30 @@ import sys
 import pytest
 
 from tests.compat.clients import CLIENTS
-from tests.compat.recorder import merge_results
+from tests.compat.recorder import merge_results, tested_versions, write_last_run
 from tests.conftest import ServerProcess
+
+
+_SESSION_ROWS: list[dict] = []
 
 
 @pytest.fixture(scope="session")
 def compat_rows():
-    """Result rows of this session; merged into tests/compat/results/results.json at the end."""
-    rows: list[dict] = []
+    """Result rows of this session; merged into tests/compat/results/results.json at the end,
+    and written alone to tests/compat/results/last-run.json (what this run tested)."""
+    rows = _SESSION_ROWS
     yield rows
     merge_results(rows)
+    write_last_run(rows)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the client versions this run tested (docs/compatibility.md may name others:
+    ``python -m tests.compat.make_matrix --versions`` compares them)."""
+    if _SESSION_ROWS:
+        terminalreporter.write_sep("-", "compat: client versions tested in this run")
+        for line in tested_versions(_SESSION_ROWS):
+            terminalreporter.write_line(line)
 
 
 def _slug(name: str) -> str:

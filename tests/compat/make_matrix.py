@@ -3,6 +3,8 @@
     python -m pytest tests/compat -p no:cacheprovider          # default scenarios
     python -m pytest tests/compat -p no:cacheprovider -m slow  # + the 41 MiB round trips
     python -m tests.compat.make_matrix                         # -> docs/compatibility.md
+    python -m tests.compat.make_matrix --versions              # what the last run tested,
+                                                               # against what the doc names
 
 A row per operation, a column per client and version; cells are pass / FAIL /
 n/a (the client has no such operation) / unsupported (a client behaviour s3gw cannot
@@ -18,7 +20,9 @@ import re
 import sys
 from pathlib import Path
 
-from tests.compat.recorder import FAIL, NA, PASS, RESULTS_FILE, UNSUPPORTED
+from tests.compat.recorder import (
+    FAIL, LAST_RUN_FILE, NA, PASS, RESULTS_FILE, UNSUPPORTED, tested_versions,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 
@@ -154,19 +158,58 @@ def render(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def doc_columns(text: str) -> list[str]:
+    """The client columns (``"<client> <version>"``) of a generated matrix's tables."""
+    cols: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("| operation |"):
+            cols += [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+    return [c.replace("\\|", "|") for c in cols]
+
+
+def version_report(rows: list[dict], doc_text: str | None) -> list[str]:
+    """Lines naming the client versions the rows tested, and every column of the doc
+    that this run did not test (a stale or unrun version)."""
+    tested = tested_versions(rows)
+    out = ["client versions tested in this run:"] + [f"  {v}" for v in tested]
+    if doc_text is None:
+        return out + ["docs/compatibility.md: missing"]
+    untested = [c for c in doc_columns(doc_text) if c not in tested]
+    if untested:
+        out.append("docs/compatibility.md names versions this run did not test (stale, or not "
+                   "run here); regenerate it from a full compat run:")
+        out += [f"  {c}" for c in untested]
+    else:
+        out.append("docs/compatibility.md names only versions this run tested")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=RESULTS_FILE)
+    ap.add_argument("--results", type=Path, default=None,
+                    help=f"result rows (default {RESULTS_FILE.name}; with --versions "
+                         f"{LAST_RUN_FILE.name}, the last run alone)")
     ap.add_argument("--out", type=Path, default=DOC)
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if any cell is a failure (for CI gates)")
+    ap.add_argument("--versions", action="store_true",
+                    help="print the client versions of the results and the columns of "
+                         "docs/compatibility.md they do not cover; with --out, also write "
+                         "their matrix there")
     args = ap.parse_args(argv)
+    if args.results is None:
+        args.results = LAST_RUN_FILE if args.versions else RESULTS_FILE
     try:
         rows = json.loads(args.results.read_text())["rows"]
     except (OSError, ValueError, KeyError) as e:
         print(f"no results in {args.results} ({e}): run `python -m pytest tests/compat` first",
               file=sys.stderr)
         return 2
+    if args.versions:
+        doc = DOC.read_text() if DOC.exists() else None
+        print("\n".join(version_report(rows, doc)))
+        if args.out == DOC:           # never overwrite the doc from a partial run by accident
+            return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows))
     print(f"wrote {args.out} ({len(rows)} results)")

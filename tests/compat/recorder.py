@@ -24,6 +24,7 @@ import pytest
 
 RESULTS_DIR = Path(__file__).parent / "results"
 RESULTS_FILE = RESULTS_DIR / "results.json"
+LAST_RUN_FILE = RESULTS_DIR / "last-run.json"     # this session's rows only (write_last_run)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PASS, FAIL, NA, UNSUPPORTED = "pass", "fail", "n/a", "unsupported"
@@ -130,3 +131,21 @@ def merge_results(rows: list[dict], path: Path = RESULTS_FILE) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def write_last_run(rows: list[dict], path: Path = LAST_RUN_FILE) -> None:
+    """Replace the last-run file with this session's rows: what this run tested, with
+    the client versions it actually ran (``make_matrix --versions`` reads it)."""
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    revision = s3gw_revision()
+    data = {"rows": [dict(row, s3gw=revision) for row in rows]}
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def tested_versions(rows: list[dict]) -> list[str]:
+    """``"<client> <version>"`` of every client the rows ran, in a stable order."""
+    return sorted({f"{r['client']} {r['version']}" for r in rows if r["status"] != NA})

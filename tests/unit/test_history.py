@@ -237,3 +237,35 @@ def test_cli_log_branch_diff(tmp_path, capsys):
     assert m.stat("r", "dev", "a/b.csv").commit_id == c1        # the same commit, no copy
     assert m.stats()["commits"] == 3
     m.close()
+
+
+def test_cli_diff_takes_commit_expressions(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    m = SqliteMetadata(os.path.join(data, "meta.sqlite"), durable=False)
+    m.create_branch("r", "master", 0)
+    c1 = m.commit("r", "master", [Put("a", obj("e1"))], "PUT /a", 1).id
+    c2 = m.commit("r", "master", [Put("b", obj("e2"))], "PUT /b", 2).id
+    c3 = m.commit("r", "master", [Put("a", obj("e3"))], "PUT /a", 3).id
+    m.close()
+
+    def diff(*refs):
+        rc = main(["diff", "--data", data, *refs])
+        captured = capsys.readouterr()
+        return rc, captured.out.splitlines(), captured.err
+
+    assert diff("master.r", "HEAD^", "HEAD")[:2] == (0, ["M\t/a"])
+    assert diff("master.r", "HEAD~2", "HEAD")[:2] == (0, ["M\t/a", "A\t/b"])
+    assert diff("master.r", "HEAD^^", "HEAD^")[:2] == (0, ["A\t/b"])
+    assert diff(f"{c3}^", c3)[:2] == (0, ["M\t/a"])             # no bucket needed
+    assert diff(f"{c3}~2", f"{c2}")[:2] == (0, ["A\t/b"])
+    assert diff(c1, c3)[:2] == (0, ["M\t/a", "A\t/b"])          # plain ids, as before
+    assert diff(f"{c2}.master.r", "HEAD^", "HEAD")[:2] == (0, ["A\t/b"])   # a pinned bucket
+    rc, out, err = diff("HEAD^", "HEAD")
+    assert rc == 1 and "HEAD needs a bucket" in err
+    rc, out, err = diff("master.r", "HEAD~3", "HEAD")             # before the first commit
+    assert rc == 1 and "no such commit" in err
+    rc, out, err = diff("master.r", "nonsense", "HEAD")
+    assert rc == 1 and "not a commit expression" in err
+    rc, out, err = diff("dev.r", "HEAD^", "HEAD")
+    assert rc == 1 and "no such branch" in err
+    assert diff("a", "b", "c", "d")[0] == 1

@@ -36,7 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     # pipelines' per-job views (pps), and is served by http
     "s3": {"pps", "pfs", "ingest", "http"},
     "console": {"pps", "pfs", "store", "http", "_native"},
-    "app": {"s3", "pps", "pfs", "store", "ingest", "http", "_native", "console"},
+    # operators' endpoints (health, readiness, metrics): served by http, reading pfs, pps
+    # and store gauges; app puts them in front of the S3 service
+    "observe": {"http", "pfs", "pps", "store", "_native"},
+    "app": {"s3", "observe", "console", "pps", "pfs", "store", "ingest", "http", "_native"},
     "cli": {"app", "s3", "pps", "pfs", "store", "ingest", "http", "_native", "__init__"},
 }
 
