@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+from email.utils import formatdate
 import re
 import time
 
@@ -45,11 +46,8 @@ def http_date(ns: int) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _http_date_s(seconds: int) -> str:
-    t = time.gmtime(seconds)
-    return (
-        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
-    )
+    # the standard library's IMF-fixdate, as the HTTP layer's Date header uses it
+    return formatdate(seconds, usegmt=True)
 
 
 def iso8601_ms(ns: int, *, ceil: bool = False) -> str:
