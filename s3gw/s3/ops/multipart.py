@@ -161,7 +161,7 @@ async def complete_multipart_upload(svc: Context, req: Request, r) -> Response:
     location = f"http://{host}/{r.bucket}/{urllib.parse.quote(key, safe='/~')}"
     doc = s3xml.complete_multipart_upload_result(location, r.bucket, key, plan.etag,
                                                  plan.checksums)
-    headers = [_XML, ("x-amz-version-id", commit.id)]
+    headers = [_XML, ("x-amz-version-id", svc.write_version_id(ref, commit.id))]
     if upload.checksum_algorithm:
         headers.append(("x-amz-checksum-type", upload.checksum_type or "COMPOSITE"))
     return Response(200, headers, doc)

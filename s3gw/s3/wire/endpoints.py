@@ -91,6 +91,7 @@ _IMPLEMENTED = [
     _e("ListObjects", "GET", BUCKET, None, READ),
     _e("GetBucketLocation", "GET", BUCKET, "location", READ),
     _e("GetBucketVersioning", "GET", BUCKET, "versioning", READ),
+    _e("PutBucketVersioning", "PUT", BUCKET, "versioning", WRITE, XML),
     _e("ListObjectVersions", "GET", BUCKET, "versions", READ),
     _e("ListMultipartUploads", "GET", BUCKET, "uploads", READ),
     _e("DeleteObjects", "POST", BUCKET, "delete", WRITE, XML),
@@ -139,7 +140,6 @@ _UNSUPPORTED: dict[str, tuple[str | None, str | None]] = {
 }
 # Operations with their own shape.
 _UNSUPPORTED_EXTRA = [
-    _e("PutBucketVersioning", "PUT", BUCKET, "versioning", WRITE, XML, False),
     _e("GetBucketPolicyStatus", "GET", BUCKET, "policyStatus", READ, NONE, False),
     _e("PostObject", "POST", BUCKET, None, WRITE, DATA, False),
     _e("GetObjectTorrent", "GET", OBJECT, "torrent", READ, NONE, False),

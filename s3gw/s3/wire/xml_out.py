@@ -393,7 +393,7 @@ def location_constraint(region: str | None) -> bytes:
 
 
 def versioning_configuration(status: str = "Enabled") -> bytes:
-    """VersioningConfiguration (s3gw: always ``Enabled``)."""
+    """VersioningConfiguration: ``Enabled`` (s3gw's default) or ``Suspended``."""
     return _doc("VersioningConfiguration", [_el("Status", status)])
 
 
