@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from ...http import Request, Response
 from ..context import Context
-from . import acl, buckets, copy, delete, get, listing, multipart, put, versions
+from . import acl, buckets, copy, delete, get, listing, multipart, preflight, put, versions
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -47,4 +47,6 @@ HANDLERS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    "OptionsBucket": preflight.options_bucket,
+    "OptionsObject": preflight.options_object,
 }

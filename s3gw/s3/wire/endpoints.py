@@ -108,6 +108,9 @@ _IMPLEMENTED = [
     _e("CompleteMultipartUpload", "POST", OBJECT, "uploadId", WRITE, XML),
     _e("AbortMultipartUpload", "DELETE", OBJECT, "uploadId", WRITE),
     _e("ListParts", "GET", OBJECT, "uploadId", READ),
+    # CORS preflight (AWS's "OPTIONS object"), answered as for a bucket without CORS
+    _e("OptionsBucket", "OPTIONS", BUCKET, None, READ),
+    _e("OptionsObject", "OPTIONS", OBJECT, None, READ),
 ]
 
 # Refinements chosen by the router (not reachable from TABLE directly).
