@@ -3,7 +3,9 @@
 * ``s3gw log <bucket> [path]``: the commits of a bucket (``<branch>.<repo>``,
   ``<repo>`` or a pinned ``<commit>.<branch>.<repo>``), newest first; with a
   path (``/a/b.csv`` or ``a/b.csv``) only the commits that changed it, with
-  ``M`` (written) or ``D`` (deleted), size and ETag.
+  ``M`` (written) or ``D`` (deleted), size and ETag.  Versions deleted by id
+  (expunged, docs/versioning.md) show who deleted them, when, and through which
+  branch, under the commit whose version it was.
 * ``s3gw branch create <branch>.<repo> --from <commit|branch|branch.repo>``:
   a new branch whose head *is* that commit: no data and no commit copied.
 * ``s3gw diff [<bucket>] <old> <new>``: paths added (A), modified (M), deleted
@@ -75,8 +77,13 @@ def _cmd_log(args, meta) -> int:
                     c = meta.get_commit(c.parent) if c.parent else None
             else:
                 commits = meta.log(ref.repo, ref.branch, args.n)
+            expunged: dict[str, list] = {}
+            for x in meta.expunges(ref.repo, [c.id for c in commits]):
+                expunged.setdefault(x.commit_id, []).append(x)
             for c in commits:
                 print(f"{c.id}  {_time(c.time_ns)}  {c.message}")
+                for x in expunged.get(c.id, ()):
+                    print(f"    {_expunge_line(x)}")
                 provenance = meta.provenance_of(c.id)
                 if provenance:
                     print(f"    provenance: pipeline {provenance.get('pipeline')} "
@@ -86,14 +93,33 @@ def _cmd_log(args, meta) -> int:
                               f"commit {i['commit']}")
             return 0
         path = args.path[1:] if args.path.startswith("/") else args.path
-        for v in meta.history.path_log(ref.repo, ref.branch, path, args.n, pinned=ref.commit):
-            what = "D" if v.object is None else f"M  {v.object.size:>12}  {v.object.etag}"
+        log = meta.history.path_log(ref.repo, ref.branch, path, args.n, pinned=ref.commit)
+        gone = {x.commit_id: x for x in meta.expunges(ref.repo, [v.commit_id for v in log], path)}
+        for v in log:
+            if v.expunged:
+                what = _expunge_line(gone[v.commit_id]) if v.commit_id in gone else "expunged"
+            elif v.object is None:
+                what = "D"
+            else:
+                what = f"M  {v.object.size:>12}  {v.object.etag}"
+                if v.origin:
+                    what += f"  (restores version {v.origin})"
             print(f"{v.commit_id}  {_time(v.time_ns)}  {what}")
         return 0
     except S3Error as exc:
         return _fail(exc.message)
     except (NoSuchBranch, NoSuchCommit) as exc:
         return _fail(f"no such bucket or commit: {exc}")
+
+
+def _expunge_line(x) -> str:
+    """One expunge record as ``s3gw log`` shows it (who deleted which version, when)."""
+    who = x.principal or "anonymous (auth off)"
+    line = (f"expunged /{x.path} (version {x.version} deleted by {who} at {_time(x.time_ns)} "
+            f"through {x.branch}")
+    if x.restore_commit:
+        line += f"; restore commit {x.restore_commit}"
+    return line + ")"
 
 
 def _cmd_branch(args, meta) -> int:

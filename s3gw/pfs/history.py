@@ -59,7 +59,8 @@ from .keys import prefix_upper_bound
 from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, PfsError
 
 __all__ = [
-    "History", "Lineage", "VersionInfo", "VersionPage", "DiffEntry", "FileDeleted",
+    "History", "Lineage", "VersionInfo", "VersionExpunged", "NullRule", "key_entries",
+    "key_versions", "VersionPage", "DiffEntry", "FileDeleted",
     "InvalidVersion", "parse_version", "skip_depth", "record_commit", "ensure_schema", "backfill",
     "db_step", "skip_of",
 ]
@@ -85,13 +86,40 @@ class FileDeleted(NoSuchFile):
         self.time_ns = time_ns
 
 
+class VersionExpunged(NoSuchFile):
+    """The path's latest change at the commit read is a version deleted by id (an
+    expunge, ``pfs.versioning``): the file reads as absent there.
+
+    ``commit_id``: the commit whose entry was expunged.
+    """
+
+    def __init__(self, path: str, commit_id: str):
+        super().__init__(path)
+        self.commit_id = commit_id
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     path: str
-    commit_id: str
+    commit_id: str                 # the commit of the entry (the listing's resume marker)
     time_ns: int
     object: ObjectInfo | None      # None: a delete (delete marker)
     is_latest: bool
+    version_id: str | None = None  # the S3 version id, when not ``commit_id``: ``null``, or
+                                   # the version a restore entry shows (docs/versioning.md)
+    origin: str | None = None      # the commit whose version this is, when not ``commit_id``
+    depth: int = -1
+    expunged: bool = False         # (``path_log`` only) deleted by id
+
+    @property
+    def s3_id(self) -> str:
+        """The version id S3 clients see."""
+        return self.version_id or self.commit_id
+
+    @property
+    def source(self) -> str:
+        """The commit that made this version's content (a restore shows an older one)."""
+        return self.origin or self.commit_id
 
 
 @dataclass
@@ -292,6 +320,98 @@ class _StepCache:
         return hit
 
 
+# -- the S3 view of a key's versions (docs/versioning.md) -----------------------------------
+class NullRule:
+    """Which commits of one lineage are *null* (made while their branch was
+    ``Suspended``), from the repo's ``versioning_changes`` (``pfs.versioning``).
+
+    A commit made on branch ``b`` at depth ``d`` is null when the last change of
+    ``b`` (by ``seq``) recorded at a head shallower than ``d`` that is an ancestor
+    of it (the lineage's commit at that depth) said ``Suspended``.
+    """
+
+    def __init__(self, conn, repo: str, lineage: "Lineage"):
+        self.lineage = lineage
+        self.by_branch: dict[str, list[tuple[int, str | None, str]]] = {}
+        for branch, head, head_depth, status in conn.execute(
+                "SELECT branch, head, head_depth, status FROM versioning_changes WHERE repo=? "
+                "ORDER BY branch, seq", (repo,)):
+            self.by_branch.setdefault(branch, []).append((head_depth, head, status))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_branch)
+
+    def is_null(self, branch: str, depth: int) -> bool:
+        status = "Enabled"
+        for head_depth, head, st in self.by_branch.get(branch, ()):
+            if head_depth < depth and (head is None or self.lineage.at(head_depth) == head):
+                status = st
+        return status == "Suspended"
+
+
+def key_entries(conn, repo: str, lineage: "Lineage", path: str) -> Iterator[tuple]:
+    """The path's entries on the lineage, newest first, as
+    ``(depth, commit_id, object_id | None, time_ns, branch, expunged, alias)``
+    (``alias``: the version a restore entry shows, else None)."""
+    tip = lineage.tip
+    if tip is None:
+        return
+    for row in conn.execute(
+            "SELECT e.depth, e.commit_id, e.object, c.time_ns, c.branch, "
+            "x.commit_id IS NOT NULL, a.version FROM entries e "
+            "JOIN commits c ON c.id = e.commit_id "
+            "LEFT JOIN expunged x ON x.repo = e.repo AND x.path = e.path "
+            "AND x.commit_id = e.commit_id "
+            "LEFT JOIN version_alias a ON a.repo = e.repo AND a.path = e.path "
+            "AND a.commit_id = e.commit_id "
+            "WHERE e.repo=? AND e.path=? AND e.depth<=? ORDER BY e.depth DESC",
+            (repo, path, tip.depth)).fetchall():
+        if lineage.contains(row[1], row[0]):
+            yield row
+
+
+def key_versions(conn, repo: str, lineage: "Lineage", path: str,
+                 nulls: NullRule | None = None) -> list[VersionInfo]:
+    """The key's versions as S3 shows them on the lineage, newest first.
+
+    Expunged entries are skipped; a restore entry shows the version it restored
+    (its id and time) and that version's own entry is not shown again; with
+    ``nulls``, an entry of a null commit is version ``null`` and only the newest
+    of them is shown (a later null version replaces an earlier one).
+    ``ObjectInfo`` carries id, size and ETag only (no manifest).
+    """
+    out: list[VersionInfo] = []
+    seen: set[str] = set()
+    null_seen = False
+    for depth, cid, oid, time_ns, branch, gone, alias in key_entries(conn, repo, lineage, path):
+        if gone:
+            continue
+        source = alias or cid
+        if source in seen:
+            continue
+        seen.add(source)
+        src_depth = depth
+        if alias:
+            row = conn.execute("SELECT time_ns, branch, depth FROM commits WHERE id=?",
+                               (alias,)).fetchone()
+            if row is not None:
+                time_ns, branch, src_depth = row
+        version_id = alias
+        if nulls and nulls.is_null(branch, src_depth):
+            if null_seen:
+                continue
+            null_seen = True
+            version_id = "null"
+        obj = None
+        if oid is not None:
+            size, etag = conn.execute("SELECT size, etag FROM objects WHERE id=?",
+                                      (oid,)).fetchone()
+            obj = ObjectInfo(size=size, etag=etag, manifest=b"", id=oid)
+        out.append(VersionInfo(path, cid, time_ns, obj, not out, version_id=version_id,
+                               origin=alias, depth=depth))
+    return out
+
+
 # -- reads --------------------------------------------------------------------------------
 _OBJ_COLS = "o.id, o.size, o.etag, o.manifest, o.headers, o.checksums, o.parts"
 
@@ -375,9 +495,17 @@ class History:
                 return depth, cid, obj
         return None
 
-    def _file(self, path: str, cid: str, oid: int) -> FileInfo:
+    def _file(self, path: str, cid: str, oid: int, repo: str | None = None) -> FileInfo:
+        """The file of entry ``(path, cid) -> oid``; with ``repo``, a restore entry
+        reads as the version it restored (its id and time)."""
         row = self.conn.execute(f"SELECT {_OBJ_COLS} FROM objects o WHERE o.id=?",
                                 (oid,)).fetchone()
+        if repo is not None:
+            alias = self.conn.execute(
+                "SELECT version FROM version_alias WHERE repo=? AND path=? AND commit_id=?",
+                (repo, path, cid)).fetchone()
+            if alias is not None:
+                cid = alias[0]
         time_ns = self.conn.execute("SELECT time_ns FROM commits WHERE id=?",
                                     (cid,)).fetchone()[0]
         return FileInfo(path, _object(row), cid, time_ns)
@@ -407,10 +535,34 @@ class History:
             raise NoSuchFile(path)
         _depth, cid, oid = hit
         if oid is None:
+            if self.conn.execute("SELECT 1 FROM expunged WHERE repo=? AND path=? AND "
+                                 "commit_id=?", (repo, path, cid)).fetchone():
+                raise VersionExpunged(path, cid)
             time_ns = self.conn.execute("SELECT time_ns FROM commits WHERE id=?",
                                         (cid,)).fetchone()[0]
             raise FileDeleted(path, cid, time_ns)
-        return self._file(path, cid, oid)
+        return self._file(path, cid, oid, repo)
+
+    def null_version(self, repo: str, branch: str, path: str,
+                     pinned: str | None = None) -> VersionInfo | None:
+        """The key's visible ``null`` version on the branch (or below the pinned
+        commit), or None when it has none (docs/versioning.md)."""
+        head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
+        if head_id is None:
+            return None
+        lineage = self.lineage(self._commit(head_id))
+        nulls = NullRule(self.conn, repo, lineage)
+        if not nulls:
+            return None
+        for v in key_versions(self.conn, repo, lineage, path, nulls):
+            if v.version_id == "null":
+                return v
+        return None
+
+    def file_of(self, repo: str, v: VersionInfo) -> FileInfo:
+        """The file of a version from ``key_versions`` (an object, not a marker)."""
+        assert v.object is not None and v.object.id is not None
+        return self._file(v.path, v.commit_id, v.object.id, repo)
 
     def _next_path(self, repo: str, pos: str, upper: str | None,
                    inclusive: bool) -> str | None:
@@ -439,33 +591,12 @@ class History:
         for path in self._paths(repo, prefix, after, inclusive):
             hit = self._latest(repo, lineage, path)
             if hit is not None and hit[2] is not None:
-                out.append(self._file(path, hit[1], hit[2]))
+                out.append(self._file(path, hit[1], hit[2], repo))
                 if len(out) >= limit:
                     break
         return out
 
     # -- versions ---------------------------------------------------------------------
-    def _path_versions(self, repo: str, lineage: Lineage, path: str,
-                       below_depth: int | None = None) -> Iterator[VersionInfo]:
-        """The path's versions on the lineage, newest first (``depth < below_depth``)."""
-        tip = lineage.tip
-        if tip is None:
-            return
-        top = tip.depth if below_depth is None else min(tip.depth, below_depth - 1)
-        first = below_depth is None
-        for depth, cid, oid, time_ns, size, etag in self.conn.execute(
-                "SELECT e.depth, e.commit_id, e.object, c.time_ns, o.size, o.etag "
-                "FROM entries e JOIN commits c ON c.id = e.commit_id "
-                "LEFT JOIN objects o ON o.id = e.object "
-                "WHERE e.repo=? AND e.path=? AND e.depth<=? ORDER BY e.depth DESC",
-                (repo, path, top)):
-            if not lineage.contains(cid, depth):
-                continue
-            obj = None if oid is None else ObjectInfo(size=size, etag=etag, manifest=b"",
-                                                       id=oid)
-            yield VersionInfo(path, cid, time_ns, obj, first)
-            first = False
-
     def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
                  version_marker: str | None = None, limit: int = 1000,
                  delimiter: str | None = None, pinned: str | None = None) -> VersionPage:
@@ -486,7 +617,11 @@ class History:
         if head_id is None or limit <= 0:
             return page     # limit 0: empty and complete (S3: max-keys=0 is not truncated)
         lineage = self.lineage(self._commit(head_id))
+        nulls = NullRule(self.conn, repo, lineage)
         count = 0
+
+        def view(path: str) -> list[VersionInfo]:
+            return key_versions(self.conn, repo, lineage, path, nulls)
 
         def emit(v: VersionInfo) -> bool:
             nonlocal count
@@ -507,7 +642,9 @@ class History:
             if row is None:
                 raise InvalidVersion(version_marker)
             if key_marker.startswith(prefix):
-                for v in self._path_versions(repo, lineage, key_marker, below_depth=row[0]):
+                for v in view(key_marker):
+                    if v.depth >= row[0]:
+                        continue           # the marker's version and those before it
                     if not emit(v):
                         return self._finish(page)
         elif version_marker:
@@ -522,10 +659,10 @@ class History:
         paths = self._paths(repo, prefix, after, inclusive)
         for path in paths:
             cut = path.find(delimiter, len(prefix)) if delimiter else -1
-            versions = self._path_versions(repo, lineage, path)
+            versions = view(path)
             if cut >= 0:
-                if next(versions, None) is None:
-                    continue           # only other branches changed this path
+                if not versions:
+                    continue           # only other branches changed this path, or expunged
                 cp = path[:cut + len(delimiter)]
                 if count >= limit:
                     page.truncated = True
@@ -548,14 +685,22 @@ class History:
 
     def path_log(self, repo: str, branch: str, path: str, limit: int = 100,
                  pinned: str | None = None) -> list[VersionInfo]:
-        """Commits that changed ``path`` on the branch's lineage, newest first."""
+        """Commits that changed ``path`` on the branch's lineage, newest first, expunged
+        versions included (``VersionInfo.expunged``; their ``object`` is None)."""
         head_id = pinned if pinned is not None else self.meta.get_branch(repo, branch).head
         if head_id is None:
             return []
         lineage = self.lineage(self._commit(head_id))
-        out = []
-        for v in self._path_versions(repo, lineage, path):
-            out.append(v)
+        out: list[VersionInfo] = []
+        for depth, cid, oid, time_ns, _branch, gone, alias in key_entries(
+                self.conn, repo, lineage, path):
+            obj = None
+            if oid is not None:
+                size, etag = self.conn.execute("SELECT size, etag FROM objects WHERE id=?",
+                                               (oid,)).fetchone()
+                obj = ObjectInfo(size=size, etag=etag, manifest=b"", id=oid)
+            out.append(VersionInfo(path, cid, time_ns, obj, not out, origin=alias, depth=depth,
+                                   expunged=bool(gone)))
             if len(out) >= limit:
                 break
         return out

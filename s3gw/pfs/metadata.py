@@ -44,6 +44,7 @@ from typing import Callable, Iterable, Sequence
 
 from . import history as _history
 from . import sqlbatch as _sqlbatch
+from . import versioning as _versioning
 from .uploads import UploadStaging
 from .keys import prefix_upper_bound
 from .model import (
@@ -120,6 +121,7 @@ class SqliteMetadata:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
                 (str(SCHEMA_VERSION),))
             _history.ensure_schema(self._writer)
+            self._writer.executescript(_versioning.SCHEMA)
         self._write(_history.backfill)  # skip pointers of commits older than the table
 
     def _connect(self, timeout: float = 30.0) -> sqlite3.Connection:
@@ -237,9 +239,11 @@ class SqliteMetadata:
                            (repo, branch)).rowcount == 0:
                 raise NoSuchBranch(f"{branch}.{repo}")
             cur.execute("DELETE FROM tree WHERE repo=? AND branch=?", (repo, branch))
+            _versioning.forget_branch(cur, repo, branch)
             if cur.execute("SELECT 1 FROM branches WHERE repo=? LIMIT 1", (repo,)).fetchone():
                 return
             cur.execute("DELETE FROM repos WHERE name=?", (repo,))
+            _versioning.forget_repo(cur, repo)
             cur.execute("DELETE FROM entries WHERE repo=?", (repo,))
             cur.execute("DELETE FROM commit_skip WHERE id IN (SELECT id FROM commits "
                         "WHERE repo=?)", (repo,))
@@ -519,18 +523,21 @@ class SqliteMetadata:
             ancestors[c.id] = c
             c = self._commit_row(cur, c.parent) if c.parent else None
         rows = cur.execute(
-            "SELECT path, depth, commit_id, object FROM entries WHERE repo=? "
-            "ORDER BY path, depth DESC", (repo,)).fetchall()
+            "SELECT e.path, e.depth, e.commit_id, e.object, a.version FROM entries e "
+            "LEFT JOIN version_alias a ON a.repo = e.repo AND a.path = e.path "
+            "AND a.commit_id = e.commit_id WHERE e.repo=? "
+            "ORDER BY e.path, e.depth DESC", (repo,)).fetchall()
         seen = set()
         if progress is not None:
             rows = progress(rows, "branch create: history rows", unit="row")
-        for path, _depth, cid, obj in rows:
+        for path, _depth, cid, obj, alias in rows:
             if path in seen or cid not in ancestors:
                 continue
             seen.add(path)
-            if obj is not None:
+            if obj is not None:     # a restore entry names the version it restored
+                shown = alias or cid
                 cur.execute("INSERT INTO tree VALUES(?,?,?,?,?,?)",
-                            (repo, branch, path, obj, cid, ancestors[cid].time_ns))
+                            (repo, branch, path, obj, shown, ancestors[shown].time_ns))
 
     # -- objects ------------------------------------------------------------------------
     @staticmethod
@@ -679,6 +686,58 @@ class SqliteMetadata:
     def resolve_version(self, repo: str, branch: str, spec: str, pinned: str | None = None):
         """The commit a version spec names on the branch (None for ``null``)."""
         return self.history.resolve(repo, branch, spec, pinned)
+
+    # -- S3 versioning (pfs.versioning, docs/versioning.md) ------------------------------
+    def get_versioning(self, repo: str, branch: str) -> str:
+        """The bucket's versioning status: ``Enabled`` (never set) or ``Suspended``.
+
+        Contract: one read (no transaction needed); raises ``NoSuchBranch``.
+        """
+        self.get_branch(repo, branch)
+        return _versioning.status(self._reader, repo, branch)
+
+    def set_versioning(self, repo: str, branch: str, status: str, now_ns: int) -> bool:
+        """Set the bucket's versioning status (``Enabled`` or ``Suspended``).
+
+        Contract: one write transaction that reads the branch head and appends a
+        ``versioning_changes`` row ``(repo, branch, seq+1, status, head, head depth,
+        now_ns)`` unless the status is already that (returns False, nothing
+        written).  Commits made on the branch after it (deeper than that head) are
+        *null* while the last change says ``Suspended``.  Raises ``NoSuchBranch``,
+        ``InvalidVersionStatus``.
+        """
+        return self._write(lambda cur: _versioning.set_status(cur, repo, branch, status,
+                                                              now_ns))
+
+    def suspended_branches(self) -> set[tuple[str, str]]:
+        """Every ``(repo, branch)`` whose versioning is ``Suspended`` (one read)."""
+        return _versioning.suspended_branches(self._reader)
+
+    def expunge_version(self, repo: str, branch: str, path: str, version: str, now_ns: int,
+                        principal: str | None = None) -> "_versioning.ExpungeResult":
+        """Delete one version of a key for good (S3 DeleteObject ``?versionId=``).
+
+        ``version`` is a commit id or ``null``, as the branch's version list shows
+        it.  Contract, in ONE write transaction (``BEGIN IMMEDIATE``, the writer
+        lock, so it serialises with commits): find the entries that are that
+        version (the entry of its commit, restore entries showing it; for ``null``
+        every null entry on the branch's lineage), record each in ``expunged``
+        (with ``now_ns``, ``principal``, the branch) and set its ``object`` to
+        NULL; drop every branch's ``tree`` row that names the version; if it was
+        the branch's current version and an older object version remains, add a
+        restore commit on the head (entry + ``version_alias`` + tree row + skip
+        pointer, head moved).  Commit rows are never changed.  Object rows are
+        left for ``delete_unreferenced_objects`` (GC).  A version not in the
+        branch's view is a no-op (``removed`` empty).  Raises ``NoSuchBranch``.
+        """
+        return self._write(lambda cur: _versioning.expunge(
+            cur, repo, branch, path, version, now_ns, principal, new_commit_id))
+
+    def expunges(self, repo: str, commit_ids: list[str] | None = None,
+                 path: str | None = None) -> list["_versioning.ExpungeRecord"]:
+        """Expunge records of a repo (optionally of those commits / that path), oldest
+        first (one read)."""
+        return _versioning.records(self._reader, repo, commit_ids, path)
 
     @cached_property
     def uploads(self):

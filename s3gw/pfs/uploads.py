@@ -53,7 +53,15 @@ CREATE TABLE IF NOT EXISTS upload_parts(
     upload_id TEXT NOT NULL, number INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
     manifest BLOB NOT NULL, checksums TEXT NOT NULL, time_ns INTEGER NOT NULL,
     PRIMARY KEY(upload_id, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS completed_uploads(
+    id TEXT PRIMARY KEY, repo TEXT NOT NULL, branch TEXT NOT NULL, key TEXT NOT NULL,
+    result TEXT NOT NULL, time_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS completed_uploads_time ON completed_uploads(time_ns);
 """
+
+# How long a completed upload's result is kept for retried Completes (clients retry a
+# Complete whose answer timed out; AWS answers them 200 with the same result).
+COMPLETED_KEEP_NS = 7 * 24 * 3600 * 10**9
 
 
 class NoSuchUpload(PfsError):
@@ -181,6 +189,32 @@ class UploadStaging:
                 raise NoSuchUpload(upload_id)
 
         return hook
+
+    def record_completion(self, upload_id: str, repo: str, branch: str, key: str,
+                          result: Mapping, now_ns: int) -> None:
+        """Remember a completed upload's answer (a JSON-able ``result``) for retried
+        Completes, for ``COMPLETED_KEEP_NS``.
+
+        Contract: one small write transaction after the completing commit (a retry
+        landing between the two finds neither the upload nor this record:
+        ``NoSuchUpload``); records older than the keep time are dropped in it.
+        """
+
+        def tx(cur):
+            cur.execute("DELETE FROM completed_uploads WHERE time_ns < ?",
+                        (now_ns - COMPLETED_KEEP_NS,))
+            cur.execute("INSERT OR REPLACE INTO completed_uploads VALUES(?,?,?,?,?,?)",
+                        (upload_id, repo, branch, key, json.dumps(dict(result)), now_ns))
+
+        self._meta.write(tx)
+
+    def completion(self, upload_id: str, repo: str, branch: str, key: str) -> dict | None:
+        """The recorded answer of a completed upload of that bucket and key, or None
+        (one read)."""
+        row = self._meta.reader.execute(
+            "SELECT result FROM completed_uploads WHERE id=? AND repo=? AND branch=? AND key=?",
+            (upload_id, repo, branch, key)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def list_uploads(self, repo: str, branch: str, prefix: str = "",
                      after: tuple[str, int, str] | None = None, limit: int = 1000,

@@ -91,6 +91,14 @@ class Context:
         self.domain = domain
         self.limiter = limiter
         self.clock = clock
+        # (repo, branch) of buckets whose versioning is Suspended: their writes answer
+        # version id "null" (docs/versioning.md); kept current by PutBucketVersioning
+        self.suspended: set[tuple[str, str]] = meta.suspended_branches()
+
+    def write_version_id(self, ref: BucketRef, commit_id: str) -> str:
+        """The version id a write's response names: ``null`` on a suspended bucket."""
+        suspended = self.suspended
+        return "null" if suspended and (ref.repo, ref.branch) in suspended else commit_id
 
     def inline_reads_now(self) -> bool:
         """Whether a GET/HEAD may look its file up on the event loop now."""

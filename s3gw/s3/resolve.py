@@ -15,14 +15,19 @@ GET/HEAD (or a copy source) designates, the upload an UploadPart names.
     (the delete marker's version id): 405 ``MethodNotAllowed`` with
     ``x-amz-delete-marker``, ``Last-Modified`` and ``Allow: DELETE``, as S3
     documents for a GET/HEAD of a delete marker by version id.
-  - a pinned commit not on the named branch: 404 ``NoSuchBucket``.
+  - a pinned commit not on the named branch: 404 ``NoSuchBucket``;
+  - a version deleted by id (expunged, docs/versioning.md): 404 ``NoSuchVersion``
+    when ``versionId`` names it, else 404 ``NoSuchKey`` (the key is absent at
+    every commit where that version was its content);
+  - ``versionId=null``: the key's ``null`` version (written while the bucket's
+    versioning was Suspended), or the current file when it has none.
 
 Every function blocks (SQLite reads): operations call them through ``svc.run``.
 """
 
 from __future__ import annotations
 
-from ..pfs.history import FileDeleted, InvalidVersion
+from ..pfs.history import FileDeleted, InvalidVersion, VersionExpunged
 from ..pfs.model import FileInfo, NoSuchCommit, NoSuchFile
 from ..pfs.uploads import NoSuchUpload, UploadInfo
 from .context import Context
@@ -51,6 +56,10 @@ def resolve_file(svc: Context, ref, key: str, version: str | None = None) -> Fil
     """Blocking: the file a GET/HEAD (or copy source) designates; see the module doc."""
     meta = svc.meta
     pinned = pinned_commit(svc, ref)
+    if version == "null":
+        found = _null_version(svc, ref, key, pinned)
+        if found is not None:
+            return found
     if version in (None, "", "null"):
         if pinned is None:
             return meta.stat(ref.repo, ref.branch, key)
@@ -67,6 +76,10 @@ def resolve_file(svc: Context, ref, key: str, version: str | None = None) -> Fil
                       argument_name="versionId", argument_value=version) from None
     except NoSuchCommit:
         raise S3Error("NoSuchVersion", key=key, version_id=version) from None
+    except VersionExpunged as exc:
+        if version == exc.commit_id:     # that version was deleted by id
+            raise S3Error("NoSuchVersion", key=key, version_id=version) from None
+        raise S3Error("NoSuchKey", key=key) from None
     except FileDeleted as exc:
         headers = {"x-amz-delete-marker": "true", "x-amz-version-id": exc.commit_id,
                    "last-modified": http_date(exc.time_ns)}
@@ -76,6 +89,23 @@ def resolve_file(svc: Context, ref, key: str, version: str | None = None) -> Fil
                                               "this resource: the version is a delete marker.",
                           headers=headers, method="GET", resource_type="DeleteMarker") from None
         raise S3Error("NoSuchKey", key=key, headers=headers) from None
+
+
+def _null_version(svc: Context, ref, key: str, pinned: str | None) -> FileInfo | None:
+    """Blocking: the key's visible ``null`` version (docs/versioning.md), or None when
+    it has none (then ``null`` reads the current file, as before Suspended existed).
+    A ``null`` delete marker answers 405 as any delete marker read by version id."""
+    v = svc.meta.history.null_version(ref.repo, ref.branch, key, pinned)
+    if v is None:
+        return None
+    if v.object is None:
+        raise S3Error("MethodNotAllowed", "The specified method is not allowed against this "
+                                          "resource: the version is a delete marker.",
+                      headers={"x-amz-delete-marker": "true", "x-amz-version-id": "null",
+                               "last-modified": http_date(v.time_ns), "allow": "DELETE"},
+                      method="GET", resource_type="DeleteMarker")
+    info = svc.meta.history.file_of(ref.repo, v)
+    return FileInfo(info.path, info.object, "null", info.time_ns)
 
 
 def stat_or_none(svc: Context, ref, key: str) -> FileInfo | None:

@@ -98,6 +98,13 @@ class Client:
     def rm(self, bucket: str, key: str) -> None: raise NotImplementedError
     def rm_many(self, bucket: str, keys: list[str]) -> None: raise NotImplementedError
     def rb(self, bucket: str) -> None: raise NotImplementedError
+    # a bucket with history (several versions per key, delete markers):
+    def purge_history(self, bucket: str) -> None:
+        """Remove the bucket with every version in it, the client's own way."""
+        raise NotImplementedError
+    def delete_all_versions(self, bucket: str) -> None:
+        """Delete every version by id, keeping the bucket."""
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- aws cli
@@ -178,6 +185,9 @@ class AwsCli(Client):
     def rb(self, bucket):
         self.aws("s3", "rb", f"s3://{bucket}")
 
+    def purge_history(self, bucket):
+        self.aws("s3", "rb", "--force", f"s3://{bucket}")
+
 
 @functools.cache
 def _aws_version(exe: str) -> str:
@@ -249,6 +259,13 @@ class Boto3(Client):
 
     def rb(self, bucket):
         self.c.delete_bucket(Bucket=bucket)
+
+    def delete_all_versions(self, bucket):
+        import boto3
+        res = boto3.resource("s3", endpoint_url=self.c.meta.endpoint_url,
+                             aws_access_key_id=self.access_key,
+                             aws_secret_access_key=self.secret_key, region_name=REGION)
+        res.Bucket(bucket).object_versions.delete()     # the documented clean-up
 
 
 # --------------------------------------------------------------------------- s3cmd
@@ -409,6 +426,12 @@ class Rclone(Client):
 
     def rm_many(self, bucket, keys):
         self.rclone("delete", f"s3gw:{bucket}")
+
+    def purge_history(self, bucket):
+        self.rclone("purge", f"s3gw:{bucket}")
+
+    def delete_all_versions(self, bucket):
+        self.rclone("delete", "--s3-versions", f"s3gw:{bucket}")
 
     def rb(self, bucket):
         self.rclone("rmdir", f"s3gw:{bucket}")

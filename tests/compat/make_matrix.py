@@ -30,7 +30,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 ORDER = ["mb", "mb of a DNS", "mb + rb of a bare", "ls buckets shows a bare", "ls buckets",
          "put small", "put large", "ls (", "ls recursive", "ls recursive of", "ls of prefixes",
          "get small", "get large", "copy (", "copy large", "move", "sync (", "sync again",
-         "sync after", "sync down", "rm one", "rm many", "rb"]
+         "sync after", "sync down", "rm one", "rm many", "rb",
+         "rb of a bucket with history", "delete every version"]
 CLIENT_ORDER = ["aws cli", "boto3", "s3cmd", "rclone", "minio-py", "s3fs"]
 # the second table: tests/compat/test_data_tools.py
 DATA_ORDER = ["write Parquet", "read Parquet", "write + read CSV", "put object", "conditional put", "get object",

@@ -2,7 +2,7 @@
 
 Object versions are commits: GET/HEAD ``versionId`` (ids, ``HEAD^``, ``null``),
 ListObjectVersions, commit-pinned read-only buckets, DeleteObject with a
-versionId, conditional PutObject (also racing), Last-Modified stability, and
+versionId (an expunge), conditional PutObject (also racing), Last-Modified stability, and
 old versions read after thousands of later commits (a history built with the
 pfs API on a data folder, then served).
 """
@@ -205,14 +205,16 @@ def test_pinned_bucket_reads_and_lists_a_commit(s3, bucket):
     assert _code(e.value) == ("NoSuchBucket", 404)
 
 
-def test_delete_object_with_version_id_is_refused(s3, bucket):
+def test_delete_object_with_version_id_deletes_that_version(s3, bucket):
+    # (deleting versions by id in full: tests/e2e/test_versioning.py)
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="k", Body=b"2")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=v1)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"2"
     with pytest.raises(ClientError) as e:
-        s3.delete_object(Bucket=bucket, Key="k", VersionId=v1)
-    code, status = _code(e.value)
-    assert 400 <= status < 500 and code == "InvalidRequest"
-    assert "immutable" in e.value.response["Error"]["Message"]
-    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"1"
+        s3.get_object(Bucket=bucket, Key="k", VersionId=v1)
+    assert _code(e.value) == ("NoSuchVersion", 404)
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=v2)["Body"].read() == b"2"
 
 
 def test_last_modified_stable_across_unrelated_commits(s3, bucket):

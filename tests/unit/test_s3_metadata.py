@@ -44,6 +44,8 @@ def test_strip_aws_chunked():
     assert strip_aws_chunked(None) is None
     assert strip_aws_chunked("aws-chunked") is None
     assert strip_aws_chunked("gzip, AWS-CHUNKED") == "gzip"
+    assert strip_aws_chunked("deflate, gzip") == "deflate, gzip"       # byte for byte
+    assert strip_aws_chunked("aws-chunked, deflate, gzip") == "deflate, gzip"
     assert strip_aws_chunked("gzip,br") == "gzip,br"
 
 

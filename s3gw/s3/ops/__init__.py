@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from ...http import Request, Response
 from ..context import Context
-from . import acl, buckets, copy, delete, get, listing, multipart, put, versions
+from . import acl, buckets, copy, delete, get, listing, multipart, preflight, put, versions
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -25,7 +25,8 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": buckets.head_bucket,
     "DeleteBucket": buckets.delete_bucket,
     "GetBucketLocation": buckets.get_bucket_location,
-    "GetBucketVersioning": buckets.get_bucket_versioning,
+    "GetBucketVersioning": versions.get_bucket_versioning,
+    "PutBucketVersioning": versions.put_bucket_versioning,
     "GetBucketAcl": acl.get_bucket_acl,
     "PutBucketAcl": acl.put_bucket_acl,
     "GetObjectAcl": acl.get_object_acl,
@@ -46,4 +47,6 @@ HANDLERS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    "OptionsBucket": preflight.options_bucket,
+    "OptionsObject": preflight.options_object,
 }

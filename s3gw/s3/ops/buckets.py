@@ -2,8 +2,8 @@
 
 CreateBucket creates the repo if missing, then the branch; DeleteBucket
 deletes the branch even when it holds files, and the repo with its last
-branch.  Location and versioning answers are canned: one region, versioning
-always on (every write is a commit).  With auth on, ListBuckets shows the
+branch.  The location answer is canned: one region (versioning is
+``ops.versions``).  With auth on, ListBuckets shows the
 readable repos only, and CreateBucket of a new repo makes the caller its owner
 (bucket ACLs, the repo's roles: ``ops.acl``).
 
@@ -159,11 +159,6 @@ async def delete_bucket(svc: Context, req: Request, r) -> Response:
 async def get_bucket_location(svc: Context, req: Request, r) -> Response:
     await svc.run(existing_bucket, svc, r.bucket)
     return Response(200, list(XML), s3xml.location_constraint(svc.region))
-
-
-async def get_bucket_versioning(svc: Context, req: Request, r) -> Response:
-    await svc.run(existing_bucket, svc, r.bucket)
-    return Response(200, list(XML), s3xml.versioning_configuration("Enabled"))
 
 
 def _view_branches(svc: Context, view) -> list:

@@ -154,7 +154,7 @@ async def copy_object(svc: Context, req: Request, r) -> Response:
                          checksums=checksums, parts=obj.parts)
     commit = await svc.run(svc.meta.commit, dst.repo, dst.branch, [Put(key, new)],
                            f"COPY /{src.bucket}/{src.key} -> /{key}", svc.clock(), condition)
-    headers = [_XML, ("x-amz-version-id", commit.id),
+    headers = [_XML, ("x-amz-version-id", svc.write_version_id(dst, commit.id)),
                ("x-amz-copy-source-version-id", info.commit_id)]
     headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items() if "-" not in v)
     return Response(200, headers, s3xml.copy_object_result(obj.etag, commit.time_ns))

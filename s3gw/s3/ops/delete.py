@@ -1,4 +1,10 @@
-"""DeleteObject and DeleteObjects: one commit per request on the branch head."""
+"""DeleteObject and DeleteObjects: one commit per request on the branch head.
+
+A ``versionId`` deletes that version for good (an expunge, ``ops.versions``,
+docs/versioning.md): each one its own transaction.  DeleteObjects entries with
+conditions s3gw does not evaluate (``<Size>``, ``<LastModifiedTime>``) are
+refused per key (``NotImplemented``), never deleted unconditionally.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +20,32 @@ from ..wire import xml_out as s3xml
 from ..wire.errors import S3Error
 from ..wire.names import validate_key
 from ..wire.object_headers import content_md5
-from ..wire.xml_in import parse_delete
+from ..wire.xml_in import parse_delete_entries
+from . import versions
 
 
 # -- DeleteObject(s) --------------------------------------------------------------------
 async def delete_object(svc: Context, req: Request, r) -> Response:
     ref = svc.writable(r.bucket)
     key = validate_key(r.key)
-    if r.query.get("versionId") not in (None, "", "null"):
-        raise S3Error("InvalidRequest", "History is immutable: a commit's version of an "
-                                        "object cannot be deleted.")
+    condition = _delete_condition(req.headers)
+    version = r.query.get("versionId")
+    if version:
+        versions.check_version_id(version)
+        if condition is not None:
+            raise S3Error("NotImplemented", "If-Match with a versionId is not supported.")
+        await svc.run(svc.meta.get_branch, ref.repo, ref.branch)       # NoSuchBucket
+        res = await svc.run(versions.delete_version, svc, ref, key, version, versions.caller())
+        headers = [("x-amz-version-id", version)]
+        if res.delete_marker:
+            headers.append(("x-amz-delete-marker", "true"))
+        return Response(204, headers, b"")
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Delete(key)],
-                           f"DELETE /{key}", svc.clock(), _delete_condition(req.headers))
+                           f"DELETE /{key}", svc.clock(), condition)
     headers = []
     if commit is not None:   # the key existed: its delete is a version, a delete marker
-        headers += [("x-amz-version-id", commit.id), ("x-amz-delete-marker", "true")]
+        headers += [("x-amz-version-id", svc.write_version_id(ref, commit.id)),
+                    ("x-amz-delete-marker", "true")]
     return Response(204, headers, b"")
 
 
@@ -38,25 +55,46 @@ async def delete_objects(svc: Context, req: Request, r) -> Response:
     md5 = content_md5(req.headers.get("content-md5"))
     if md5 is not None and hashlib.md5(body).digest() != md5:
         raise S3Error("BadDigest")
-    quiet, objects = parse_delete(body)
-    errors, wanted, order = [], {}, []
-    for key, version, etag in objects:
+    quiet, objects = parse_delete_entries(body)
+    errors, wanted, order, by_version = [], {}, [], []
+    for entry in objects:
+        key, version, etag = entry.key, entry.version_id, entry.etag
         try:
             validate_key(key)
-            if version not in (None, "", "null"):
-                raise S3Error("InvalidRequest", "History is immutable.")
+            if entry.unsupported:
+                raise S3Error("NotImplemented", f"{' and '.join(entry.unsupported)} conditions "
+                                                "apply to directory buckets only.")
+            if version:
+                versions.check_version_id(version)
+                if etag is not None:
+                    raise S3Error("NotImplemented", "ETag conditions with a VersionId are "
+                                                    "not supported.")
         except S3Error as exc:
             errors.append(s3xml.DeleteError(key=key, code=exc.code, message=exc.message,
                                             version_id=version))
             continue
+        if version:
+            by_version.append((key, version))
+            continue
         wanted.setdefault(key, (version, etag))
         order.append((key, version))
     commit = None
-    if wanted:
+    if wanted or by_version:
         await svc.run(svc.meta.get_branch, ref.repo, ref.branch)
+    deleted = []
+    user = versions.caller()
+    for key, version in by_version:        # each its own transaction
+        res = await svc.run(versions.delete_version, svc, ref, key, version, user)
+        deleted.append(s3xml.Deleted(key=key, version_id=version,
+                                     delete_marker=res.delete_marker,
+                                     delete_marker_version_id=version if res.delete_marker
+                                     else None))
+    if wanted:
         commit = await svc.run(_delete_many, svc, ref, wanted, errors)
-    deleted = [s3xml.Deleted(key=key, version_id=version) for key, version in order
-               if key in wanted]
+    marker = svc.write_version_id(ref, commit.id) if commit is not None else None
+    deleted += [s3xml.Deleted(key=key, version_id=version, delete_marker=marker is not None,
+                              delete_marker_version_id=marker)
+                for key, version in order if key in wanted]
     doc = s3xml.delete_result(errors if quiet else deleted + errors)
     headers = [("content-type", "application/xml")]
     if commit is not None:

@@ -142,7 +142,10 @@ async def complete_multipart_upload(svc: Context, req: Request, r) -> Response:
     if md5 is not None and hashlib.md5(body).digest() != md5:
         raise S3Error("BadDigest")
     upload_id = r.query.get("uploadId")
-    upload = await svc.run(get_upload_for, svc, ref, key, upload_id)
+    try:
+        upload = await svc.run(get_upload_for, svc, ref, key, upload_id)
+    except NoSuchUpload:
+        return await _completed_again(svc, req, r, ref, key, upload_id)
     requested = parse_complete_multipart(body)
     upload, stored = await svc.run(svc.meta.uploads.get_with_parts, upload.id)
     plan = plan_completion(requested, stored, checksum_algorithm=upload.checksum_algorithm,
@@ -157,14 +160,40 @@ async def complete_multipart_upload(svc: Context, req: Request, r) -> Response:
             also=svc.meta.uploads.remove_in(upload.id, plan.expected)))
     except PartChanged as exc:
         raise S3Error("InvalidPart", part_number=exc.number) from None
+    except NoSuchUpload:       # a concurrent Complete of the same upload won
+        return await _completed_again(svc, req, r, ref, key, upload_id)
+    result = {"etag": plan.etag, "checksums": plan.checksums,
+              "checksum_type": (upload.checksum_type or "COMPOSITE")
+              if upload.checksum_algorithm else None,
+              "version_id": svc.write_version_id(ref, commit.id)}
+    await svc.run(svc.meta.uploads.record_completion, upload.id, ref.repo, ref.branch, key,
+                  result, svc.clock())
+    return _completed(req, r, key, result)
+
+
+def _completed(req: Request, r, key: str, result: dict) -> Response:
+    """CompleteMultipartUpload's answer from its ``result`` (the first or a retry)."""
     host = req.headers.get("host") or "localhost"
     location = f"http://{host}/{r.bucket}/{urllib.parse.quote(key, safe='/~')}"
-    doc = s3xml.complete_multipart_upload_result(location, r.bucket, key, plan.etag,
-                                                 plan.checksums)
-    headers = [_XML, ("x-amz-version-id", commit.id)]
-    if upload.checksum_algorithm:
-        headers.append(("x-amz-checksum-type", upload.checksum_type or "COMPOSITE"))
+    doc = s3xml.complete_multipart_upload_result(location, r.bucket, key, result["etag"],
+                                                 result["checksums"], result["checksum_type"])
+    headers = [_XML, ("x-amz-version-id", result["version_id"])]
+    if result["checksum_type"]:
+        headers.append(("x-amz-checksum-type", result["checksum_type"]))
     return Response(200, headers, doc)
+
+
+async def _completed_again(svc: Context, req: Request, r, ref, key: str,
+                           upload_id: str | None) -> Response:
+    """A Complete of an upload that already completed (a client retrying after a
+    timeout) answers 200 with the same result, as AWS does; else NoSuchUpload."""
+    result = None
+    if upload_id:
+        result = await svc.run(svc.meta.uploads.completion, upload_id, ref.repo, ref.branch,
+                               key)
+    if result is None:
+        raise NoSuchUpload(upload_id or "")
+    return _completed(req, r, key, result)
 
 
 def _check_whole_object_headers(req: Request, plan) -> None:
@@ -207,7 +236,9 @@ async def list_parts(svc: Context, req: Request, r) -> Response:
     doc = s3xml.list_parts_result(
         r.bucket, key, upload.id, entries, part_number_marker=marker,
         next_part_number_marker=parts[-1].number if parts else 0, max_parts=max_parts,
-        is_truncated=truncated, owner=OWNER)
+        is_truncated=truncated, owner=OWNER, checksum_algorithm=upload.checksum_algorithm,
+        checksum_type=(upload.checksum_type or "COMPOSITE") if upload.checksum_algorithm
+        else None)
     return Response(200, [_XML, *_checksum_headers(upload)], doc)
 
 

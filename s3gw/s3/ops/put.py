@@ -52,7 +52,7 @@ async def put_object(svc: Context, req: Request, r) -> Response:
                      manifest=result.manifest.pack(), headers=headers, checksums=checksums)
     commit = await svc.run(svc.meta.commit, ref.repo, ref.branch, [Put(key, obj)],
                            f"PUT /{key}", svc.clock(), condition)
-    return _put_response(obj, commit, checksums)
+    return _put_response(obj, svc.write_version_id(ref, commit.id), checksums)
 
 
 def _check_target(svc: Context, ref, key: str, condition, seen: set | None = None) -> None:
@@ -67,8 +67,8 @@ def _check_target(svc: Context, ref, key: str, condition, seen: set | None = Non
         condition(key, stat_or_none(svc, ref, key))
 
 
-def _put_response(obj: ObjectInfo, commit, checksums: dict[str, str]) -> Response:
-    out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", commit.id)]
+def _put_response(obj: ObjectInfo, version_id: str, checksums: dict[str, str]) -> Response:
+    out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", version_id)]
     out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
     return Response(200, out, b"")
 
@@ -101,7 +101,7 @@ async def _put_small(svc: Context, req: Request, reader: BodyReader, ref, key: s
         obj, commit, checksums = await svc.small_puts.commit(job)
     else:
         obj, commit, checksums = await svc.small_puts.run(job)
-    return _put_response(obj, commit, checksums)
+    return _put_response(obj, svc.write_version_id(ref, commit.id), checksums)
 
 
 class _SmallPut:

@@ -91,6 +91,7 @@ _IMPLEMENTED = [
     _e("ListObjects", "GET", BUCKET, None, READ),
     _e("GetBucketLocation", "GET", BUCKET, "location", READ),
     _e("GetBucketVersioning", "GET", BUCKET, "versioning", READ),
+    _e("PutBucketVersioning", "PUT", BUCKET, "versioning", WRITE, XML),
     _e("ListObjectVersions", "GET", BUCKET, "versions", READ),
     _e("ListMultipartUploads", "GET", BUCKET, "uploads", READ),
     _e("DeleteObjects", "POST", BUCKET, "delete", WRITE, XML),
@@ -107,6 +108,9 @@ _IMPLEMENTED = [
     _e("CompleteMultipartUpload", "POST", OBJECT, "uploadId", WRITE, XML),
     _e("AbortMultipartUpload", "DELETE", OBJECT, "uploadId", WRITE),
     _e("ListParts", "GET", OBJECT, "uploadId", READ),
+    # CORS preflight (AWS's "OPTIONS object"), answered as for a bucket without CORS
+    _e("OptionsBucket", "OPTIONS", BUCKET, None, READ),
+    _e("OptionsObject", "OPTIONS", OBJECT, None, READ),
 ]
 
 # Refinements chosen by the router (not reachable from TABLE directly).
@@ -139,7 +143,6 @@ _UNSUPPORTED: dict[str, tuple[str | None, str | None]] = {
 }
 # Operations with their own shape.
 _UNSUPPORTED_EXTRA = [
-    _e("PutBucketVersioning", "PUT", BUCKET, "versioning", WRITE, XML, False),
     _e("GetBucketPolicyStatus", "GET", BUCKET, "policyStatus", READ, NONE, False),
     _e("PostObject", "POST", BUCKET, None, WRITE, DATA, False),
     _e("GetObjectTorrent", "GET", OBJECT, "torrent", READ, NONE, False),

@@ -42,12 +42,14 @@ __all__ = [
 # reference in substance.
 ERRORS: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessForbidden": (403, "CORSResponse: CORS is not enabled for this bucket."),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (
         400,
         "Error parsing the query-string authentication parameters.",
     ),
     "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
+    "BadRequest": (400, "Bad Request"),
     "BucketAlreadyExists": (409, "The requested bucket name is not available."),
     "BucketAlreadyOwnedByYou": (
         409,
@@ -57,6 +59,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
     "ExpiredToken": (400, "The provided token has expired."),
+    "IllegalVersioningConfigurationException": (
+        400, "The versioning configuration specified in the request is invalid."),
     "IncompleteBody": (
         400,
         "You did not provide the number of bytes specified by the Content-Length HTTP header.",

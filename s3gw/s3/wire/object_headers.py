@@ -87,13 +87,17 @@ def strip_aws_chunked(value: str | None) -> str | None:
     """Remove the ``aws-chunked`` coding from a Content-Encoding value.
 
     Returns:
-        The remaining codings joined by ``,``, or ``None`` if none remain.
+        The value byte for byte when it has no ``aws-chunked`` coding (``deflate,
+        gzip`` stays so: clients compare what they stored); else the other codings
+        as sent, without that one and its comma; ``None`` if none remain.
     """
     if value is None:
         return None
-    codings = [c.strip() for c in value.split(",")]
-    kept = [c for c in codings if c and c.lower() != "aws-chunked"]
-    return ",".join(kept) or None
+    pieces = value.split(",")
+    kept = [c for c in pieces if c.strip().lower() != "aws-chunked"]
+    if len(kept) == len(pieces):
+        return value
+    return ",".join(c for c in kept if c.strip()).strip() or None
 
 
 def check_acl(value: str | None) -> None:

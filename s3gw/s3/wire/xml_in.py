@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import defusedxml.ElementTree as _safe_et
 from defusedxml import DefusedXmlException
@@ -41,6 +42,9 @@ __all__ = [
     "parse_complete_multipart",
     "parse_create_bucket",
     "parse_delete",
+    "parse_delete_entries",
+    "DeleteEntry",
+    "parse_versioning",
 ]
 
 MAX_XML_BODY = 4 * 1024 * 1024
@@ -115,7 +119,10 @@ def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY
         S3Error: ``MalformedXML`` (not a Delete document, no objects, more
             than 1000, an Object without Key, Quiet not true/false).
     """
-    root = _root(body, "Delete", max_size)
+    return _delete_doc(_root(body, "Delete", max_size))
+
+
+def _delete_doc(root: ET.Element) -> tuple[bool, list[tuple[str, str | None, str | None]]]:
     quiet_text = _strip(_child(root, "Quiet"))
     if quiet_text is None:
         quiet = False
@@ -136,6 +143,54 @@ def parse_delete(body: bytes, *, max_size: int = MAX_XML_BODY
     if not objects:
         raise _malformed("no Object elements")
     return quiet, objects
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteEntry:
+    """One ``<Object>`` of a DeleteObjects body.
+
+    ``unsupported``: the names of conditions s3gw does not evaluate
+    (``Size``, ``LastModifiedTime``: directory buckets only on AWS); such an
+    entry is refused, never deleted unconditionally.
+    """
+
+    key: str
+    version_id: str | None
+    etag: str | None
+    unsupported: tuple[str, ...] = ()
+
+
+def parse_delete_entries(body: bytes, *, max_size: int = MAX_XML_BODY
+                         ) -> tuple[bool, list[DeleteEntry]]:
+    """``parse_delete`` with each entry's unsupported conditions (``DeleteEntry``)."""
+    root = _root(body, "Delete", max_size)
+    quiet, objects = _delete_doc(root)
+    entries = []
+    for (key, version, etag), obj in zip(objects, _children(root, "Object")):
+        unsupported = tuple(n for n in ("Size", "LastModifiedTime") if _child(obj, n) is not None)
+        entries.append(DeleteEntry(key, version, etag, unsupported))
+    return quiet, entries
+
+
+def parse_versioning(body: bytes, *, max_size: int = MAX_XML_BODY
+                     ) -> tuple[str | None, str | None]:
+    """Parse a PutBucketVersioning body: ``(Status, MfaDelete)``, each None if absent.
+
+    Raises:
+        S3Error: ``MalformedXML`` (not a VersioningConfiguration document, a
+            Status other than Enabled/Suspended, an MfaDelete other than
+            Enabled/Disabled, or neither element).
+    """
+    root = _root(body, "VersioningConfiguration", max_size)
+    status = _strip(_child(root, "Status"))
+    mfa = _strip(_child(root, "MfaDelete"))
+    if status is not None and status not in ("Enabled", "Suspended"):
+        raise _malformed("Status must be Enabled or Suspended")
+    if mfa is not None and mfa not in ("Enabled", "Disabled"):
+        raise _malformed("MfaDelete must be Enabled or Disabled")
+    if status is None and mfa is None:
+        raise _malformed("neither Status nor MfaDelete")
+    return status, mfa
 
 
 def parse_complete_multipart(

@@ -393,7 +393,7 @@ def location_constraint(region: str | None) -> bytes:
 
 
 def versioning_configuration(status: str = "Enabled") -> bytes:
-    """VersioningConfiguration (s3gw: always ``Enabled``)."""
+    """VersioningConfiguration: ``Enabled`` (s3gw's default) or ``Suspended``."""
     return _doc("VersioningConfiguration", [_el("Status", status)])
 
 
@@ -440,9 +440,11 @@ def initiate_multipart_upload_result(bucket: str, key: str, upload_id: str) -> b
 
 
 def complete_multipart_upload_result(
-    location: str, bucket: str, key: str, etag: str, checksums: Mapping[str, str] | None = None
+    location: str, bucket: str, key: str, etag: str, checksums: Mapping[str, str] | None = None,
+    checksum_type: str | None = None,
 ) -> bytes:
-    """CompleteMultipartUploadResult (checksums: ``{"crc32": base64, …}``)."""
+    """CompleteMultipartUploadResult (checksums: ``{"crc32": base64, …}``; checksum_type:
+    ``COMPOSITE`` or ``FULL_OBJECT``, given when the upload had a checksum algorithm)."""
     return _doc(
         "CompleteMultipartUploadResult",
         [
@@ -451,6 +453,7 @@ def complete_multipart_upload_result(
             _el("Key", key),
             _etag(etag),
             _checksums(checksums),
+            _el("ChecksumType", checksum_type) if checksum_type else "",
         ],
     )
 
@@ -467,8 +470,10 @@ def list_parts_result(
     is_truncated: bool = False,
     owner: Owner | None = None,
     storage_class: str = "STANDARD",
+    checksum_algorithm: str | None = None,
+    checksum_type: str | None = None,
 ) -> bytes:
-    """ListPartsResult."""
+    """ListPartsResult (``checksum_algorithm`` / ``checksum_type``: the upload's, if any)."""
     items = "".join(
         "<Part>"
         + _el("PartNumber", p.part_number)
@@ -492,6 +497,8 @@ def list_parts_result(
             _el("NextPartNumberMarker", next_part_number_marker),
             _el("MaxParts", max_parts),
             _el("IsTruncated", _bool(is_truncated)),
+            _el("ChecksumAlgorithm", checksum_algorithm.upper()) if checksum_algorithm else "",
+            _el("ChecksumType", checksum_type) if checksum_type else "",
             items,
         ],
     )
