@@ -26,7 +26,7 @@ from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
 from .s3.service import S3Service
-from .store.chunkstore import LocalChunkStore
+from .store.backends import open_chunk_store
 from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder"]
@@ -50,6 +50,7 @@ class AppConfig:
     max_jobs: int = 2                  # pipeline jobs running at once
     job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
     pipelines: bool = True             # run the pipeline job runner
+    chunks: str | None = None          # s3:// URL of an object store for the chunks (store.backends)
 
 
 class DataFolderBusy(Exception):
@@ -88,8 +89,8 @@ class App:
         os.makedirs(config.data_dir, exist_ok=True)
         self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
                                    durable=config.fsync)
-        self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
-                                     direct_writes=config.direct_writes)
+        self.store = open_chunk_store(config.data_dir, config.chunks, fsync=config.fsync,
+                                      direct_writes=config.direct_writes)
         _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
@@ -186,8 +187,8 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
             await nursery.start(app.expire_uploads)
             if config.pipelines:
                 await nursery.start(app.runner.run)
-            log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
-                     os.path.abspath(config.data_dir))
+            log.info("s3gw listening on http://%s:%d (data: %s, chunks: %s)", config.host, config.port,
+                     os.path.abspath(config.data_dir), app.store.root)
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

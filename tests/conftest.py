@@ -139,6 +139,8 @@ def server(tmp_path_factory, request):
     internal = [line for line in srv.log().splitlines()
                 if re.search(r"s3gw\.access \S+ \S+ 500 ", line) or "Traceback" in line]
     assert not internal, "the server answered 500s:\n" + "\n".join(internal)
+    if chunks:
+        assert "chunks: s3://" in srv.log(), "the server did not use the S3 chunk store"
 
 
 def make_client(endpoint: str):

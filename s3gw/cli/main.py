@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pipeline jobs running at once (env S3GW_MAX_JOBS; default 2)")
     p.add_argument("--job-host", default=_env("S3GW_JOB_HOST", "127.0.0.1"),
                    help="address of each pipeline job's own S3 endpoint (env S3GW_JOB_HOST)")
+    p.add_argument("--chunks", default=_env("S3GW_CHUNKS", None),
+                   help="keep chunks in an S3-compatible object store: "
+                        "'s3://bucket/prefix?endpoint=http://host:8333' (keys from the environment "
+                        "or ?profile=); recorded in the data folder, which later commands reuse "
+                        "(env S3GW_CHUNKS; see docs/object-store.md)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
@@ -125,12 +130,13 @@ def _cmd_serve(args) -> int:
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
-                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host, chunks=args.chunks)
+    from ..store.chunkstore import ChunkError
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
-    except DataFolderBusy as exc:
+    except (DataFolderBusy, ChunkError) as exc:
         print(f"s3gw: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -214,13 +220,19 @@ def _inline_max(text) -> int:
     return value
 
 
+def _open_store(args):
+    """The folder's chunk store (its own, or the object store ``serve --chunks`` recorded),
+    opened as an admin: beside a live server, touching no upload in flight."""
+    from ..store.backends import open_chunk_store
+    return open_chunk_store(args.data, owner=False)
+
+
 def _cmd_stats(args) -> int:
-    from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     stats = meta.stats()
-    store = LocalChunkStore(args.data, owner=False)
+    store = _open_store(args)
     chunks, stored = store.usage()
-    packs, pack_bytes = store.packs.files()
+    packs, pack_bytes = store.packs.files() if hasattr(store, "packs") else (0, 0)
     inline_chunks, inline_bytes = _inline_usage(meta)
     stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes,
                  inline_chunks=inline_chunks, inline_bytes=inline_bytes)
@@ -256,9 +268,8 @@ def _history_command(name):
 
 def _cmd_gc(args) -> int:
     from ..pfs.gc import collect_garbage
-    from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
-    store = LocalChunkStore(args.data, owner=False)   # beside a live server: touch no temp file
+    store = _open_store(args)   # beside a live server: touch no temp file
     r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {r.chunks_removed} chunks ({r.bytes_removed} bytes) and {r.objects_removed} "
@@ -269,10 +280,9 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_fsck(args) -> int:
-    from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
     from ..store.manifest import Manifest
-    store = LocalChunkStore(args.data, owner=False)
+    store = _open_store(args)
     bad = checked = 0
     for cid in store.iter_ids():
         checked += 1
