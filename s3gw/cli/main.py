@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", help="delete chunks and objects nothing references")
     _data_arg(p)
-    p.add_argument("--grace", type=float, default=3600.0,
-                   help="keep unreferenced chunks younger than this many seconds (uploads in flight)")
+    p.add_argument("--grace", type=float, default=None,
+                   help="keep unreferenced chunks younger than this many seconds (uploads in "
+                        "flight); default 3600, or an object store's own grace (also its least)")
     p.add_argument("--dry-run", action="store_true")
 
     p = sub.add_parser("fsck", help="verify every chunk's content against its address")

@@ -58,13 +58,16 @@ def plan_gc(referenced: set[bytes], on_disk: Iterable[tuple[bytes, float]], now:
 
 
 def collect_garbage(meta: SqliteMetadata, store: ChunkStore, *,
-                    grace_s: float = DEFAULT_GRACE_S, now: float | None = None,
+                    grace_s: float | None = None, now: float | None = None,
                     dry_run: bool = False) -> GcReport:
+    """``grace_s``: None is DEFAULT_GRACE_S, or a shared store's own (recorded) grace,
+    which is also the least a shared store accepts."""
     sweep_of = getattr(store, "gc_sweep", None)
     if sweep_of is None:
+        grace_s = DEFAULT_GRACE_S if grace_s is None else grace_s
         return _collect(meta, store, grace_s, time.time() if now is None else now, dry_run, None)
     if dry_run:
-        return _collect(meta, store, max(grace_s, store.grace_s), store.store_now(), True, None)
+        return _collect(meta, store, max(grace_s or 0.0, store.grace_s), store.store_now(), True, None)
     with sweep_of(grace_s) as sweep:   # announced; ``sweep.now`` is the store's clock
         return _collect(meta, store, sweep.grace_s, sweep.now, False, sweep.delete)
 

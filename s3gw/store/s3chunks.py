@@ -57,12 +57,13 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Iterator
 
 from . import hashing
-from .chunkstore import ChunkCorrupt, ChunkError, ChunkMissing, _inline
+from .chunkstore import ChunkCorrupt, ChunkError, ChunkMissing, ChunkStoreUnavailable, _inline
 from .manifest import ChunkId, ChunkRef
 from .s3url import S3Location, parse_s3_url
 
@@ -76,7 +77,7 @@ PREFETCH_BYTES = 32 << 20       # chunks fetched ahead of GETs, all requests tog
 # A writer's store-clock estimate may be off by this much (LastModified has one-second
 # resolution; the offset is measured once): margins below include it.
 CLOCK_SLACK_S = 3.0
-SETTLE_S = 10.0                 # a GC issues no DELETE later than this after the HEAD that allowed it
+SETTLE_MAX_S = 10.0             # settle_s = min(this, grace / 10): see GcSweep.delete, _check_resurrected
 
 
 class StoreConfigMismatch(ChunkError):
@@ -96,6 +97,20 @@ def _obstore():
 def _is_not_found(exc: BaseException) -> bool:
     from obstore.exceptions import NotFoundError
     return isinstance(exc, (NotFoundError, FileNotFoundError))
+
+
+@contextmanager
+def _unavailable(what: str):
+    """A store error other than "not found" (after the client's own retries) is
+    ``ChunkStoreUnavailable``: the request fails with a 503 its client retries."""
+    try:
+        yield
+    except ChunkError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - obstore's errors, OSError, timeouts
+        if _is_not_found(exc):
+            raise
+        raise ChunkStoreUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 class S3WriteBatch:
@@ -195,12 +210,15 @@ class S3WriteBatch:
         if self._error is not None:
             raise self._error
         store = self._store
-        if self._started is not None and time.monotonic() - self._started > store.upload_deadline_s:
-            raise ChunkError(f"upload took longer than {store.upload_deadline_s:.0f} s (half the "
-                             "store's GC grace period, less a margin): not committed")
         if self._resurrected:
             store._check_resurrected(self._resurrected)
         self._resurrected = []
+        # last: the commit follows at once, within the margin the deadline leaves
+        if self._started is not None and time.monotonic() - self._started > store.upload_deadline_s:
+            raise ChunkStoreUnavailable(
+                f"upload took longer than {store.upload_deadline_s:.1f} s (half the store's GC "
+                "grace period, less a margin): not committed, retry (or make the store with a "
+                "longer grace)")
         self._claimed.clear()
 
     def discard(self) -> None:
@@ -230,7 +248,7 @@ class GcSweep:
             meta = self._store._head(cid)
             if meta is None or meta["last_modified"].timestamp() >= cutoff:
                 continue             # gone, or written again since the listing
-            if time.monotonic() - checked > SETTLE_S / 2:
+            if time.monotonic() - checked > self._store.settle_s / 2:
                 continue             # too late to act on that HEAD (see _check_resurrected)
             self._store.delete_many([cid])
             removed += 1
@@ -276,7 +294,12 @@ class S3ChunkStore:
         self.grace_s = self._open_config(location.grace_s)
         self._clock_offset = self._measure_clock()
         self.reuse_window_s = self.grace_s / 2
-        self.upload_deadline_s = self.grace_s / 2 - max(CLOCK_SLACK_S + 2, self.grace_s / 20)
+        self.settle_s = min(SETTLE_MAX_S, self.grace_s / 10)
+        # an upload syncs at most this long after its first claim (docs/object-store.md)
+        self.upload_deadline_s = self.grace_s / 2 - CLOCK_SLACK_S - self.grace_s / 20
+        if self.upload_deadline_s < 1:
+            raise StoreConfigMismatch(f"{self.root}: grace {self.grace_s:g} s is too short "
+                                      "(at least 10 s; one upload must fit in about half of it)")
 
     # -- keys ---------------------------------------------------------------------------
     def key_of(self, chunk_id: bytes) -> str:
@@ -342,11 +365,13 @@ class S3ChunkStore:
         return errors
 
     def _put_chunk(self, chunk_id: bytes, data) -> None:
-        self._obs.put(self._s3, self.key_of(chunk_id), data)
+        with _unavailable(f"PUT {self.where(chunk_id)}"):
+            self._obs.put(self._s3, self.key_of(chunk_id), data)
 
     def _head(self, chunk_id: bytes):
         try:
-            return self._obs.head(self._s3, self.key_of(chunk_id))
+            with _unavailable(f"HEAD {self.where(chunk_id)}"):
+                return self._obs.head(self._s3, self.key_of(chunk_id))
         except Exception as exc:  # noqa: BLE001 - only "not found" is an answer
             if _is_not_found(exc):
                 return None
@@ -363,13 +388,14 @@ class S3ChunkStore:
     def _check_resurrected(self, chunk_ids: list[bytes]) -> None:
         """A batch PUT chunks that were stored before but had grown old (GC
         candidates).  A GC that HEADed one before our PUT may still DELETE it, up to
-        SETTLE_S after: if a GC is running, wait that long and look again."""
+        ``settle_s / 2`` after: if a GC is running, wait that long and look again."""
         if not self._gc_running():
             return
-        time.sleep(SETTLE_S)
+        time.sleep(self.settle_s)
         for cid in chunk_ids:
             if self._head(cid) is None:
-                raise ChunkMissing(cid, self.where(cid) + " (deleted by a concurrent gc; retry)")
+                raise ChunkStoreUnavailable(f"{self.where(cid)} was deleted by a concurrent gc "
+                                            "while this upload stored it again: retry")
 
     # -- reading ------------------------------------------------------------------------
     def _get(self, chunk_id: bytes):
@@ -387,7 +413,8 @@ class S3ChunkStore:
 
     def _fetch(self, chunk_id: bytes):
         try:
-            return self._obs.get(self._s3, self.key_of(chunk_id)).bytes()
+            with _unavailable(f"GET {self.where(chunk_id)}"):
+                return self._obs.get(self._s3, self.key_of(chunk_id)).bytes()
         except Exception as exc:  # noqa: BLE001 - "not found" is ChunkMissing
             if _is_not_found(exc):
                 raise ChunkMissing(chunk_id, self.where(chunk_id)) from None
@@ -460,7 +487,8 @@ class S3ChunkStore:
         """Delete chunk objects (missing ones are no error).  Only GC (``gc_sweep``)
         may call this on a shared store with writers running."""
         if chunk_ids:
-            self._obs.delete(self._s3, [self.key_of(c) for c in chunk_ids])
+            with _unavailable(f"DELETE {len(chunk_ids)} chunks of {self.root}"):
+                self._obs.delete(self._s3, [self.key_of(c) for c in chunk_ids])
 
     def compact(self, min_age_s: float = 0.0, now: float | None = None) -> tuple[int, int]:
         return 0, 0          # no packs
