@@ -37,7 +37,7 @@ from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
 from .s3.service import AUTH_RECHECK, S3Service
-from .store.chunkstore import LocalChunkStore
+from .store.backends import open_chunk_store
 from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder",
@@ -65,6 +65,7 @@ class AppConfig:
     pipelines: bool = True             # run the pipeline job runner
     console: str | None = None         # "host:port" of the web console; None: off
     metrics_token: str | None = None   # with auth on: bearer token opening /_s3gw/metrics to all
+    chunks: str | None = None          # s3:// URL of an object store for the chunks (store.backends)
 
 
 class DataFolderBusy(Exception):
@@ -103,8 +104,8 @@ class App:
         os.makedirs(config.data_dir, exist_ok=True)
         self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
                                    durable=config.fsync)
-        self.store = LocalChunkStore(config.data_dir, fsync=config.fsync,
-                                     direct_writes=config.direct_writes)
+        self.store = open_chunk_store(config.data_dir, config.chunks, fsync=config.fsync,
+                                      direct_writes=config.direct_writes)
         _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
@@ -115,7 +116,7 @@ class App:
                             output_repos=self.pps.output_repos)
         self.metrics = Metrics(self.meta, self.store, self.pps)
         self.handle = OpsEndpoints(
-            self.s3.handle, self.metrics, Readiness(self.meta, self.store.chunk_root),
+            self.s3.handle, self.metrics, Readiness(self.meta, getattr(self.store, "chunk_root", None)),
             auth_enabled=lambda: self.auth.snapshot(max_age=AUTH_RECHECK).enabled,
             metrics_token=config.metrics_token, domain=config.domain).handle
         self.runner = Runner(self.meta, self.store, self.pps, self,
@@ -220,8 +221,8 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
             await nursery.start(app.expire_uploads)
             if config.pipelines:
                 await nursery.start(app.runner.run)
-            log.info("s3gw listening on http://%s:%d (data: %s)", config.host, config.port,
-                     os.path.abspath(config.data_dir))
+            log.info("s3gw listening on http://%s:%d (data: %s, chunks: %s)", config.host, config.port,
+                     os.path.abspath(config.data_dir), app.store.root)
             if app.console is not None:
                 try:
                     console = await nursery.start(app.serve_console)

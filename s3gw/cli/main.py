@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--console", type=_console_arg, default=_env("S3GW_CONSOLE", "127.0.0.1:30601"),
                    help="host:port of the read-only web console, or 'off' (env S3GW_CONSOLE; "
                         "default 127.0.0.1:30601)")
+    p.add_argument("--chunks", default=_env("S3GW_CHUNKS", None),
+                   help="keep chunks in an S3-compatible object store: "
+                        "'s3://bucket/prefix?endpoint=http://host:8333' (keys from the environment "
+                        "or ?profile=); recorded in the data folder, which later commands reuse "
+                        "(env S3GW_CHUNKS; see docs/object-store.md)")
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
@@ -87,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", help="delete chunks and objects nothing references")
     _data_arg(p)
-    p.add_argument("--grace", type=float, default=3600.0,
-                   help="keep unreferenced chunks younger than this many seconds (uploads in flight)")
+    p.add_argument("--grace", type=float, default=None,
+                   help="keep unreferenced chunks younger than this many seconds (uploads in "
+                        "flight); default 3600, or an object store's own grace (also its least)")
     p.add_argument("--dry-run", action="store_true")
 
     p = sub.add_parser("fsck", help="verify every chunk's content against its address")
@@ -134,12 +140,14 @@ def _cmd_serve(args) -> int:
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
                        max_jobs=max(1, args.max_jobs), job_host=args.job_host,
                        console=args.console,
-                       metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None)
+                       metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None,
+                       chunks=args.chunks)
+    from ..store.chunkstore import ChunkError
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
-    except DataFolderBusy as exc:
+    except (DataFolderBusy, ChunkError) as exc:
         print(f"s3gw: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -234,13 +242,19 @@ def _inline_max(text) -> int:
     return value
 
 
+def _open_store(args):
+    """The folder's chunk store (its own, or the object store ``serve --chunks`` recorded),
+    opened as an admin: beside a live server, touching no upload in flight."""
+    from ..store.backends import open_chunk_store
+    return open_chunk_store(args.data, owner=False)
+
+
 def _cmd_stats(args) -> int:
-    from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
     stats = meta.stats()
-    store = LocalChunkStore(args.data, owner=False)
+    store = _open_store(args)
     chunks, stored = store.usage()
-    packs, pack_bytes = store.packs.files()
+    packs, pack_bytes = store.packs.files() if hasattr(store, "packs") else (0, 0)
     inline_chunks, inline_bytes = _inline_usage(meta)
     stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes,
                  inline_chunks=inline_chunks, inline_bytes=inline_bytes)
@@ -276,9 +290,8 @@ def _history_command(name):
 
 def _cmd_gc(args) -> int:
     from ..pfs.gc import collect_garbage
-    from ..store.chunkstore import LocalChunkStore
     meta = _open_meta(args)
-    store = LocalChunkStore(args.data, owner=False)   # beside a live server: touch no temp file
+    store = _open_store(args)   # beside a live server: touch no temp file
     from .progress import track
     r = collect_garbage(meta, store, grace_s=args.grace, dry_run=args.dry_run, progress=track)
     verb = "would remove" if args.dry_run else "removed"
@@ -290,11 +303,10 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_fsck(args) -> int:
-    from ..store.chunkstore import LocalChunkStore
     from ..store.chunkstore import verify_inline
     from ..store.manifest import Manifest
     from .progress import track
-    store = LocalChunkStore(args.data, owner=False)
+    store = _open_store(args)
     bad = checked = 0
     for cid in track(store.iter_ids(), "fsck: chunks", unit="chunk"):
         checked += 1

@@ -24,28 +24,38 @@ __all__ = ["Readiness"]
 
 
 class Readiness:
-    def __init__(self, meta, chunk_root: str) -> None:
+    """``check()``: the metadata store answers a query; where the metadata is a local file
+    (SQLite), it is still the file this server opened; where the chunks are a local folder,
+    it exists.  Stores that are neither (PostgreSQL, an object store) skip those checks."""
+
+    def __init__(self, meta, chunk_root: str | None) -> None:
         self.meta = meta
         self.chunk_root = chunk_root
-        st = os.stat(meta.path)
-        self._identity = (st.st_dev, st.st_ino)
+        self._path = getattr(meta, "path", None)
+        self._identity = None
+        if self._path is not None:
+            st = os.stat(self._path)
+            self._identity = (st.st_dev, st.st_ino)
 
     def check(self) -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
-        try:
-            st = os.stat(self.meta.path)
-        except FileNotFoundError:
-            checks["metadata_file"] = "missing: the metadata store's file was removed"
-        except OSError as exc:
-            checks["metadata_file"] = f"cannot stat: {type(exc).__name__}"
-        else:
-            checks["metadata_file"] = ("ok" if (st.st_dev, st.st_ino) == self._identity else
-                                       "replaced: not the file this server opened")
+        if self._path is not None:
+            try:
+                st = os.stat(self._path)
+            except FileNotFoundError:
+                checks["metadata_file"] = "missing: the metadata store's file was removed"
+            except OSError as exc:
+                checks["metadata_file"] = f"cannot stat: {type(exc).__name__}"
+            else:
+                checks["metadata_file"] = ("ok" if (st.st_dev, st.st_ino) == self._identity else
+                                           "replaced: not the file this server opened")
         try:
             row = self.meta.reader.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             checks["metadata"] = "ok" if row is not None else "no schema version"
         except Exception as exc:  # noqa: BLE001 - any failure of the query is the answer
             checks["metadata"] = f"query failed: {type(exc).__name__}"
-        checks["chunk_store"] = "ok" if os.path.isdir(self.chunk_root) else "chunk folder missing"
+        if self.chunk_root is not None:
+            checks["chunk_store"] = ("ok" if os.path.isdir(self.chunk_root)
+                                     else "chunk folder missing")
         return all(v == "ok" for v in checks.values()), checks

@@ -18,6 +18,13 @@ table (``record_run``: runs, time of the last, chunks and bytes removed in
 all), so the server's ``/_s3gw/metrics`` can report GC runs made by
 ``s3gw gc`` in another process (``gc_totals``).
 
+A store shared by several gateways (``store.s3chunks``, an object store) has
+a ``gc_sweep``: the run announces itself in the store, takes ``now`` from the
+store's clock *before* the mark, and deletes each candidate only after a
+fresh look at its age; why that deletes nothing a writer on another gateway
+still needs is argued in docs/object-store.md.  For every store, ``now`` is
+taken before the mark: a chunk committed after the mark is younger than it.
+
 Known weakness: the mark phase reads all manifests into one set (about
 50 bytes per chunk: 10 M chunks, 500 MB); a streaming mark over sorted ids
 would bound it.
@@ -29,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..store.chunkstore import LocalChunkStore
+from ..store.chunkstore import ChunkStore
 from ..store.manifest import Manifest
 from .metadata import SqliteMetadata
 
@@ -59,15 +66,33 @@ def _no_progress(iterable, what, **_kw):
     return iterable
 
 
-def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
-                    grace_s: float = DEFAULT_GRACE_S, now: float | None = None,
+def collect_garbage(meta: SqliteMetadata, store: ChunkStore, *,
+                    grace_s: float | None = None, now: float | None = None,
                     dry_run: bool = False, progress: Callable | None = None) -> GcReport:
     """Reclaim what nothing references (see the module doc).
 
-    ``progress``: ``(iterable, what, *, total=None, unit=...) -> iterable``, wrapped
-    around the long loops (marking manifests, scanning chunks, deleting), e.g.
-    ``cli.progress.track``."""
+    ``grace_s``: None is DEFAULT_GRACE_S, or a shared store's own (recorded) grace,
+    which is also the least a shared store accepts.  ``progress``: ``(iterable, what,
+    *, total=None, unit=...) -> iterable``, wrapped around the long loops (marking
+    manifests, scanning chunks, deleting), e.g. ``cli.progress.track``."""
     track = progress or _no_progress
+    sweep_of = getattr(store, "gc_sweep", None)
+    if sweep_of is None:
+        grace_s = DEFAULT_GRACE_S if grace_s is None else grace_s
+        report = _collect(meta, store, grace_s, time.time() if now is None else now, dry_run,
+                          None, track)
+    elif dry_run:
+        report = _collect(meta, store, max(grace_s or 0.0, store.grace_s), store.store_now(),
+                          True, None, track)
+    else:
+        with sweep_of(grace_s) as sweep:   # announced; ``sweep.now`` is the store's clock
+            report = _collect(meta, store, sweep.grace_s, sweep.now, False, sweep.delete, track)
+    if not dry_run:
+        record_run(meta, report, time.time_ns())
+    return report
+
+
+def _collect(meta, store, grace_s: float, now: float, dry_run: bool, delete, track) -> GcReport:
     report = GcReport()
     if not dry_run:
         report.objects_removed = meta.delete_unreferenced_objects()
@@ -76,9 +101,11 @@ def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
         referenced.update(ref.id for ref in Manifest.unpack(blob).chunks if ref.data is None)
 
     on_disk = track(store.iter_chunks(), "gc: scanning chunks", unit="chunk")
-    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in on_disk),
-                     time.time() if now is None else now, grace_s)
+    doomed = plan_gc(referenced, ((cid, mtime) for cid, mtime, _n in on_disk), now, grace_s)
     report.chunks_kept = len(referenced)
+    if delete is not None:     # a shared store: each candidate's age looked at again
+        report.chunks_removed, report.bytes_removed = delete(doomed)
+        return report
     doomed_set = set(doomed)
     sizes = {cid: n for cid, _mtime, n in store.iter_chunks() if cid in doomed_set} if doomed else {}
     doomed = [cid for cid in doomed if cid in sizes]
@@ -90,7 +117,6 @@ def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
             store.delete_many(doomed[i:i + 1000])
         report.packs_removed, report.pack_bytes_freed = store.compact(
             min_age_s=grace_s, now=now)
-        record_run(meta, report, time.time_ns())
     return report
 
 

@@ -19,7 +19,7 @@ import logging
 from ..http import ClientDisconnected, Request, Response, current_request, current_request_id
 from ..pfs.roles import AuthSnapshot
 from ..pps.jobs import JobView
-from ..store.chunkstore import ChunkError
+from ..store.chunkstore import ChunkError, ChunkStoreUnavailable
 from .auth.access import Principal, authenticate, authorize
 from .context import OUTPUTS_RECHECK, PRINCIPAL, VIEW, Context
 from .jobviews import check_output_write, check_view_request
@@ -83,6 +83,9 @@ class S3Service(Context):
                 PRINCIPAL.reset(token)
         except ClientDisconnected:
             raise
+        except ChunkStoreUnavailable as exc:   # the object store is down or busy: retry
+            log.warning("chunk store unavailable in request %s: %s", request.id, exc)
+            return self.error_response(request, S3Error("ServiceUnavailable"))
         except ChunkError:
             log.exception("chunk store error in request %s", request.id)
             return self.error_response(request, S3Error("InternalError"))

@@ -61,6 +61,7 @@ from .packs import PACK_MAX, PackStore
 
 __all__ = [
     "ChunkStore", "LocalChunkStore", "WriteBatch", "ChunkError", "ChunkMissing", "ChunkCorrupt",
+    "ChunkStoreUnavailable",
 ]
 
 
@@ -73,6 +74,11 @@ class ChunkMissing(ChunkError):
         super().__init__(f"chunk {chunk_id.hex()} missing at {path}")
         self.chunk_id = chunk_id
         self.path = path
+
+
+class ChunkStoreUnavailable(ChunkError):
+    """A remote chunk store failed after its retries, or an upload must be retried
+    (answered ``503 ServiceUnavailable``: clients retry it)."""
 
 
 class ChunkCorrupt(ChunkError):

