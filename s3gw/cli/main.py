@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import sqlite3
 import sys
 
 from ..store.manifest import INLINE_MAX
@@ -84,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep unreferenced chunks younger than this many seconds (uploads in flight)")
     p.add_argument("--dry-run", action="store_true")
 
-    p = sub.add_parser("fsck", help="verify every chunk's content against its address")
+    p = sub.add_parser("fsck", help="check the databases and every chunk each object version needs")
     _data_arg(p)
+    p.add_argument("--repair", action="store_true",
+                   help="also repair what needs no data (server stopped): rebuild the pack index, "
+                        "re-index whole pack records, put back quarantined chunks that check out")
 
     from .history import add_parsers  # log, branch, diff
     add_parsers(sub, _data_arg)
@@ -108,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
               "S3GW_DATA; only `s3gw serve` creates one)", file=sys.stderr)
         return 2
-    return _COMMANDS[args.command](args) or 0
+    try:
+        return _COMMANDS[args.command](args) or 0
+    except sqlite3.DatabaseError as exc:   # a damaged database: one line, not a traceback
+        print(f"s3gw: a database in {os.path.abspath(args.data)} cannot be read ({exc}); "
+              f"run `s3gw fsck --data {args.data}`", file=sys.stderr)
+        return 1
 
 
 def _cmd_serve(args) -> int:
@@ -118,6 +127,12 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
+    if os.path.isdir(args.data):
+        from .fsck import startup_problem
+        problem = startup_problem(args.data)
+        if problem is not None:
+            print(f"s3gw: refusing to serve: {problem}", file=sys.stderr)
+            return 1
     listener, access = _start_logging(args.log_level.upper())
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
@@ -216,6 +231,7 @@ def _inline_max(text) -> int:
 
 def _cmd_stats(args) -> int:
     from ..store.chunkstore import LocalChunkStore
+    from ..store.integrity import quarantined_count
     meta = _open_meta(args)
     stats = meta.stats()
     store = LocalChunkStore(args.data, owner=False)
@@ -223,7 +239,8 @@ def _cmd_stats(args) -> int:
     packs, pack_bytes = store.packs.files()
     inline_chunks, inline_bytes = _inline_usage(meta)
     stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes,
-                 inline_chunks=inline_chunks, inline_bytes=inline_bytes)
+                 inline_chunks=inline_chunks, inline_bytes=inline_bytes,
+                 quarantined_chunks=quarantined_count(args.data))
     kept = stored + inline_bytes
     stats["dedup_ratio"] = round(stats["object_bytes"] / kept, 3) if kept else None
     if args.json:
@@ -269,27 +286,8 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_fsck(args) -> int:
-    from ..store.chunkstore import LocalChunkStore
-    from ..store.chunkstore import verify_inline
-    from ..store.manifest import Manifest
-    store = LocalChunkStore(args.data, owner=False)
-    bad = checked = 0
-    for cid in store.iter_ids():
-        checked += 1
-        if not store.verify(cid):
-            bad += 1
-            print(f"CORRUPT {store.where(cid)}")
-    inline = 0
-    has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
-    for blob in _open_meta(args).referenced_manifests() if has_meta else ():
-        for ref in Manifest.unpack(blob).chunks:
-            if ref.data is not None:
-                inline += 1
-                if not verify_inline(ref):
-                    bad += 1
-                    print(f"CORRUPT inline chunk {ref.id.hex()}")
-    print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
-    return 1 if bad else 0
+    from .fsck import run
+    return run(args)
 
 
 def _cmd_auth(args) -> int:

@@ -64,7 +64,7 @@ import trio
 from . import accesslog
 from .body import Body, Feeder
 from .config import ServerConfig
-from .errors import ClientDisconnected, HttpError
+from .errors import BodyAborted, ClientDisconnected, HttpError
 from .headers import Headers
 from .messages import Request, Response
 
@@ -509,6 +509,9 @@ class _Connection:
                     piece = await iterator.__anext__()
                 except StopAsyncIteration:
                     piece = None
+                except BodyAborted as exc:
+                    log.info("response body aborted after %d bytes: %s", sent, exc)
+                    raise _Abort() from exc
                 except Exception as exc:
                     log.error("response body failed after %d bytes", sent, exc_info=exc)
                     raise _Abort() from exc

@@ -204,8 +204,9 @@ class ChunkStage:
     def _emit(self, data) -> None:
         cid = hashing.chunk_id(data)
         n = len(data)
-        self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), n))
-        if self._batch.claim(cid, n):
+        checksum = hashing.chunk_checksum(data)
+        self.refs.append(ChunkRef(cid, checksum, n))
+        if self._batch.claim(cid, n, checksum):
             self._batch.write_claimed(cid, data)
 
 

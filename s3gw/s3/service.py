@@ -22,6 +22,7 @@ from ..pps.jobs import JobView
 from ..store.chunkstore import ChunkError
 from .auth.access import Principal, authenticate, authorize
 from .context import OUTPUTS_RECHECK, PRINCIPAL, VIEW, Context
+from .damage import damaged
 from .jobviews import check_output_write, check_view_request
 from .ops import HANDLERS
 from .translate import to_s3_error
@@ -80,9 +81,8 @@ class S3Service(Context):
                 PRINCIPAL.reset(token)
         except ClientDisconnected:
             raise
-        except ChunkError:
-            log.exception("chunk store error in request %s", request.id)
-            return self.error_response(request, S3Error("InternalError"))
+        except ChunkError as exc:
+            return self.error_response(request, damaged(self.store, exc, routed, request.id))
         except Exception as exc:
             err = to_s3_error(exc)
             if err.code == "InternalError":

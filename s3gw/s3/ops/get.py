@@ -19,6 +19,7 @@ from ...pfs.model import FileInfo, MetadataBusy
 from ...store.manifest import Manifest
 from ...store.piecepool import PiecePool
 from ..context import OUTPUTS_RECHECK, Context
+from ..damage import checked_body
 from ..resolve import resolve_file
 from ..wire import conditions
 from ..wire.dates import http_date
@@ -92,7 +93,8 @@ async def read_object(svc: Context, req: Request, r, *, head: bool) -> Response:
             start, end, status = 0, size, 200
             if head:
                 return Response(status, headers, None, content_length=size)
-            body = stream_object(svc, Manifest.unpack(obj.manifest), 0, size)
+            body = await checked_body.start(stream_object(svc, Manifest.unpack(obj.manifest), 0, size),
+                                            svc.store, r, req.id)
             return Response(status, headers, body, content_length=size)
     if rng is None:
         start, end, status = 0, size, 200
@@ -106,7 +108,9 @@ async def read_object(svc: Context, req: Request, r, *, head: bool) -> Response:
         return Response(status, headers, None, content_length=length)
     if data is not None:
         return Response(status, headers, data[start:end], content_length=length)
-    body = stream_object(svc, Manifest.unpack(obj.manifest), start, end)
+    # the first piece is read (its chunks verified) before the headers: see s3/damage.py
+    body = await checked_body.start(stream_object(svc, Manifest.unpack(obj.manifest), start, end),
+                                    svc.store, r, req.id)
     return Response(status, headers, body, content_length=length)
 
 
