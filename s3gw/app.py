@@ -20,6 +20,8 @@ from functools import partial
 import trio
 
 from .http import ServerConfig, serve, serve_listeners
+from .http.server import on_idle
+from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
@@ -50,6 +52,8 @@ class AppConfig:
     max_jobs: int = 2                  # pipeline jobs running at once
     job_host: str = "127.0.0.1"        # where each job's own S3 endpoint listens
     pipelines: bool = True             # run the pipeline job runner
+    body_min_rate: float = 1024.0      # bytes/s a request body must average (ServerConfig)
+    body_rate_grace: float = 20.0      # seconds before the minimum rate applies
 
 
 class DataFolderBusy(Exception):
@@ -125,12 +129,15 @@ class App:
 
     async def serve(self, listeners=None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
+        config = ServerConfig(body_min_rate=self.config.body_min_rate,
+                              body_rate_grace=self.config.body_rate_grace)
+        on_idle(trim_spares)          # idle: the upload spares go back too (http.server)
         if listeners is None:
             await serve(self.s3.handle, self.config.host, self.config.port,
-                        config=ServerConfig(), error_response=self.s3.http_error_response,
+                        config=config, error_response=self.s3.http_error_response,
                         task_status=task_status)
         else:
-            await serve_listeners(self.s3.handle, listeners, config=ServerConfig(),
+            await serve_listeners(self.s3.handle, listeners, config=config,
                                   error_response=self.s3.http_error_response,
                                   task_status=task_status)
 

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {INLINE_MAX}, at most 65536)")
     p.add_argument("--max-jobs", type=int, default=int(_env("S3GW_MAX_JOBS", "2")),
                    help="pipeline jobs running at once (env S3GW_MAX_JOBS; default 2)")
+    p.add_argument("--body-min-rate", type=float, default=float(_env("S3GW_BODY_MIN_RATE", "1024")),
+                   help="bytes/s a request body must average after its first 20 s, else "
+                        "RequestTimeout (env S3GW_BODY_MIN_RATE; default 1024; 0: no minimum)")
+    p.add_argument("--body-rate-grace", type=_duration, default=_env("S3GW_BODY_RATE_GRACE", "20s"),
+                   help="time before --body-min-rate applies (env S3GW_BODY_RATE_GRACE; default 20s)")
     p.add_argument("--job-host", default=_env("S3GW_JOB_HOST", "127.0.0.1"),
                    help="address of each pipeline job's own S3 endpoint (env S3GW_JOB_HOST)")
 
@@ -140,7 +145,9 @@ def _cmd_serve(args) -> int:
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
-                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host,
+                       body_min_rate=max(0.0, args.body_min_rate),
+                       body_rate_grace=args.body_rate_grace)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:

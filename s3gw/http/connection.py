@@ -104,6 +104,9 @@ def _write_until_full(fd: int, view: memoryview) -> int:
     return sent
 
 
+REQUESTS = [0]   # requests started by this process (one int, no lock: the trio thread only)
+
+
 def current_request_id() -> str | None:
     """The id of the request being served by the calling task (None outside)."""
     return _request_id.get()
@@ -209,6 +212,7 @@ class _Connection:
         self.out_len = 0
         self.eof = False
         self.linger = False
+        self._refused_method: bytes | None = None   # see _check_head_size
         self._sndbuf_set = False
 
     # -- lifecycle ----------------------------------------------------------
@@ -242,7 +246,10 @@ class _Connection:
         if isinstance(head, int):
             status = head
             self.linger = not self.eof
-            nbytes = await self._send_final(self._error(status), b"GET", close=True)
+            # the method of a head parsed but refused (431): a HEAD's answer has no body
+            method = self._refused_method or b"GET"
+            self._refused_method = None
+            nbytes = await self._send_final(self._error(status), method, close=True)
             self._log("-", "-", status, nbytes, started, rid)
             return False
         return await self._exchange(head, rid, started)
@@ -293,6 +300,7 @@ class _Connection:
         if fed > self.config.max_header_bytes:
             head_size = fed - len(self.h11.trailing_data[0])
             if head_size > self.config.max_header_bytes:
+                self._refused_method = event.method
                 return 431
         return event
 
@@ -311,6 +319,7 @@ class _Connection:
     # -- one exchange -------------------------------------------------------
 
     async def _exchange(self, event: h11.Request, rid: str, started: float) -> bool:
+        REQUESTS[0] += 1        # for the idle memory trim (server.return_memory)
         config = self.config
         conn = self.h11
         headers = Headers.from_raw(event.headers)
@@ -327,6 +336,8 @@ class _Connection:
             length=length,
             timeout=config.body_timeout,
             send=self._send_all,
+            min_rate=config.body_min_rate,
+            rate_grace=config.body_rate_grace,
         )
         method = event.method.decode("ascii")
         request = Request(

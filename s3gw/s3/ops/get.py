@@ -178,13 +178,29 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
     stored.setdefault("content-type", "binary/octet-stream")
     for param, header in _OVERRIDES.items():
         if param in query:
-            stored[header] = query[param]
+            stored[header] = _override_value(param, query[param])
     headers = [("etag", f'"{obj.etag}"'), ("last-modified", http_date(info.time_ns)),
                ("accept-ranges", "bytes"), ("x-amz-version-id", info.commit_id)]
     headers.extend(stored.items())
     if obj.parts and "partNumber" in query:   # as S3: only for a request of one part
         headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
     return headers
+
+
+def _override_value(param: str, value: str) -> str:
+    """A ``response-*`` override as a header value: a control character (CR/LF would
+    split the header) is ``InvalidArgument``; non-ASCII text goes out as its UTF-8
+    bytes (as S3 does), not as an error."""
+    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+        raise S3Error("InvalidArgument", f"{param} contains a control character.",
+                      argument_name=param)
+    if not value.isascii():
+        try:
+            value = value.encode("utf-8").decode("latin-1")
+        except UnicodeEncodeError:      # a lone surrogate: no bytes to send
+            raise S3Error("InvalidArgument", f"{param} is not valid UTF-8.",
+                          argument_name=param) from None
+    return value.strip(" \t")
 
 
 def provenance_headers(provenance: dict | None) -> list[tuple[str, str]]:
