@@ -25,12 +25,13 @@ Returning memory: the pinned trim threshold keeps up to 128 MiB of free heap,
 and buffer pools keep warm buffers, so after a burst the process would keep
 its peak RSS.  When no request has started for ``ServerConfig.idle_trim``
 seconds, ``return_memory`` runs the app's idle hooks (``on_idle``: its pools
-drop their spares) and ``malloc_trim(0)``, once per idle period.
+drop their spares), the cyclic GC and ``malloc_trim(0)``, once per idle period.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import platform
 from typing import Sequence
@@ -105,6 +106,10 @@ async def return_memory(interval: float) -> None:
                 fn()
             except Exception:  # noqa: BLE001 - a hook must not stop the server
                 log.exception("idle hook %r failed", fn)
+        # buffers held by reference cycles (a failed request's exception -> traceback ->
+        # frames -> its 4 MiB upload block) wait for the cyclic GC, which an idle
+        # process never triggers: collect, then trim
+        gc.collect()
         await trio.to_thread.run_sync(_malloc_trim)
         trimmed = True
 
