@@ -31,6 +31,8 @@ from .http import ServerConfig, serve, serve_listeners
 from .observe.endpoints import OpsEndpoints
 from .observe.health import Readiness
 from .observe.metrics import Metrics
+from .http.server import on_idle
+from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
 from .pfs.metadata import SqliteMetadata
 from .pps.jobs import JobView
@@ -66,6 +68,8 @@ class AppConfig:
     console: str | None = None         # "host:port" of the web console; None: off
     metrics_token: str | None = None   # with auth on: bearer token opening /_s3gw/metrics to all
     chunks: str | None = None          # s3:// URL of an object store for the chunks (store.backends)
+    body_min_rate: float = 1024.0      # bytes/s a request body must average (ServerConfig)
+    body_rate_grace: float = 20.0      # seconds before the minimum rate applies
 
 
 class DataFolderBusy(Exception):
@@ -153,7 +157,10 @@ class App:
 
     async def serve(self, listeners=None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
-        config = ServerConfig(observer=self.metrics.requests)
+        config = ServerConfig(observer=self.metrics.requests,
+                              body_min_rate=self.config.body_min_rate,
+                              body_rate_grace=self.config.body_rate_grace)
+        on_idle(trim_spares)          # idle: the upload spares go back too (http.server)
         if listeners is None:
             await serve(self.handle, self.config.host, self.config.port,
                         config=config, error_response=self.s3.http_error_response,

@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import sqlite3
 import sys
 
 from ..store.manifest import INLINE_MAX
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {INLINE_MAX}, at most 65536)")
     p.add_argument("--max-jobs", type=int, default=int(_env("S3GW_MAX_JOBS", "2")),
                    help="pipeline jobs running at once (env S3GW_MAX_JOBS; default 2)")
+    p.add_argument("--body-min-rate", type=float, default=float(_env("S3GW_BODY_MIN_RATE", "1024")),
+                   help="bytes/s a request body must average after its first 20 s, else "
+                        "RequestTimeout (env S3GW_BODY_MIN_RATE; default 1024; 0: no minimum)")
+    p.add_argument("--body-rate-grace", type=_duration, default=_env("S3GW_BODY_RATE_GRACE", "20s"),
+                   help="time before --body-min-rate applies (env S3GW_BODY_RATE_GRACE; default 20s)")
     p.add_argument("--job-host", default=_env("S3GW_JOB_HOST", "127.0.0.1"),
                    help="address of each pipeline job's own S3 endpoint (env S3GW_JOB_HOST)")
     p.add_argument("--console", type=_console_arg, default=_env("S3GW_CONSOLE", "127.0.0.1:30601"),
@@ -97,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "flight); default 3600, or an object store's own grace (also its least)")
     p.add_argument("--dry-run", action="store_true")
 
-    p = sub.add_parser("fsck", help="verify every chunk's content against its address")
+    p = sub.add_parser("fsck", help="check the databases and every chunk each object version needs")
     _data_arg(p)
+    p.add_argument("--repair", action="store_true",
+                   help="also repair what needs no data (server stopped): rebuild the pack index, "
+                        "re-index whole pack records, put back quarantined chunks that check out")
 
     from .history import add_parsers  # log, branch, diff
     add_parsers(sub, _data_arg)
@@ -121,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
               "S3GW_DATA; only `s3gw serve` creates one)", file=sys.stderr)
         return 2
-    return _COMMANDS[args.command](args) or 0
+    try:
+        return _COMMANDS[args.command](args) or 0
+    except sqlite3.DatabaseError as exc:   # a damaged database: one line, not a traceback
+        print(f"s3gw: a database in {os.path.abspath(args.data)} cannot be read ({exc}); "
+              f"run `s3gw fsck --data {args.data}`", file=sys.stderr)
+        return 1
 
 
 def _cmd_serve(args) -> int:
@@ -131,6 +145,12 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
+    if os.path.isdir(args.data):
+        from .fsck import startup_problem
+        problem = startup_problem(args.data)
+        if problem is not None:
+            print(f"s3gw: refusing to serve: {problem}", file=sys.stderr)
+            return 1
     listener, access = _start_logging(args.log_level.upper(), args.log_format)
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
@@ -141,7 +161,9 @@ def _cmd_serve(args) -> int:
                        max_jobs=max(1, args.max_jobs), job_host=args.job_host,
                        console=args.console,
                        metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None,
-                       chunks=args.chunks)
+                       chunks=args.chunks,
+                       body_min_rate=max(0.0, args.body_min_rate),
+                       body_rate_grace=args.body_rate_grace)
     from ..store.chunkstore import ChunkError
     try:
         trio.run(run_server, config)
@@ -250,6 +272,7 @@ def _open_store(args):
 
 
 def _cmd_stats(args) -> int:
+    from ..store.integrity import quarantined_count
     meta = _open_meta(args)
     stats = meta.stats()
     store = _open_store(args)
@@ -257,7 +280,8 @@ def _cmd_stats(args) -> int:
     packs, pack_bytes = store.packs.files() if hasattr(store, "packs") else (0, 0)
     inline_chunks, inline_bytes = _inline_usage(meta)
     stats.update(chunks=chunks, stored_bytes=stored, packs=packs, pack_file_bytes=pack_bytes,
-                 inline_chunks=inline_chunks, inline_bytes=inline_bytes)
+                 inline_chunks=inline_chunks, inline_bytes=inline_bytes,
+                 quarantined_chunks=quarantined_count(args.data))
     kept = stored + inline_bytes
     stats["dedup_ratio"] = round(stats["object_bytes"] / kept, 3) if kept else None
     if args.json:
@@ -303,28 +327,8 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_fsck(args) -> int:
-    from ..store.chunkstore import verify_inline
-    from ..store.manifest import Manifest
-    from .progress import track
-    store = _open_store(args)
-    bad = checked = 0
-    for cid in track(store.iter_ids(), "fsck: chunks", unit="chunk"):
-        checked += 1
-        if not store.verify(cid):
-            bad += 1
-            print(f"CORRUPT {store.where(cid)}")
-    inline = 0
-    has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
-    for blob in track(_open_meta(args).referenced_manifests() if has_meta else (),
-                      "fsck: inline chunks of manifests", unit="manifest"):
-        for ref in Manifest.unpack(blob).chunks:
-            if ref.data is not None:
-                inline += 1
-                if not verify_inline(ref):
-                    bad += 1
-                    print(f"CORRUPT inline chunk {ref.id.hex()}")
-    print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
-    return 1 if bad else 0
+    from .fsck import run
+    return run(args)
 
 
 def _cmd_auth(args) -> int:

@@ -20,13 +20,14 @@ from .connection import (
     current_request_id,
     serve_connection,
 )
-from .errors import BodyTimeout, ClientDisconnected, HttpError, MalformedBody
+from .errors import BodyAborted, BodyTimeout, ClientDisconnected, HttpError, MalformedBody
 from .headers import Headers
 from .messages import Request, Response
 from .server import serve, serve_listeners, tune_malloc
 
 __all__ = [
     "Body",
+    "BodyAborted",
     "BodyTimeout",
     "ClientDisconnected",
     "ErrorResponseFactory",

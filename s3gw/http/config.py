@@ -13,6 +13,8 @@ phase of a connection:
   the next request;
 * ``body_timeout``: longest wait for any body bytes during one read (and the
   overall bound on draining an unread body);
+* ``body_min_rate`` / ``body_rate_grace``: a minimum average body rate, so a
+  body trickling in (1 byte/s) cannot hold a connection and its buffers forever;
 * ``send_timeout``: longest time one ``send_all`` may block;
 * ``close_linger``: after answering a request whose body we did not read, how
   long to keep discarding input before closing, so the client reads the
@@ -38,6 +40,13 @@ class ServerConfig:
     header_timeout: float = 30.0
     keepalive_timeout: float = 75.0
     body_timeout: float = 60.0
+    body_min_rate: float = 1024.0
+    """Slowest average body rate tolerated (bytes/s; 0: no minimum): a body must
+    have delivered ``body_min_rate * (t - body_rate_grace)`` bytes t seconds after
+    its first read (Apache ``mod_reqtimeout``'s MinRate), else ``BodyTimeout``
+    (S3 ``RequestTimeout``).  A client sending 1 byte/s is dropped after about
+    ``body_rate_grace`` seconds instead of holding its buffers forever."""
+    body_rate_grace: float = 20.0
     send_timeout: float = 60.0
     close_linger: float = 2.0
     drain_limit: int = 1024 * 1024
@@ -49,6 +58,9 @@ class ServerConfig:
     """Value of the ``Server`` header (``None``: send none)."""
     cleanup_timeout: float = 5.0
     """Bound on the shielded teardown of a connection."""
+    idle_trim: float = 5.0
+    """Seconds without a new request after which the server returns free memory
+    to the OS (``server.return_memory``: idle hooks, then ``malloc_trim``); 0: never."""
     tune_malloc: bool = True
     """Let ``serve``/``serve_listeners`` pin glibc's malloc thresholds (see
     ``server.tune_malloc``); process-wide."""

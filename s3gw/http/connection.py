@@ -67,7 +67,7 @@ import trio
 from . import accesslog
 from .body import Body, Feeder
 from .config import ServerConfig
-from .errors import ClientDisconnected, HttpError
+from .errors import BodyAborted, ClientDisconnected, HttpError
 from .headers import Headers
 from .messages import Request, Response
 
@@ -105,6 +105,9 @@ def _write_until_full(fd: int, view: memoryview) -> int:
         except BlockingIOError:
             break
     return sent
+
+
+REQUESTS = [0]   # requests started by this process (one int, no lock: the trio thread only)
 
 
 def current_request_id() -> str | None:
@@ -212,6 +215,7 @@ class _Connection:
         self.out_len = 0
         self.eof = False
         self.linger = False
+        self._refused_method: bytes | None = None   # see _check_head_size
         self._sndbuf_set = False
 
     # -- lifecycle ----------------------------------------------------------
@@ -250,7 +254,10 @@ class _Connection:
         if isinstance(head, int):
             status = head
             self.linger = not self.eof
-            nbytes = await self._send_final(self._error(status), b"GET", close=True)
+            # the method of a head parsed but refused (431): a HEAD's answer has no body
+            method = self._refused_method or b"GET"
+            self._refused_method = None
+            nbytes = await self._send_final(self._error(status), method, close=True)
             self._log("-", "-", status, nbytes, started, rid)
             return False
         return await self._exchange(head, rid, started)
@@ -301,6 +308,7 @@ class _Connection:
         if fed > self.config.max_header_bytes:
             head_size = fed - len(self.h11.trailing_data[0])
             if head_size > self.config.max_header_bytes:
+                self._refused_method = event.method
                 return 431
         return event
 
@@ -319,6 +327,7 @@ class _Connection:
     # -- one exchange -------------------------------------------------------
 
     async def _exchange(self, event: h11.Request, rid: str, started: float) -> bool:
+        REQUESTS[0] += 1        # for the idle memory trim (server.return_memory)
         config = self.config
         conn = self.h11
         headers = Headers.from_raw(event.headers)
@@ -335,6 +344,8 @@ class _Connection:
             length=length,
             timeout=config.body_timeout,
             send=self._send_all,
+            min_rate=config.body_min_rate,
+            rate_grace=config.body_rate_grace,
         )
         method = event.method.decode("ascii")
         request = Request(
@@ -518,6 +529,9 @@ class _Connection:
                     piece = await iterator.__anext__()
                 except StopAsyncIteration:
                     piece = None
+                except BodyAborted as exc:
+                    log.info("response body aborted after %d bytes: %s", sent, exc)
+                    raise _Abort() from exc
                 except Exception as exc:
                     log.error("response body failed after %d bytes", sent, exc_info=exc)
                     raise _Abort() from exc

@@ -22,7 +22,7 @@ raise the same error again, and the connection is closed after the response.
 
 from __future__ import annotations
 
-__all__ = ["HttpError", "ClientDisconnected", "BodyTimeout", "MalformedBody"]
+__all__ = ["HttpError", "ClientDisconnected", "BodyTimeout", "MalformedBody", "BodyAborted"]
 
 
 class HttpError(Exception):
@@ -51,3 +51,9 @@ class MalformedBody(HttpError):
     """The body framing (HTTP chunked encoding) is invalid."""
 
     status = 400
+
+
+class BodyAborted(Exception):
+    """Raised by a response body's iterator that cannot go on and has already
+    logged why: the server drops the connection (the client sees a body short
+    of its Content-Length) and logs one line, without a traceback."""

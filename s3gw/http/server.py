@@ -20,11 +20,18 @@ of 3.7 GB/s (bench/http_raw.py).  ``serve_listeners`` therefore pins the
 thresholds with ``tune_malloc()`` once per process unless
 ``ServerConfig.tune_malloc`` is false.  This is process-wide; the app may call
 ``tune_malloc`` itself (earlier, or with other values) instead.
+
+Returning memory: the pinned trim threshold keeps up to 128 MiB of free heap,
+and buffer pools keep warm buffers, so after a burst the process would keep
+its peak RSS.  When no request has started for ``ServerConfig.idle_trim``
+seconds, ``return_memory`` runs the app's idle hooks (``on_idle``: its pools
+drop their spares), the cyclic GC and ``malloc_trim(0)``, once per idle period.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import platform
 from typing import Sequence
@@ -32,9 +39,9 @@ from typing import Sequence
 import trio
 
 from .config import ServerConfig
-from .connection import ErrorResponseFactory, Handler, serve_connection
+from .connection import REQUESTS, ErrorResponseFactory, Handler, serve_connection
 
-__all__ = ["serve", "serve_listeners", "tune_malloc"]
+__all__ = ["serve", "serve_listeners", "tune_malloc", "on_idle", "return_memory"]
 
 log = logging.getLogger("s3gw.http")
 
@@ -65,6 +72,46 @@ def tune_malloc(mmap_threshold: int = 4 * 1024 * 1024, trim_threshold: int = 128
     _malloc_tuned = _malloc_tuned or ok
     log.debug("tune_malloc(mmap=%d, trim=%d): %s", mmap_threshold, trim_threshold, ok)
     return ok
+
+
+_idle_hooks: list = []
+
+
+def on_idle(fn) -> None:
+    """Register ``fn()`` (trio thread, cheap) to run when the server goes idle."""
+    if fn not in _idle_hooks:
+        _idle_hooks.append(fn)
+
+
+def _malloc_trim() -> bool:
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):   # pragma: no cover - not glibc
+        return False
+
+
+async def return_memory(interval: float) -> None:
+    """Forever: after ``interval`` seconds without a new request, run the idle
+    hooks and give free heap back to the OS (once per idle period)."""
+    last, trimmed = -1, False
+    while True:
+        await trio.sleep(interval)
+        if REQUESTS[0] != last:
+            last, trimmed = REQUESTS[0], False
+            continue
+        if trimmed:
+            continue
+        for fn in list(_idle_hooks):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a hook must not stop the server
+                log.exception("idle hook %r failed", fn)
+        # buffers held by reference cycles (a failed request's exception -> traceback ->
+        # frames -> its 4 MiB upload block) wait for the cyclic GC, which an idle
+        # process never triggers: collect, then trim
+        gc.collect()
+        await trio.to_thread.run_sync(_malloc_trim)
+        trimmed = True
 
 
 async def serve(
@@ -115,4 +162,6 @@ async def serve_listeners(
                 on_connection, list(listeners), handler_nursery=connections, task_status=task_status
             )
         )
+        if config.idle_trim > 0:
+            connections.start_soon(return_memory, config.idle_trim)
         task_status.started(list(listeners))

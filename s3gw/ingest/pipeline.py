@@ -41,6 +41,7 @@ no trace.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -121,6 +122,47 @@ class _Spares:
 
 
 _SPARES = _Spares(BLOCK_SIZE, SPARE_BLOCKS)
+
+
+class _Budget:
+    """The blocks all streamed uploads together may hold (process-wide; the trio
+    thread only).  An upload's first block waits for room; its further blocks
+    (up to ``POOL_BLOCKS``) are taken only when there is room, else the upload
+    goes on with the blocks it has (slower, never stuck).  So in-flight upload
+    memory stays under ``limit`` blocks (env ``S3GW_UPLOAD_MEMORY_MIB``, default
+    512 MiB = 128 blocks: 32 uploads at full speed, 128 at one block each)."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self.used = 0
+        self._room: trio.Event | None = None
+
+    def try_take(self) -> bool:
+        if self.used < self.limit:
+            self.used += 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        while not self.try_take():
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def give(self, n: int) -> None:
+        self.used -= n
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+
+UPLOAD_BUDGET = _Budget(int(os.environ.get("S3GW_UPLOAD_MEMORY_MIB", "512")) * (1 << 20) // BLOCK_SIZE)
+
+
+def trim_spares() -> None:
+    """Drop the spare blocks kept for later uploads (the server is idle)."""
+    with _SPARES._lock:
+        _SPARES._free.clear()
 
 
 class ChunkStage:
@@ -204,8 +246,9 @@ class ChunkStage:
     def _emit(self, data) -> None:
         cid = hashing.chunk_id(data)
         n = len(data)
-        self.refs.append(ChunkRef(cid, hashing.chunk_checksum(data), n))
-        if self._batch.claim(cid, n):
+        checksum = hashing.chunk_checksum(data)
+        self.refs.append(ChunkRef(cid, checksum, n))
+        if self._batch.claim(cid, n, checksum):
             self._batch.write_claimed(cid, data)
 
 
@@ -232,6 +275,10 @@ class _BlockPool:
                 return self._recv.receive_nowait()
             except trio.WouldBlock:
                 await trio.lowlevel.checkpoint()
+                if not self._made:
+                    await UPLOAD_BUDGET.take()          # the first block: wait for room
+                elif not UPLOAD_BUDGET.try_take():      # more: only if there is room
+                    return await self._recv.receive()
                 self._unmade -= 1
                 block = _SPARES.take(self._size)
                 self._made.append(block)
@@ -240,6 +287,7 @@ class _BlockPool:
 
     def close(self) -> None:
         """Give the blocks to the spare list (all stages are done with them)."""
+        UPLOAD_BUDGET.give(len(self._made))
         for block in self._made:
             _SPARES.give(block)
         self._made.clear()

@@ -22,6 +22,7 @@ from ..pps.jobs import JobView
 from ..store.chunkstore import ChunkError, ChunkStoreUnavailable
 from .auth.access import Principal, authenticate, authorize
 from .context import OUTPUTS_RECHECK, PRINCIPAL, VIEW, Context
+from .damage import damaged
 from .jobviews import check_output_write, check_view_request
 from .ops import HANDLERS
 from .translate import to_s3_error
@@ -86,9 +87,8 @@ class S3Service(Context):
         except ChunkStoreUnavailable as exc:   # the object store is down or busy: retry
             log.warning("chunk store unavailable in request %s: %s", request.id, exc)
             return self.error_response(request, S3Error("ServiceUnavailable"))
-        except ChunkError:
-            log.exception("chunk store error in request %s", request.id)
-            return self.error_response(request, S3Error("InternalError"))
+        except ChunkError as exc:
+            return self.error_response(request, damaged(self.store, exc, routed, request.id))
         except Exception as exc:
             err = to_s3_error(exc)
             if err.code == "InternalError":

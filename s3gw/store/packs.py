@@ -429,6 +429,44 @@ class PackStore:
             finally:
                 db.execute("PRAGMA synchronous=NORMAL")
 
+    def reindex(self, wanted: set[bytes] | None) -> list[bytes]:
+        """fsck --repair: scan every pack for whole records of the ``wanted`` chunks
+        (None: every chunk) that the index lacks, and index them; returns their ids.
+        Damaged records are skipped, never indexed.  Run with no server using the
+        store (fsck --repair holds the data folder's lock)."""
+        db = self._db()
+        found: list[bytes] = []
+        for name in sorted(os.listdir(self.dir)):
+            if not name.endswith(".pack"):
+                continue
+            try:
+                pack = int(name[:-5])
+            except ValueError:
+                continue
+            fd = os.open(self.path(pack), os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                rows, end = [], 0
+                for cid, off, n in _scan_records(fd, size):
+                    end = off + n
+                    if (wanted is None or cid in wanted) and not self.has(cid):
+                        rows.append((cid, off, n))
+            finally:
+                os.close(fd)
+            now = time.time()
+            with _transaction(db):
+                db.execute("INSERT OR IGNORE INTO packs (pack) VALUES (?)", (pack,))
+                db.execute("UPDATE packs SET synced_end = MAX(synced_end, ?) WHERE pack = ?",
+                           (end, pack))
+                db.executemany("INSERT OR IGNORE INTO chunks (id, pack, off, len, added) "
+                               "VALUES (?, ?, ?, ?, ?)", [(c, pack, o, n, now) for c, o, n in rows])
+            found.extend(c for c, _o, _n in rows)
+            if wanted is not None:
+                wanted = wanted - {c for c, _o, _n in rows}
+                if not wanted:
+                    break
+        return found
+
     # -- recovery -----------------------------------------------------------------------
     def recover(self) -> int:
         """Index the whole records past each pack's synced end and cut any torn tail;
@@ -487,6 +525,29 @@ class PackStore:
             return len(rows)
         finally:
             os.close(fd)
+
+
+def _scan_records(fd: int, size: int):
+    """(chunk id, offset of data, length) of every whole record of a pack (header,
+    XXH3 and BLAKE3 checked), skipping damaged ones: after a bad record the scan
+    looks for the next header that checks out.  For ``PackStore.reindex``."""
+    pos = 0
+    while pos + HEAD_SIZE <= size:
+        magic, n, checksum, cid = _HEAD.unpack(os.pread(fd, HEAD_SIZE, pos))
+        if magic == MAGIC and n < PACK_MAX and pos + HEAD_SIZE + n <= size:
+            data = os.pread(fd, n, pos + HEAD_SIZE)
+            if hashing.chunk_checksum(data) == checksum and hashing.chunk_id(data) == cid:
+                yield cid, pos + HEAD_SIZE, n
+                pos += HEAD_SIZE + n
+                continue
+        window = os.pread(fd, min(size - pos - 1, 1 << 20), pos + 1)
+        found = window.find(MAGIC)
+        if found < 0:
+            if len(window) < (1 << 20):
+                return
+            pos += len(window) - len(MAGIC) + 1
+        else:
+            pos += 1 + found
 
 
 class _transaction:

@@ -53,6 +53,7 @@ All methods are blocking (worker threads), as in the local store.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -68,6 +69,8 @@ from .manifest import ChunkId, ChunkRef
 from .s3url import S3Location, parse_s3_url
 
 __all__ = ["S3ChunkStore", "S3WriteBatch", "GcSweep", "DEFAULT_GRACE_S", "StoreConfigMismatch"]
+
+log = logging.getLogger("s3gw.store")
 
 DEFAULT_GRACE_S = 3600.0
 FORMAT = 1
@@ -145,7 +148,11 @@ class S3WriteBatch:
         self.write_claimed(chunk_id, data)
         return True
 
-    def claim(self, chunk_id: bytes, length: int) -> bool:
+    def claim(self, chunk_id: bytes, length: int, checksum: int | None = None) -> bool:
+        """Count a chunk; True if this batch must ``write_claimed`` it.  ``checksum``
+        (the chunk's XXH3-64, as the local batch takes it to verify a dedup hit) is not
+        needed here: ``_upload`` decides with a HEAD, and a damaged stored copy is found
+        and quarantined by the read that meets it (``_checked``)."""
         with self._lock:
             if self._started is None:
                 self._started = time.monotonic()
@@ -422,11 +429,46 @@ class S3ChunkStore:
 
     def _checked(self, ref: ChunkRef):
         data = memoryview(self._get(ref.id))
+        why = None
         if len(data) != ref.length:
-            raise ChunkCorrupt(ref.id, self.where(ref.id), f"length {len(data)} != {ref.length}")
-        if hashing.chunk_checksum(data) != ref.checksum:
-            raise ChunkCorrupt(ref.id, self.where(ref.id), "xxh3 checksum mismatch")
+            why = f"length {len(data)} != {ref.length}"
+        elif hashing.chunk_checksum(data) != ref.checksum:
+            why = "xxh3 checksum mismatch"
+        if why is not None:
+            where = self.where(ref.id)
+            self.quarantine(ref.id, why)
+            raise ChunkCorrupt(ref.id, where, why)
         return data
+
+    def has_verified(self, chunk_id: bytes, length: int, checksum: int | None) -> bool:
+        """``has``, and the stored copy's length and XXH3-64 match (a damaged copy is
+        quarantined and reported absent, so the caller writes it again).  Costs a GET:
+        the S3 write batch dedups with ``has`` and relies on reads to find damage."""
+        try:
+            data = self._fetch(chunk_id)
+        except ChunkMissing:
+            return False
+        if len(data) == length and (checksum is None or hashing.chunk_checksum(data) == checksum):
+            return True
+        self.quarantine(chunk_id, "its stored copy does not match a new upload of it")
+        return False
+
+    def quarantine(self, chunk_id: bytes, reason: str) -> bool:
+        """Move a damaged chunk object aside (``<prefix>quarantine/<id>``), so the next
+        upload of the same bytes writes it again and heals every object that needs it.
+        Returns False when it was gone already."""
+        key = self.key_of(chunk_id)
+        aside = f"{self.prefix}quarantine/{chunk_id.hex()}"
+        try:
+            with _unavailable(f"quarantine {self.where(chunk_id)}"):
+                self._obs.copy(self._s3, key, aside)
+                self._obs.delete(self._s3, key)
+        except Exception as exc:  # noqa: BLE001 - "not found": someone moved it first
+            if _is_not_found(exc):
+                return False
+            raise
+        log.warning("chunk %s quarantined to %s: %s", chunk_id.hex(), aside, reason)
+        return True
 
     def read(self, ref: ChunkRef, offset: int = 0, length: int | None = None) -> bytes:
         end = ref.length if length is None else offset + length
@@ -476,8 +518,12 @@ class S3ChunkStore:
             return None
 
     def verify(self, chunk_id: bytes) -> bool:
-        """Full check for fsck: the content hashes to its name."""
-        return hashing.chunk_id(memoryview(self._fetch(chunk_id))) == chunk_id
+        """Full check for fsck: the chunk is there and its content hashes to its name."""
+        try:
+            data = self._fetch(chunk_id)
+        except ChunkMissing:
+            return False
+        return hashing.chunk_id(memoryview(data)) == chunk_id
 
     # -- GC support ---------------------------------------------------------------------
     def delete(self, chunk_id: bytes) -> None:

@@ -48,6 +48,7 @@ def test_admin_commands_report_progress_on_a_pipe(tmp_path):
     os.makedirs(data)
     subprocess.run([sys.executable, "-m", "s3gw", "stats", "--data", data], capture_output=True)
     m = SqliteMetadata(os.path.join(data, "meta.sqlite"), durable=False)
+    _ = m.uploads          # the multipart tables, as a server creates them
     m.create_branch("r", "master", 0)
     for i in range(3):
         m.commit("r", "master", [Put(f"k{i}", ObjectInfo(size=1, etag="e", manifest=b""))],
@@ -63,7 +64,7 @@ def test_admin_commands_report_progress_on_a_pipe(tmp_path):
         return proc.stdout, proc.stderr
 
     out, err = run("fsck")
-    assert out.startswith("checked 0 chunks") and "fsck: inline chunks of manifests: 3 manifests in" in err
+    assert "no problems found" in out and "fsck: chunks objects need: 0 chunks in" in err
     out, err = run("gc")
     assert out.startswith("removed ") and "gc: marking: 3 manifests in" in err
     assert "gc: scanning chunks: 0 chunks in" in err

@@ -1,7 +1,7 @@
 """ACLs: GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl.
 
 With auth off the answers are canned (the owner has FULL_CONTROL) and a PUT
-changes nothing; with auth on, a bucket's ACL is its repo's roles
+changes nothing (a malformed one is still refused); with auth on, a bucket's ACL is its repo's roles
 (``put_bucket_acl``, ``s3.auth.access``).  An object's ACL is always the
 canned owner-only one.
 """
@@ -48,14 +48,17 @@ async def put_bucket_acl(svc: Context, req: Request, r) -> Response:
     canned = req.headers.get("x-amz-acl")
     check_acl(canned)
     principal = PRINCIPAL.get()
-    roles = grant_headers(req.headers) if principal is not None else None
+    roles = grant_headers(req.headers)
     body = bytes(await read_small_body(req, limit=64 * 1024))
-    if principal is None:
-        return Response(200, [], b"")
     given = [roles is not None, canned is not None, bool(body.strip())]
     if sum(given) > 1:
         raise S3Error("InvalidRequest", "Give a canned ACL, x-amz-grant-* headers or an "
                                         "AccessControlPolicy body: only one of them.")
+    if principal is None:
+        # auth off: no roles to change, but a malformed request is refused as with auth on
+        if given[2]:
+            policy_roles(parse_access_control_policy(body), OWNER.id)
+        return Response(200, [], b"")
     if canned is not None:
         if canned.strip() != "private":
             raise S3Error("InvalidArgument", f"x-amz-acl: {canned.strip()} is not supported: "

@@ -19,6 +19,7 @@ from ...pfs.model import FileInfo, MetadataBusy
 from ...store.manifest import Manifest
 from ...store.piecepool import PiecePool
 from ..context import OUTPUTS_RECHECK, Context
+from ..damage import checked_body
 from ..resolve import resolve_file
 from ..wire import conditions
 from ..wire.dates import http_date
@@ -92,7 +93,8 @@ async def read_object(svc: Context, req: Request, r, *, head: bool) -> Response:
             start, end, status = 0, size, 200
             if head:
                 return Response(status, headers, None, content_length=size)
-            body = stream_object(svc, Manifest.unpack(obj.manifest), 0, size)
+            body = await checked_body.start(stream_object(svc, Manifest.unpack(obj.manifest), 0, size),
+                                            svc.store, r, req.id)
             return Response(status, headers, body, content_length=size)
     if rng is None:
         start, end, status = 0, size, 200
@@ -106,7 +108,9 @@ async def read_object(svc: Context, req: Request, r, *, head: bool) -> Response:
         return Response(status, headers, None, content_length=length)
     if data is not None:
         return Response(status, headers, data[start:end], content_length=length)
-    body = stream_object(svc, Manifest.unpack(obj.manifest), start, end)
+    # the first piece is read (its chunks verified) before the headers: see s3/damage.py
+    body = await checked_body.start(stream_object(svc, Manifest.unpack(obj.manifest), start, end),
+                                    svc.store, r, req.id)
     return Response(status, headers, body, content_length=length)
 
 
@@ -174,13 +178,29 @@ def object_headers(info: FileInfo, query: dict[str, str]) -> list[tuple[str, str
     stored.setdefault("content-type", "binary/octet-stream")
     for param, header in _OVERRIDES.items():
         if param in query:
-            stored[header] = query[param]
+            stored[header] = _override_value(param, query[param])
     headers = [("etag", f'"{obj.etag}"'), ("last-modified", http_date(info.time_ns)),
                ("accept-ranges", "bytes"), ("x-amz-version-id", info.commit_id)]
     headers.extend(stored.items())
     if obj.parts and "partNumber" in query:   # as S3: only for a request of one part
         headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
     return headers
+
+
+def _override_value(param: str, value: str) -> str:
+    """A ``response-*`` override as a header value: a control character (CR/LF would
+    split the header) is ``InvalidArgument``; non-ASCII text goes out as its UTF-8
+    bytes (as S3 does), not as an error."""
+    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+        raise S3Error("InvalidArgument", f"{param} contains a control character.",
+                      argument_name=param)
+    if not value.isascii():
+        try:
+            value = value.encode("utf-8").decode("latin-1")
+        except UnicodeEncodeError:      # a lone surrogate: no bytes to send
+            raise S3Error("InvalidArgument", f"{param} is not valid UTF-8.",
+                          argument_name=param) from None
+    return value.strip(" \t")
 
 
 def provenance_headers(provenance: dict | None) -> list[tuple[str, str]]:

@@ -9,13 +9,15 @@ carry literally with a numeric character reference:
 * ``\\r`` becomes ``&#13;`` so that it survives a parser's line-end
   normalisation (a literal CR would come back as LF); ``\\t`` and ``\\n`` stay
   literal (parsers keep them in element text).
-* Other C0 controls, U+FFFE/U+FFFF and (unpaired) surrogates become
-  ``&#xN;``.  Such a reference is *not* well-formed XML 1.0 -- this is what
-  S3 itself sends, and AWS's documented remedy is ``encoding-type=url``,
-  which every SDK that lists arbitrary keys uses.  We chose this over
-  dropping or replacing the character because the listing then stays
-  one-to-one with the stored keys (a replaced key would name a different
-  object) and lenient parsers recover the exact key.
+* Other C0 controls, U+FFFE/U+FFFF and (unpaired) surrogates cannot appear
+  in XML 1.0 at all, not even as ``&#xN;`` references: they become U+FFFD
+  (the replacement character), so every document s3gw writes is well-formed
+  (issue 23: ``<Key>a&#x7;b</Key>``, what S3 itself sends, made boto3 fail a
+  CreateMultipartUpload and leave an orphan upload).  A listing stays exact
+  with ``encoding-type=url`` (AWS's documented remedy, and what boto3, the
+  aws cli and rclone ask for): there such a key is percent-encoded, never
+  replaced.  Elsewhere (a key echoed in an upload, copy, delete or error
+  document) the client already knows the key it sent.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ _TABLE: dict[int, str] = {
 }
 for _c in range(0x20):
     if _c not in (0x09, 0x0A, 0x0D):
-        _TABLE[_c] = f"&#x{_c:X};"
+        _TABLE[_c] = "\ufffd"
 for _c in (0xFFFE, 0xFFFF, *range(0xD800, 0xE000)):
-    _TABLE[_c] = f"&#x{_c:X};"
+    _TABLE[_c] = "\ufffd"
 del _c
 
 

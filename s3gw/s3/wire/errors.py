@@ -56,6 +56,14 @@ ERRORS: dict[str, tuple[int, str]] = {
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty."),
+    # s3gw's own: a chunk of the object is damaged or missing on disk (see
+    # docs/failure-model.md).  A 5xx so clients retry a few times (a re-upload or
+    # `s3gw fsck --repair` heals it), not InternalError: nothing is wrong with s3gw.
+    "DataDamaged": (
+        503,
+        "The stored data of this object is damaged; it cannot be served until it is "
+        "uploaded again or repaired (s3gw fsck --repair).",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
     "ExpiredToken": (400, "The provided token has expired."),

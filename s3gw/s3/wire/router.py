@@ -144,6 +144,9 @@ def _address(raw_path: str | bytes, vhost_bucket: str | None) -> tuple[str | Non
     return bucket, key or None
 
 
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+
+
 def route(
     method: str,
     raw_path: str | bytes,
@@ -156,7 +159,9 @@ def route(
     """Find the S3 operation of a request.
 
     Args:
-        method: the HTTP method (upper case).
+        method: the HTTP method as received (case-sensitive: only the methods of
+            ``METHODS`` are known; one in other case, e.g. ``delete``, is
+            ``NotImplemented`` (501), an unknown upper-case one ``MethodNotAllowed``).
         raw_path: the request path as received (undecoded, no query).
         raw_query: the query string as received (no ``?``).
         headers: anything with ``.get(lowercase_name)``.
@@ -172,7 +177,10 @@ def route(
             query), ``InvalidBucketName`` (empty bucket before a key),
             ``MethodNotAllowed`` (no operation for this method here).
     """
-    method = method.upper()
+    if method not in METHODS and method != method.upper():
+        # methods are case-sensitive (RFC 9110 9.1): ``delete`` is not DELETE
+        raise S3Error("NotImplemented", "The HTTP method is not implemented (methods are "
+                                        "case-sensitive).")
     vhost_bucket = split_host(host if host is not None else headers.get("host"), domain)
     bucket, key = _address(raw_path, vhost_bucket)
     query = parse_query(raw_query)

@@ -20,8 +20,9 @@ Conventions:
   ``<ETag>&quot;d41d8cd9…&quot;</ETag>``.
 * Text is escaped by :func:`s3gw.s3.wire._xmltext.xml_text`: ``& < > "``
   become entities, ``\\r`` becomes ``&#13;``, and characters XML 1.0 cannot
-  carry become ``&#xN;`` references (what S3 sends; such a listing needs
-  ``encoding-type=url`` to be parsed strictly -- see that module).
+  carry become U+FFFD, so every document is well-formed (S3 sends ``&#xN;``
+  references, which strict parsers refuse; a listing is exact with
+  ``encoding-type=url`` -- see that module).
 * ``encoding_type="url"`` (listings and ListMultipartUploads) percent-encodes
   Key, Prefix, Delimiter, Marker, NextMarker, StartAfter, KeyMarker,
   NextKeyMarker and CommonPrefixes/Prefix with :func:`url_encode`, which
@@ -153,8 +154,17 @@ class UploadEntry:
 
 
 def url_encode(s: str) -> str:
-    """Percent-encode for ``encoding-type=url`` (inverse: ``unquote_plus``)."""
-    return quote(s, safe="/")
+    """Percent-encode for ``encoding-type=url`` (inverse: ``unquote_plus``).  A lone
+    surrogate (a request's undecodable byte, kept by ``surrogateescape``) goes out
+    as that byte; any other as its UTF-8-style bytes, never an exception."""
+    try:
+        return quote(s, safe="/")
+    except UnicodeEncodeError:
+        try:
+            raw = s.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = s.encode("utf-8", "surrogatepass")
+        return quote(raw, safe="/")
 
 
 def check_encoding_type(value: str | None) -> str | None:
@@ -292,7 +302,7 @@ def list_objects_v1(
     enc = _Enc(encoding_type)
     if is_truncated and delimiter and next_marker is None:
         last = ([entries[-1].key] if entries else []) + common_prefixes[-1:]
-        next_marker = max(last, key=lambda s: s.encode("utf-8")) if last else None
+        next_marker = max(last, key=lambda s: s.encode("utf-8", "surrogatepass")) if last else None
     parts = [_el("Name", bucket), _el("Prefix", enc(prefix)), _el("Marker", enc(marker or ""))]
     if is_truncated and delimiter and next_marker is not None:
         parts.append(_el("NextMarker", enc(next_marker)))
