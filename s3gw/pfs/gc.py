@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..store.chunkstore import LocalChunkStore
+from ..store.chunkstore import ChunkStore
 from ..store.manifest import Manifest
-from .metadata import SqliteMetadata
+from .interface import MetadataStore
 
 __all__ = ["GcReport", "plan_gc", "collect_garbage", "DEFAULT_GRACE_S"]
 
@@ -50,7 +50,7 @@ def plan_gc(referenced: set[bytes], on_disk: Iterable[tuple[bytes, float]], now:
     return [cid for cid, mtime in on_disk if cid not in referenced and mtime < cutoff]
 
 
-def collect_garbage(meta: SqliteMetadata, store: LocalChunkStore, *,
+def collect_garbage(meta: MetadataStore, store: ChunkStore, *,
                     grace_s: float = DEFAULT_GRACE_S, now: float | None = None,
                     dry_run: bool = False) -> GcReport:
     report = GcReport()

@@ -18,7 +18,7 @@ prefix skips everything under it.
 from __future__ import annotations
 
 from ...http import Request, Response
-from ...pfs.metadata import prefix_upper_bound
+from ...pfs.keys import prefix_upper_bound
 from ..context import OWNER, Context
 from ..resolve import pinned_commit
 from ..wire import xml_out as s3xml
