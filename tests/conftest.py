@@ -153,3 +153,24 @@ def aws(server, aws_env):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (tests/pgserver.py); skips, saying why,
+    only when PostgreSQL or psycopg is not installed."""
+    from tests import pgserver
+    reason = pgserver.available()
+    if reason is not None:
+        pytest.skip(reason)
+    srv = pgserver.PgServer.in_temp_folder().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database at the current schema version on the test PostgreSQL."""
+    url = pg_server.database()
+    yield url
+    pg_server.drop(url)
