@@ -3,7 +3,9 @@
 Every subcommand takes ``--data`` (env ``S3GW_DATA``, default ``./s3gw-data``).
 ``serve`` also reads ``S3GW_HOST``, ``S3GW_PORT``, ``S3GW_REGION`` and
 ``S3GW_DOMAIN``.  Admin commands open the same SQLite file the server uses
-(WAL: safe while it runs).
+(WAL: safe while it runs), or with ``--meta postgresql://...`` (env ``S3GW_META``)
+the same PostgreSQL database; ``migrate`` brings that database to this version's
+schema.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def _env(name: str, default):
 def _data_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=_env("S3GW_DATA", "s3gw-data"),
                    help="data folder (env S3GW_DATA; default ./s3gw-data)")
+    _meta_arg(p)
+
+
+def _meta_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--meta", default=_env("S3GW_META", None),
+                   help="metadata store: a postgresql://user@host/db URL (env S3GW_META; "
+                        "default: the data folder's SQLite file)")
 
 
 def _duration(text: str) -> float:
@@ -74,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
+    p = sub.add_parser("migrate", help="bring a PostgreSQL metadata database to this "
+                                       "version's schema (gateways never do it themselves)")
+    _meta_arg(p)
+
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)
     p.add_argument("--json", action="store_true")
@@ -99,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that may run on a folder that is not (yet) a data folder: ``serve`` creates
 # one; ``version`` needs none.  Every other command needs an existing folder, so a
 # command run in the wrong place says so instead of creating ./s3gw-data.
-_CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version"}
+_CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version", "migrate"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,13 +138,20 @@ def _cmd_serve(args) -> int:
     config = AppConfig(data_dir=args.data, host=args.host, port=args.port, region=args.region,
                        domain=args.domain, fsync=not args.no_fsync,
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
-                       max_jobs=max(1, args.max_jobs), job_host=args.job_host)
+                       max_jobs=max(1, args.max_jobs), job_host=args.job_host,
+                       meta=args.meta or None)
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
-    except DataFolderBusy as exc:
+    except (DataFolderBusy, ValueError) as exc:
         print(f"s3gw: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        reason = _meta_error(exc)
+        if reason is None:
+            raise
+        print(f"s3gw: {reason}", file=sys.stderr)
         return 1
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
@@ -195,13 +215,37 @@ def _cmd_version(args) -> int:
     return 0
 
 
+def _cmd_migrate(args) -> int:
+    from ..pfs.backends import is_postgres_url
+    if not is_postgres_url(args.meta):
+        print("s3gw: migrate takes --meta postgresql://... (a data folder's SQLite file "
+              "is brought up to date when it is opened)", file=sys.stderr)
+        return 2
+    from ..pfs.postgres import SCHEMA_VERSION, migrate
+    try:
+        applied = migrate(args.meta)
+    except Exception as exc:
+        reason = _meta_error(exc)
+        if reason is None:
+            raise
+        print(f"s3gw: {reason}", file=sys.stderr)
+        return 1
+    if applied:
+        print(f"applied schema migration(s) {', '.join(map(str, applied))}: "
+              f"now at version {SCHEMA_VERSION}")
+    else:
+        print(f"already at schema version {SCHEMA_VERSION}")
+    return 0
+
+
 def _open_meta(args):
-    from ..pfs.metadata import SqliteMetadata
-    path = os.path.join(args.data, "meta.sqlite")
-    if not os.path.exists(path):
-        print(f"s3gw: no data folder at {args.data}", file=sys.stderr)
-        raise SystemExit(2)
-    return SqliteMetadata(path)
+    from .metastore import open_meta
+    return open_meta(args)
+
+
+def _meta_error(exc: BaseException) -> str | None:
+    from .metastore import meta_error
+    return meta_error(exc)
 
 
 def _inline_max(text) -> int:
@@ -280,7 +324,9 @@ def _cmd_fsck(args) -> int:
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
     inline = 0
-    has_meta = os.path.exists(os.path.join(args.data, "meta.sqlite"))
+    from ..pfs.backends import remembered
+    has_meta = bool(args.meta or remembered(args.data)) or os.path.exists(
+        os.path.join(args.data, "meta.sqlite"))
     for blob in _open_meta(args).referenced_manifests() if has_meta else ():
         for ref in Manifest.unpack(blob).chunks:
             if ref.data is not None:
@@ -307,7 +353,7 @@ def _cmd_job(args) -> int:
     return run_job(args)
 
 
-_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
+_COMMANDS = {"migrate": _cmd_migrate, "auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
              "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff"), "pipeline": _cmd_pipeline, "job": _cmd_job}

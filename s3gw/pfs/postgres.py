@@ -66,7 +66,7 @@ from .model import (
 from .uploads import UploadStaging
 
 __all__ = ["PostgresMetadata", "SchemaMismatch", "migrate", "schema_version", "SCHEMA_VERSION",
-           "MIGRATIONS", "is_postgres_url"]
+           "MIGRATIONS"]
 
 _T = 'TEXT COLLATE "C"'
 
@@ -117,10 +117,6 @@ _RETRIES = 20
 
 class SchemaMismatch(PfsError):
     """The database's schema is not the one this s3gw speaks (one line: what to do)."""
-
-
-def is_postgres_url(text: str | None) -> bool:
-    return bool(text) and text.split("://", 1)[0] in ("postgresql", "postgres")
 
 
 def _qmark(sql: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 - a shared cache

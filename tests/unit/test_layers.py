@@ -57,6 +57,7 @@ NAMED_EDGES: dict[tuple[str, str], str] = {
 
 # the metadata and chunk backends: (module, or (module, name) imported from it)
 CONCRETE_BACKENDS = {"s3gw.pfs.metadata", "s3gw.pfs.postgres", "s3gw.pfs.sqlbatch",
+                     "s3gw.pfs.backends",
                      ("s3gw.store.chunkstore", "LocalChunkStore")}
 INTERFACE_ONLY = ("s3", "pps", "ingest")
 
