@@ -147,16 +147,16 @@ def _cmd_serve(args) -> int:
     except (DataFolderBusy, ValueError) as exc:
         print(f"s3gw: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        print(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
     except Exception as exc:
         reason = _meta_error(exc)
         if reason is None:
             raise
         print(f"s3gw: {reason}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            raise
-        print(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     finally:
         access.close()
