@@ -131,6 +131,10 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
+    from ..pfs.backends import is_postgres_url
+    if args.meta and not is_postgres_url(args.meta):
+        sys.stderr.write(f"s3gw: --meta takes a postgresql:// URL, not {args.meta!r}\n")
+        return 2
     listener, access = _start_logging(args.log_level.upper())
     logging.getLogger("s3gw").info("hot path: chunker=%s hashing=%s (self-test %s)",
                                    chunker.IMPLEMENTATION, hashing.IMPLEMENTATION,
@@ -144,19 +148,20 @@ def _cmd_serve(args) -> int:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
-    except (DataFolderBusy, ValueError) as exc:
-        print(f"s3gw: {exc}", file=sys.stderr)
+    except DataFolderBusy as exc:
+        # one write: print's two (text, newline) could be split by the log writer thread's
+        sys.stderr.write(f"s3gw: {exc}\n")
         return 1
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        print(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        sys.stderr.write(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
         return 1
     except Exception as exc:
         reason = _meta_error(exc)
         if reason is None:
             raise
-        print(f"s3gw: {reason}", file=sys.stderr)
+        sys.stderr.write(f"s3gw: {reason}\n")
         return 1
     finally:
         access.close()
