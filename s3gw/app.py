@@ -34,7 +34,8 @@ from .observe.metrics import Metrics
 from .http.server import on_idle
 from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
-from .pfs.metadata import SqliteMetadata
+from .pfs.backends import describe as describe_meta
+from .pfs.backends import is_postgres_url, open_metadata, remember, remembered
 from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
@@ -70,16 +71,28 @@ class AppConfig:
     chunks: str | None = None          # s3:// URL of an object store for the chunks (store.backends)
     body_min_rate: float = 1024.0      # bytes/s a request body must average (ServerConfig)
     body_rate_grace: float = 20.0      # seconds before the minimum rate applies
+    # the metadata store: None, the data folder's SQLite file; or a postgresql:// URL,
+    # whose gateways share the data folder's chunks (see docs/backends.md)
+    meta: str | None = None
+
+    @property
+    def shared_folder(self) -> bool:
+        """Several gateways serve this data folder on purpose (metadata in PostgreSQL)."""
+        return is_postgres_url(self.meta)
 
 
 class DataFolderBusy(Exception):
     """Another ``s3gw serve`` holds the data folder's lock."""
 
 
-def lock_data_folder(data_dir: str):
+def lock_data_folder(data_dir: str, *, shared: bool = False):
     """Take the data folder's serve lock (``<data>/serve.lock``, an exclusive
     ``flock`` held for the life of the process; the kernel drops it when the
     process dies, however it dies).  Returns the open lock file.
+
+    ``shared``: a gateway whose metadata is in PostgreSQL shares the folder's chunks
+    with the other gateways of that database on purpose: it takes the lock shared,
+    so they all run, while a SQLite server (exclusive) and they exclude each other.
 
     Raises:
         DataFolderBusy: another process holds it (its pid in the message).
@@ -88,13 +101,18 @@ def lock_data_folder(data_dir: str):
     path = os.path.join(data_dir, "serve.lock")
     f = open(path, "a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         f.seek(0)
         holder = f.read().strip() or "?"
         f.close()
+        if shared:
+            raise DataFolderBusy(f"an s3gw serve with SQLite metadata (pid {holder}) is "
+                                 f"serving {os.path.abspath(data_dir)}") from None
         raise DataFolderBusy(f"another s3gw serve (pid {holder}) is serving "
                              f"{os.path.abspath(data_dir)}") from None
+    if shared:
+        return f
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")
@@ -106,10 +124,12 @@ class App:
     def __init__(self, config: AppConfig):
         self.config = config
         os.makedirs(config.data_dir, exist_ok=True)
-        self.meta = SqliteMetadata(os.path.join(config.data_dir, "meta.sqlite"),
-                                   durable=config.fsync)
+        self.meta = open_metadata(config.data_dir, config.meta, durable=config.fsync)
+        # a shared folder's temp files may be another gateway's uploads in flight: only
+        # those older than an hour are a crash's leftovers
         self.store = open_chunk_store(config.data_dir, config.chunks, fsync=config.fsync,
-                                      direct_writes=config.direct_writes)
+                                      direct_writes=config.direct_writes,
+                                      tmp_grace_s=3600.0 if config.shared_folder else 0.0)
         _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
@@ -209,7 +229,10 @@ async def run_server(config: AppConfig) -> None:
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         try:
             os.makedirs(config.data_dir, exist_ok=True)
-            lock = lock_data_folder(config.data_dir)
+            config.meta = config.meta or remembered(config.data_dir)
+            lock = lock_data_folder(config.data_dir, shared=config.shared_folder)
+            if config.shared_folder:
+                remember(config.data_dir, config.meta)
         except BaseException:
             for listener in listeners:
                 await listener.aclose()
@@ -226,10 +249,13 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(app.serve, listeners)
             await nursery.start(app.expire_uploads)
-            if config.pipelines:
+            if config.pipelines and config.shared_folder:
+                nursery.start_soon(_run_pipelines_when_leader, app)
+            elif config.pipelines:
                 await nursery.start(app.runner.run)
-            log.info("s3gw listening on http://%s:%d (data: %s, chunks: %s)", config.host, config.port,
-                     os.path.abspath(config.data_dir), app.store.root)
+            log.info("s3gw listening on http://%s:%d (data: %s, metadata: %s, chunks: %s)",
+                     config.host, config.port, os.path.abspath(config.data_dir),
+                     describe_meta(config.data_dir, config.meta), app.store.root)
             if app.console is not None:
                 try:
                     console = await nursery.start(app.serve_console)
@@ -274,3 +300,24 @@ def _console_error(status: int, reason: str = ""):
     from .http import Response
     return Response(status, [("content-type", "text/plain; charset=utf-8")],
                     f"{status} {reason}\n".encode())
+
+
+async def _run_pipelines_when_leader(app: App, poll: float = 2.0) -> None:
+    """Gateways sharing a folder: one runs the pipeline jobs (their state is the
+    folder's ``pps`` SQLite files), the one holding ``<data>/pps/runner.lock``; the
+    others try again every ``poll`` seconds and take over when it dies."""
+    import fcntl
+    os.makedirs(os.path.join(app.config.data_dir, "pps"), exist_ok=True)
+    f = open(os.path.join(app.config.data_dir, "pps", "runner.lock"), "a+")
+    try:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await trio.sleep(poll)
+        log.info("this gateway runs the pipeline jobs")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.runner.run)
+    finally:
+        f.close()

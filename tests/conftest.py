@@ -24,6 +24,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# S3GW_TEST_META=postgres: every ServerProcess keeps its metadata in a fresh database of
+# the session's test PostgreSQL (``--meta``), so the end-to-end tests run on that backend
+# unchanged (.ci/run runs a chosen set of them that way); the CLI commands the tests run
+# on the data folder find the database through the folder's metadata.url.
+TEST_META = os.environ.get("S3GW_TEST_META", "sqlite")
+_pg_for_servers = None     # the session's PgServer when TEST_META is "postgres"
+
+
 class ServerProcess:
     """``s3gw serve`` in a child process, as a user runs it."""
 
@@ -39,8 +47,15 @@ class ServerProcess:
             # drive the console pass their own --console
             self.extra_args += ["--console", "off"]
         self.proc: subprocess.Popen | None = None
+        self.meta_url: str | None = None
 
     def start(self) -> "ServerProcess":
+        if TEST_META == "postgres" and "--meta" not in self.extra_args:
+            if _pg_for_servers is None:
+                raise RuntimeError("S3GW_TEST_META=postgres without the session's PostgreSQL")
+            if self.meta_url is None:
+                self.meta_url = _pg_for_servers.database()
+            self.extra_args += ["--meta", self.meta_url]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "s3gw", "serve", "--data", self.data_dir,
@@ -191,3 +206,39 @@ def aws(server, aws_env):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (tests/pgserver.py); skips, saying why,
+    only when PostgreSQL or psycopg is not installed."""
+    from tests import pgserver
+    reason = pgserver.available()
+    if reason is not None:
+        pytest.skip(reason)
+    srv = pgserver.PgServer.in_temp_folder().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _servers_on_postgres(request):
+    """With S3GW_TEST_META=postgres, start the test PostgreSQL for the ServerProcesses."""
+    global _pg_for_servers
+    if TEST_META != "postgres":
+        yield
+        return
+    from tests import pgserver
+    reason = pgserver.available()
+    if reason is not None:
+        pytest.fail(f"S3GW_TEST_META=postgres but {reason}")
+    _pg_for_servers = request.getfixturevalue("pg_server")
+    yield
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database at the current schema version on the test PostgreSQL."""
+    url = pg_server.database()
+    yield url
+    pg_server.drop(url)

@@ -3,7 +3,9 @@
 Every subcommand takes ``--data`` (env ``S3GW_DATA``, default ``./s3gw-data``).
 ``serve`` also reads ``S3GW_HOST``, ``S3GW_PORT``, ``S3GW_REGION`` and
 ``S3GW_DOMAIN``.  Admin commands open the same SQLite file the server uses
-(WAL: safe while it runs).
+(WAL: safe while it runs), or with ``--meta postgresql://...`` (env ``S3GW_META``)
+the same PostgreSQL database; ``migrate`` brings that database to this version's
+schema.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ def _env(name: str, default):
 def _data_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=_env("S3GW_DATA", "s3gw-data"),
                    help="data folder (env S3GW_DATA; default ./s3gw-data)")
+    _meta_arg(p)
+
+
+def _meta_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--meta", default=_env("S3GW_META", None),
+                   help="metadata store: a postgresql://user@host/db URL (env S3GW_META; "
+                        "default: the data folder's SQLite file)")
 
 
 def _duration(text: str) -> float:
@@ -92,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
+    p = sub.add_parser("migrate", help="bring a PostgreSQL metadata database to this "
+                                       "version's schema (gateways never do it themselves)")
+    _meta_arg(p)
+
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)
     p.add_argument("--json", action="store_true")
@@ -121,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that may run on a folder that is not (yet) a data folder: ``serve`` creates
 # one; ``version`` needs none.  Every other command needs an existing folder, so a
 # command run in the wrong place says so instead of creating ./s3gw-data.
-_CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version"}
+_CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version", "migrate"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +158,10 @@ def _cmd_serve(args) -> int:
     from ..http import accesslog
     from ..store import chunker, hashing
 
+    from ..pfs.backends import is_postgres_url
+    if args.meta and not is_postgres_url(args.meta):
+        sys.stderr.write(f"s3gw: --meta takes a postgresql:// URL, not {args.meta!r}\n")
+        return 2
     if os.path.isdir(args.data):
         from .fsck import startup_problem
         problem = startup_problem(args.data)
@@ -163,19 +180,27 @@ def _cmd_serve(args) -> int:
                        metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None,
                        chunks=args.chunks,
                        body_min_rate=max(0.0, args.body_min_rate),
-                       body_rate_grace=args.body_rate_grace)
+                       body_rate_grace=args.body_rate_grace,
+                       meta=args.meta or None)
     from ..store.chunkstore import ChunkError
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
     except (DataFolderBusy, ChunkError) as exc:
-        print(f"s3gw: {exc}", file=sys.stderr)
+        # one write: print's two (text, newline) could be split by the log writer thread's
+        sys.stderr.write(f"s3gw: {exc}\n")
         return 1
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        print(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        sys.stderr.write(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
+        return 1
+    except Exception as exc:
+        reason = _meta_error(exc)
+        if reason is None:
+            raise
+        sys.stderr.write(f"s3gw: {reason}\n")
         return 1
     finally:
         access.close()
@@ -234,13 +259,37 @@ def _cmd_version(args) -> int:
     return 0
 
 
+def _cmd_migrate(args) -> int:
+    from ..pfs.backends import is_postgres_url
+    if not is_postgres_url(args.meta):
+        print("s3gw: migrate takes --meta postgresql://... (a data folder's SQLite file "
+              "is brought up to date when it is opened)", file=sys.stderr)
+        return 2
+    from ..pfs.postgres import SCHEMA_VERSION, migrate
+    try:
+        applied = migrate(args.meta)
+    except Exception as exc:
+        reason = _meta_error(exc)
+        if reason is None:
+            raise
+        print(f"s3gw: {reason}", file=sys.stderr)
+        return 1
+    if applied:
+        print(f"applied schema migration(s) {', '.join(map(str, applied))}: "
+              f"now at version {SCHEMA_VERSION}")
+    else:
+        print(f"already at schema version {SCHEMA_VERSION}")
+    return 0
+
+
 def _open_meta(args):
-    from ..pfs.metadata import SqliteMetadata
-    path = os.path.join(args.data, "meta.sqlite")
-    if not os.path.exists(path):
-        print(f"s3gw: no data folder at {args.data}", file=sys.stderr)
-        raise SystemExit(2)
-    return SqliteMetadata(path)
+    from .metastore import open_meta
+    return open_meta(args)
+
+
+def _meta_error(exc: BaseException) -> str | None:
+    from .metastore import meta_error
+    return meta_error(exc)
 
 
 def _console_arg(text):
@@ -327,8 +376,38 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_fsck(args) -> int:
+    from ..pfs.backends import remembered
+    if args.meta or remembered(args.data):
+        return _fsck_metadata_store(args)
     from .fsck import run
     return run(args)
+
+
+def _fsck_metadata_store(args) -> int:
+    """fsck of a folder whose metadata is in PostgreSQL: every chunk and inline chunk
+    checked through the store interfaces (cli/fsck.py walks meta.sqlite itself)."""
+    from ..store.chunkstore import verify_inline
+    from ..store.manifest import Manifest
+    store = _open_store(args)
+    bad = checked = 0
+    for cid in store.iter_ids():
+        checked += 1
+        if not store.verify(cid):
+            bad += 1
+            print(f"CORRUPT {store.where(cid)}")
+    inline = 0
+    from ..pfs.backends import remembered
+    has_meta = bool(args.meta or remembered(args.data)) or os.path.exists(
+        os.path.join(args.data, "meta.sqlite"))
+    for blob in _open_meta(args).referenced_manifests() if has_meta else ():
+        for ref in Manifest.unpack(blob).chunks:
+            if ref.data is not None:
+                inline += 1
+                if not verify_inline(ref):
+                    bad += 1
+                    print(f"CORRUPT inline chunk {ref.id.hex()}")
+    print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
+    return 1 if bad else 0
 
 
 def _cmd_auth(args) -> int:
@@ -346,7 +425,7 @@ def _cmd_job(args) -> int:
     return run_job(args)
 
 
-_COMMANDS = {"auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
+_COMMANDS = {"migrate": _cmd_migrate, "auth": _cmd_auth, "gc": _cmd_gc, "fsck": _cmd_fsck, "serve": _cmd_serve,
              "version": _cmd_version, "stats": _cmd_stats,
              "log": _history_command("log"), "branch": _history_command("branch"),
              "diff": _history_command("diff"), "pipeline": _cmd_pipeline, "job": _cmd_job}

@@ -74,12 +74,14 @@ def _time(ns: int | None) -> str:
 
 
 def _open(args):
-    from ..pfs.metadata import SqliteMetadata
+    from ..pfs.backends import is_postgres_url, remembered
     from ..pps.store import PpsStore
-    if not os.path.exists(os.path.join(args.data, "meta.sqlite")):
+    from .metastore import open_meta
+    if not is_postgres_url(getattr(args, "meta", None) or remembered(args.data)) and \
+            not os.path.exists(os.path.join(args.data, "meta.sqlite")):
         raise SystemExit(_fail(f"no data folder at {args.data} (start s3gw serve --data "
                                f"{args.data} once, or pass --data)", 2))
-    return SqliteMetadata(os.path.join(args.data, "meta.sqlite")), PpsStore(args.data)
+    return open_meta(args), PpsStore(args.data)
 
 
 def job_dict(job) -> dict:

@@ -51,7 +51,7 @@ import trio
 
 from ..store import chunker as chunker_mod
 from ..store import hashing
-from ..store.chunkstore import LocalChunkStore, WriteBatch
+from ..store.chunkstore import ChunkStore, WriteBatch
 from ..store.manifest import ChunkRef, Manifest
 
 __all__ = ["IngestResult", "ingest", "ingest_small", "read_small", "BLOCK_SIZE", "SMALL_BODY",
@@ -376,7 +376,7 @@ class _StageThread:
         return self._final()
 
 
-async def ingest(read: Reader, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
+async def ingest(read: Reader, store: ChunkStore, *, algorithms: Iterable[str] = ("md5",),
                  params=None, block_size: int = BLOCK_SIZE, pool_blocks: int = POOL_BLOCKS,
                  limiter: trio.CapacityLimiter | None = None,
                  size_hint: int | None = None,
@@ -439,7 +439,7 @@ async def read_small(read: Reader) -> bytes:
     return b"".join(pieces)
 
 
-def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("md5",),
+def ingest_small(body, store: ChunkStore, *, algorithms: Iterable[str] = ("md5",),
                  params=None, inline_max: int = 0) -> IngestResult:
     """Blocking: hash, chunk and stage a whole (small) body in the calling thread.
 
@@ -470,7 +470,7 @@ def ingest_small(body, store: LocalChunkStore, *, algorithms: Iterable[str] = ("
                         batch=batch, new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
 
 
-def _inline_small(body, store: LocalChunkStore, algorithms: list[str]) -> IngestResult:
+def _inline_small(body, store: ChunkStore, algorithms: list[str]) -> IngestResult:
     data = bytes(body)
     ref = ChunkRef(hashing.chunk_id(data), hashing.chunk_checksum(data), len(data), data)
     hasher = hashing.StreamHasher(algorithms)

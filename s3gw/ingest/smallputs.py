@@ -13,7 +13,7 @@ together: stage every chunk, then make them durable together (small chunks
 in one pack append and one ``fdatasync``), and hands the batch to a second
 thread (the committer), which commits it in one SQLite transaction in which
 each PUT is still its own commit and fails alone
-(``SqliteMetadata.commit_many``).  While one batch commits, the next is
+(``MetadataStore.commit_many``).  While one batch commits, the next is
 staged and synced: the commit (SQLite's work and the WAL sync, about 0.85 ms
 for four PUTs, mostly without the GIL) no longer stalls the staging.  Batches
 that queue at the committer are committed together, in staging order.  The
@@ -48,7 +48,7 @@ class SmallPutJob(Protocol):
     #                                       (seen: the branches found so far in this batch)
     def synced(self) -> None: ...         # its batch is durable
     def discard(self) -> None: ...        # its batch could not be made durable: remove it
-    def commit_args(self) -> tuple: ...   # SqliteMetadata.commit_many's tuple
+    def commit_args(self) -> tuple: ...   # MetadataStore.commit_many's tuple
     def answer(self, commit) -> object: ...  # the caller's result, from its durable commit
 
 

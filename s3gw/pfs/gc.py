@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 
 from ..store.chunkstore import ChunkStore
 from ..store.manifest import Manifest
-from .metadata import SqliteMetadata
+from .interface import MetadataStore
 
 __all__ = ["GcReport", "plan_gc", "collect_garbage", "gc_totals", "record_run", "DEFAULT_GRACE_S"]
 
@@ -66,7 +66,7 @@ def _no_progress(iterable, what, **_kw):
     return iterable
 
 
-def collect_garbage(meta: SqliteMetadata, store: ChunkStore, *,
+def collect_garbage(meta: MetadataStore, store: ChunkStore, *,
                     grace_s: float | None = None, now: float | None = None,
                     dry_run: bool = False, progress: Callable | None = None) -> GcReport:
     """Reclaim what nothing references (see the module doc).
@@ -125,7 +125,7 @@ _TOTALS = ("gc_runs", "gc_last_run_ns", "gc_chunks_removed", "gc_bytes_removed",
            "gc_objects_removed")
 
 
-def record_run(meta: SqliteMetadata, report: GcReport, now_ns: int) -> None:
+def record_run(meta: MetadataStore, report: GcReport, now_ns: int) -> None:
     """Add one finished run to the totals kept in the ``meta`` table."""
     add = {"gc_runs": 1, "gc_chunks_removed": report.chunks_removed,
            "gc_bytes_removed": report.bytes_removed + report.pack_bytes_freed,
@@ -134,14 +134,14 @@ def record_run(meta: SqliteMetadata, report: GcReport, now_ns: int) -> None:
     def tx(cur):
         for key, n in add.items():
             cur.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
-                        "SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)", (key, str(n), n))
+                        "SET value = CAST(CAST(meta.value AS INTEGER) + ? AS TEXT)", (key, str(n), n))
         cur.execute("INSERT INTO meta(key, value) VALUES('gc_last_run_ns', ?) ON CONFLICT(key) "
                     "DO UPDATE SET value = excluded.value", (str(now_ns),))
 
     meta.write(tx)
 
 
-def gc_totals(meta: SqliteMetadata) -> dict[str, int]:
+def gc_totals(meta: MetadataStore) -> dict[str, int]:
     """The GC totals (``_TOTALS`` keys; 0 before the first run)."""
     marks = ",".join("?" * len(_TOTALS))
     rows = dict(meta.reader.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})",

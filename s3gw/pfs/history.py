@@ -42,9 +42,11 @@ fork costs a scan over those entries when read on this branch (they have
 depths <= the tip's but are not ancestors).  ``diff`` walks the commits
 between the two tips and their common ancestor (O(distance)).
 
-All functions block and take a SQLite connection (or cursor); they do not
-write, except ``record_commit`` / ``ensure_schema`` inside the writer's
-transaction.
+All functions block and take a connection (or cursor) of the metadata
+store's ``SqlAccess`` (``pfs.interface``: ``?`` placeholders, SQL both SQLite
+and PostgreSQL speak); they do not write, except ``record_commit`` inside the
+writer's transaction.  ``ensure_schema`` and ``backfill`` are SQLite's (the
+PostgreSQL schema has ``commit_skip`` from its first migration).
 """
 
 from __future__ import annotations
@@ -212,7 +214,8 @@ def record_commit(cur, commit_id: str, parent: str | None, depth: int) -> None:
     if parent is None:
         return
     skip = skip_of(db_step(cur), parent, depth)
-    cur.execute("INSERT OR REPLACE INTO commit_skip(id, skip) VALUES(?, ?)", (commit_id, skip))
+    cur.execute("INSERT INTO commit_skip(id, skip) VALUES(?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET skip=excluded.skip", (commit_id, skip))
 
 
 def skip_of(step, parent: str, depth: int) -> str:
@@ -304,7 +307,7 @@ class Lineage:
 
 
 class _StepCache:
-    """(parent, skip) per commit id, read through to SQLite; bounded, shared."""
+    """(parent, skip) per commit id, read through to the database; bounded, shared."""
 
     def __init__(self, history: "History", limit: int = 1 << 18):
         self.history, self.limit = history, limit
@@ -423,7 +426,7 @@ def _object(row) -> ObjectInfo:
 
 
 class History:
-    """History queries over a ``SqliteMetadata`` (its per-thread reader connection)."""
+    """History queries over a ``MetadataStore`` (its per-thread ``reader`` connection)."""
 
     def __init__(self, meta):
         self.meta = meta

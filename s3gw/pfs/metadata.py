@@ -24,9 +24,9 @@ Connections: one writer connection behind a lock; one reader connection per
 thread (WAL readers never block the writer).  All methods block: callers run
 them in worker threads.
 
-This class is the metadata-store interface; a PostgreSQL implementation would
-keep the same methods and schema (``BEGIN IMMEDIATE`` becomes a row lock on
-the branch).
+This class implements ``pfs.interface.MetadataStore``; so does
+``pfs.postgres.PostgresMetadata`` (the same tables; ``BEGIN IMMEDIATE``
+becomes a row lock on the branch).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Callable, Iterable, Sequence
 from . import history as _history
 from . import sqlbatch as _sqlbatch
 from . import versioning as _versioning
+from . import uploads as _uploads
 from .uploads import UploadStaging
 from .keys import prefix_upper_bound
 from .model import (
@@ -742,6 +743,7 @@ class SqliteMetadata:
     @cached_property
     def uploads(self):
         """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
+        self.apply_schema(_uploads.SCHEMA)
         return UploadStaging(self)
 
 

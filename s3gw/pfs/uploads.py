@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-An upload is staged in two tables of the same SQLite file as the file trees
+An upload is staged in two tables of the same database as the file trees
 (so it survives a restart and completes in one transaction with the commit):
 
 * ``uploads``: id (random, URL-safe ``[A-Za-z0-9_-]``), the target (repo,
@@ -13,7 +13,7 @@ An upload is staged in two tables of the same SQLite file as the file trees
   wins); parts arrive in any order and in parallel (each is one small write
   transaction after its chunks are durable).
 
-Nothing here is visible on a branch.  Completion is ``SqliteMetadata.commit``
+Nothing here is visible on a branch.  Completion is ``MetadataStore.commit``
 with ``also=staging.remove_in(upload_id, expected)``: the commit of the new
 file and the removal of the upload rows are ONE transaction, so a completed
 upload is either fully on the branch and gone from the staging tables, or
@@ -25,7 +25,10 @@ referenced by nothing and are garbage for GC.  While an upload is in
 progress its parts' manifests count as references
 (``referenced_manifests``), so a GC run never takes chunks from under it.
 
-All methods block (callers use worker threads).  Known weakness: listing
+The SQL is the subset both backends speak, over the store's ``SqlAccess``
+(``pfs.interface``); each backend creates the tables (SQLite: ``SCHEMA`` when
+``meta.uploads`` is first used; PostgreSQL: its migrations).  All methods
+block (callers use worker threads).  Known weakness: listing
 uploads with a delimiter walks the matching uploads in SQL batches; fine for
 the thousands of uploads in progress a gateway sees, not for millions.
 """
@@ -110,15 +113,14 @@ def _part(row) -> PartInfo:
 
 
 class UploadStaging:
-    """Uploads in progress, stored next to the file trees (``SqliteMetadata`` owns the file).
+    """Uploads in progress, stored next to the file trees (in the metadata store).
 
-    Get it as ``meta.uploads``; it shares the metadata store's writer
-    connection and lock, and its per-thread readers.
+    Get it as ``meta.uploads``; it writes through the metadata store's ``write``
+    and reads with its per-thread ``reader`` (the tables exist: see above).
     """
 
     def __init__(self, meta):
         self._meta = meta
-        meta.apply_schema(SCHEMA)
 
     # -- uploads ------------------------------------------------------------------------
     def create(self, repo: str, branch: str, key: str, headers: Mapping[str, str], now_ns: int,
@@ -169,7 +171,7 @@ class UploadStaging:
         return cur.execute("DELETE FROM uploads WHERE id=?", (upload_id,)).rowcount > 0
 
     def remove_in(self, upload_id: str, expected: Mapping[int, str] | None = None):
-        """A hook for ``SqliteMetadata.commit(also=...)``: inside the commit's
+        """A hook for ``MetadataStore.commit(also=...)``: inside the commit's
         transaction, check that the parts still have the ETags the completion
         was planned with, then delete the upload's rows.
 
@@ -203,7 +205,9 @@ class UploadStaging:
         def tx(cur):
             cur.execute("DELETE FROM completed_uploads WHERE time_ns < ?",
                         (now_ns - COMPLETED_KEEP_NS,))
-            cur.execute("INSERT OR REPLACE INTO completed_uploads VALUES(?,?,?,?,?,?)",
+            cur.execute("INSERT INTO completed_uploads VALUES(?,?,?,?,?,?) ON CONFLICT(id) DO "
+                        "UPDATE SET repo=excluded.repo, branch=excluded.branch, key=excluded.key, "
+                        "result=excluded.result, time_ns=excluded.time_ns",
                         (upload_id, repo, branch, key, json.dumps(dict(result)), now_ns))
 
         self._meta.write(tx)
@@ -246,8 +250,10 @@ class UploadStaging:
             if cur.execute("SELECT 1 FROM uploads WHERE id=?", (upload_id,)).fetchone() is None:
                 raise NoSuchUpload(upload_id)
             cur.execute(
-                f"INSERT OR REPLACE INTO upload_parts(upload_id, {_PART_COLS}) "
-                "VALUES(?,?,?,?,?,?,?)",
+                f"INSERT INTO upload_parts(upload_id, {_PART_COLS}) VALUES(?,?,?,?,?,?,?) "
+                "ON CONFLICT(upload_id, number) DO UPDATE SET size=excluded.size, "
+                "etag=excluded.etag, manifest=excluded.manifest, checksums=excluded.checksums, "
+                "time_ns=excluded.time_ns",
                 (upload_id, part.number, part.size, part.etag, part.manifest,
                  json.dumps(part.checksums, sort_keys=True), part.time_ns))
 
@@ -261,7 +267,8 @@ class UploadStaging:
         return [_part(r) for r in rows]
 
     def get_with_parts(self, upload_id: str) -> tuple[UploadInfo, dict[int, PartInfo]]:
-        """The upload and all its parts, read in one snapshot."""
+        """The upload and all its parts, read in one snapshot (``BEGIN`` on a reader
+        opens one on either backend)."""
         conn = self._meta.reader
         conn.execute("BEGIN")
         try:

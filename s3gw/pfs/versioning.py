@@ -195,7 +195,8 @@ def expunge(cur, repo: str, branch: str, path: str, version: str, now_ns: int,
         (repo, path, *ids, repo, path, *ids)).fetchall()
     removed = []
     for depth, cid, oid in targets:
-        if cur.execute("INSERT OR IGNORE INTO expunged VALUES(?,?,?,?,?,?,?,?,NULL)",
+        if cur.execute("INSERT INTO expunged VALUES(?,?,?,?,?,?,?,?,NULL) "
+                       "ON CONFLICT(repo, path, commit_id) DO NOTHING",
                        (repo, path, cid, oid, version, branch, now_ns, principal)).rowcount:
             cur.execute("UPDATE entries SET object=NULL WHERE repo=? AND path=? AND depth=? "
                         "AND commit_id=?", (repo, path, depth, cid))
@@ -227,8 +228,9 @@ def _restore(cur, tip: CommitInfo, branch: str, path: str, v, deleted: str, now_
                 (cid, repo, branch, tip.id, depth, now_ns, message))
     cur.execute("INSERT INTO entries VALUES(?,?,?,?,?)", (repo, path, depth, cid, v.object.id))
     cur.execute("INSERT INTO version_alias VALUES(?,?,?,?)", (repo, path, cid, source))
-    cur.execute("INSERT OR REPLACE INTO tree VALUES(?,?,?,?,?,?)",
-                (repo, branch, path, v.object.id, source, src_time))
+    cur.execute("INSERT INTO tree VALUES(?,?,?,?,?,?) ON CONFLICT(repo, branch, path) DO "
+                "UPDATE SET object=excluded.object, commit_id=excluded.commit_id, "
+                "time_ns=excluded.time_ns", (repo, branch, path, v.object.id, source, src_time))
     record_commit(cur, cid, tip.id, depth)
     cur.execute("UPDATE branches SET head=? WHERE repo=? AND name=?", (cid, repo, branch))
     return CommitInfo(cid, repo, branch, tip.id, depth, now_ns, message)

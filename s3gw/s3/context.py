@@ -29,7 +29,7 @@ import trio
 
 from ..ingest.smallputs import SmallPutWriter
 from ..pfs.auth import SqliteAuthStore
-from ..pfs.metadata import SqliteMetadata
+from ..pfs.interface import MetadataStore
 from ..pps.jobs import JobView
 from ..store.chunkstore import ChunkStore
 from ..store.manifest import INLINE_MAX
@@ -72,7 +72,7 @@ class Context:
     take it as ``svc``.
     """
 
-    def __init__(self, meta: SqliteMetadata, store: ChunkStore, *, region: str = "us-east-1",
+    def __init__(self, meta: MetadataStore, store: ChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
                  clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
                  inline_object_max: int = INLINE_MAX,

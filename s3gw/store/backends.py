@@ -58,12 +58,13 @@ def _record(data_dir: str, url: str) -> None:
 
 
 def open_chunk_store(data_dir: str, chunks: str | None = None, *, owner: bool = True,
-                     fsync: bool = True, direct_writes: bool = False):
+                     fsync: bool = True, direct_writes: bool = False, tmp_grace_s: float = 0.0):
     """The chunk store of ``data_dir``: ``chunks`` (an ``s3://`` URL) or the one
     recorded, else the local store in the folder.
 
     ``owner``: the serving process (records a new URL; the local store cleans
-    its temp files).  Admin commands pass False.
+    its temp files, those older than ``tmp_grace_s`` only where several gateways
+    share the folder).  Admin commands pass False.
 
     Raises:
         ChunkStoreChoiceError: a bad URL, another store than the recorded one, or
@@ -90,6 +91,7 @@ def open_chunk_store(data_dir: str, chunks: str | None = None, *, owner: bool = 
     else:
         url = recorded
     if url is None:
-        return LocalChunkStore(data_dir, fsync=fsync, direct_writes=direct_writes, owner=owner)
+        return LocalChunkStore(data_dir, fsync=fsync, direct_writes=direct_writes, owner=owner,
+                               tmp_grace_s=tmp_grace_s)
     from .s3chunks import S3ChunkStore
     return S3ChunkStore(url)

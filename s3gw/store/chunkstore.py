@@ -50,6 +50,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Protocol
 
@@ -210,11 +211,13 @@ class LocalChunkStore:
     """Chunk files (``root/chunks``) and packs of small chunks (``root/packs``)."""
 
     def __init__(self, root: str, *, fsync: bool = True, direct_writes: bool = False,
-                 owner: bool = True):
+                 owner: bool = True, tmp_grace_s: float = 0.0):
         """``owner``: this is the server that owns the folder: at open it removes the
         temp files a crash left and recovers the packs.  The admin commands (stats,
         gc, fsck) open it with ``owner=False``, so they may run beside a live server
-        without touching its uploads in flight."""
+        without touching its uploads in flight.  ``tmp_grace_s``: the owner removes only
+        temp files older than this (gateways sharing the folder: the others' uploads
+        in flight are young)."""
         self.root = root
         self.chunk_root = os.path.join(root, "chunks")
         self.tmp_root = os.path.join(root, "tmp")
@@ -226,7 +229,7 @@ class LocalChunkStore:
         os.makedirs(self.tmp_root, exist_ok=True)
         self._make_fanout()
         if owner:
-            self._clean_tmp()
+            self._clean_tmp(tmp_grace_s)
         self.packs = PackStore(root, fsync=fsync, recover=owner)
         self.quarantine_root = os.path.join(root, integrity.QUARANTINE)
         self.faults = integrity.Faults()   # counters of damaged chunks met (for /metrics)
@@ -253,11 +256,14 @@ class LocalChunkStore:
             os.fsync(f.fileno())
         _fsync_dir(self.chunk_root)
 
-    def _clean_tmp(self) -> None:
+    def _clean_tmp(self, min_age_s: float = 0.0) -> None:
         """Remove temp files of uploads a crash interrupted (never referenced)."""
+        cutoff = time.time() - min_age_s
         for name in os.listdir(self.tmp_root):
+            path = os.path.join(self.tmp_root, name)
             try:
-                os.unlink(os.path.join(self.tmp_root, name))
+                if min_age_s <= 0 or os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
             except FileNotFoundError:
                 pass
 

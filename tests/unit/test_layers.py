@@ -14,6 +14,9 @@ function: a lazy import is still an edge):
   ``s3/auth/``, and every ``s3gw`` module it imports, directly or not (with the packages
   Python runs on the way), imports none of ``IO_MODULES`` and reads no clock.
 * The import graph of ``s3gw`` modules has no cycle.
+* ``CONCRETE_BACKENDS``: ``s3``, ``pps`` and ``ingest`` depend on the store interfaces
+  (``pfs.interface.MetadataStore``, ``store.chunkstore.ChunkStore``) only: they import
+  no concrete backend module or class; ``app`` and ``cli`` wire the concrete ones.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ NAMED_EDGES: dict[tuple[str, str], str] = {
                                   "the hashing driver the ingest pipeline uses",
     ("s3", "s3gw.store.piecepool"): "GET reads chunk runs into the store's pooled buffers",
 }
+
+# the metadata and chunk backends: (module, or (module, name) imported from it)
+CONCRETE_BACKENDS = {"s3gw.pfs.metadata", "s3gw.pfs.postgres", "s3gw.pfs.sqlbatch",
+                     "s3gw.pfs.backends",
+                     ("s3gw.store.chunkstore", "LocalChunkStore")}
+INTERFACE_ONLY = ("s3", "pps", "ingest")
 
 # inside s3: part -> parts it may import (besides itself)
 S3_PARTS: dict[str, set[str]] = {
@@ -230,3 +239,32 @@ def test_no_import_cycles():
         if v not in index:
             visit(v)
     assert not cycles, "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def _imported_names(module: str) -> set[tuple[str, str]]:
+    """(module, name) of every ``from module import name`` in ``module``."""
+    path = MODULES[module]
+    package = module if _is_package(module) else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            out.update((target, a.name) for a in node.names)
+    return out
+
+
+def test_s3_and_pps_depend_on_store_interfaces_only():
+    bad = []
+    for module in MODULES:
+        if _layer(module) not in INTERFACE_ONLY:
+            continue
+        for target, line in _internal(module):
+            if target in CONCRETE_BACKENDS:
+                bad.append(f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}")
+        for pair in _imported_names(module) & CONCRETE_BACKENDS:
+            bad.append(f"{MODULES[module].relative_to(ROOT)} imports {pair[1]} from {pair[0]}")
+    assert not bad, "\n".join(bad)

@@ -4,6 +4,10 @@ The plan (``collect``) walks the tree in UTF-8 byte order from the start
 position, rolling keys that contain the delimiter after the prefix into
 common prefixes and jumping past each common prefix in one index seek, so a
 listing of a folder with a million files under one sub-folder costs one row.
+With a delimiter, the rows asked for after each seek start at ``_FIRST`` and
+double while no common prefix interrupts them (up to ``_BATCH``): a root
+listing of 100 folders of 1,000 keys reads a few rows per folder, not the
+1,000 a fixed batch would read past each one (the whole bucket).
 ``max-keys`` counts keys and common prefixes together, as S3 does;
 ``max-keys=0`` answers an empty page that is *not* truncated (no
 NextMarker, no NextContinuationToken, KeyCount 0), as S3 does -- a paginator
@@ -18,7 +22,7 @@ prefix skips everything under it.
 from __future__ import annotations
 
 from ...http import Request, Response
-from ...pfs.metadata import prefix_upper_bound
+from ...pfs.keys import prefix_upper_bound
 from ..context import OWNER, Context
 from ..resolve import pinned_commit
 from ..wire import xml_out as s3xml
@@ -27,6 +31,7 @@ from ..wire.listing import decode_token, encode_token, list_params
 __all__ = ["collect", "Listing"]
 
 _BATCH = 1000
+_FIRST = 2          # rows read after a seek past a common prefix (then doubling)
 
 
 class Listing:
@@ -49,12 +54,14 @@ def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, af
             after.endswith(delimiter) and delimiter in after[len(prefix):]:
         cursor, inclusive = _past(after)
     count = 0
+    batch = _FIRST if delimiter else _BATCH
     while cursor is not _END:
+        limit = min(batch, max_keys - count + 1)
         if commit is None:
-            files = meta.list_files(repo, branch, prefix=prefix, after=cursor, limit=_BATCH,
+            files = meta.list_files(repo, branch, prefix=prefix, after=cursor, limit=limit,
                                     inclusive=inclusive)
         else:
-            files = meta.list_at(repo, commit, prefix=prefix, after=cursor, limit=_BATCH,
+            files = meta.list_at(repo, commit, prefix=prefix, after=cursor, limit=limit,
                                  inclusive=inclusive)
         inclusive = False
         for f in files:
@@ -69,12 +76,14 @@ def collect(meta, repo: str, branch: str, prefix: str, delimiter: str | None, af
                 out.prefixes.append(cp)
                 out.last = cp
                 cursor, inclusive = _past(cp)
+                batch = _FIRST
                 break  # seek past everything under the common prefix
             out.entries.append(s3xml.ListEntry(f.path, f.time_ns, f.object.etag, f.object.size))
             out.last = cursor = f.path
         else:
-            if len(files) < _BATCH:
+            if len(files) < limit:
                 return out
+            batch = min(batch * 2, _BATCH)
     return out
 
 

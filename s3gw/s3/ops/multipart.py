@@ -271,7 +271,7 @@ def _list_uploads(svc: Context, ref: BucketRef, prefix: str, delimiter: str | No
                   key_marker: str, id_marker: str, max_uploads: int):
     """Blocking: walk the branch's uploads in (key, initiated, id) order, rolling
     keys up to common prefixes at the delimiter; each upload or prefix counts."""
-    from ...pfs.metadata import prefix_upper_bound
+    from ...pfs.keys import prefix_upper_bound
     staging = svc.meta.uploads
     after = None
     if key_marker:
