@@ -58,8 +58,9 @@ def test_a_gateway_refuses_an_unmigrated_or_newer_database(pg_server, tmp_path):
         conn.execute("INSERT INTO s3gw_schema VALUES(99, 'from the future', 0)")
     proc = _s3gw("stats", "--data", str(tmp_path), "--meta", url)
     assert proc.returncode == 1
+    from s3gw.pfs.postgres import SCHEMA_VERSION
     assert proc.stderr.strip() == (f"s3gw: {url} is at schema version 99, newer than this "
-                                   "s3gw knows (1): upgrade s3gw")
+                                   f"s3gw knows ({SCHEMA_VERSION}): upgrade s3gw")
     pg_server.drop(url)
 
 
