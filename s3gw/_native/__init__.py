@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
+
+from .. import settings
 
 
 def select(name: str, twin, api_version: int, what: str, check=None):
@@ -18,7 +19,7 @@ def select(name: str, twin, api_version: int, what: str, check=None):
     ``API_VERSION`` is not ``api_version``, or ``check(module)`` returns a reason.
     Falling back for any reason but the environment variable logs a warning
     naming ``what``."""
-    if os.environ.get("S3GW_PUREPYTHON") == "1":
+    if settings.current().pure_python:      # chosen once, at import (s3gw.settings)
         return twin, "python", "S3GW_PUREPYTHON=1"
     try:
         native = importlib.import_module(f"s3gw._native.{name}")

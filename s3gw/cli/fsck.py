@@ -43,6 +43,8 @@ import sqlite3
 import sys
 from collections import defaultdict
 
+from .. import settings
+
 __all__ = ["run", "DATABASES", "check_database", "startup_problem"]
 
 # file (under the data folder) -> what it holds, for messages
@@ -55,7 +57,7 @@ DATABASES = {
 
 # serve runs SQLite's quick_check at start on databases up to this size (bigger: only
 # the header is checked, fsck does the rest); env S3GW_STARTUP_CHECK_MIB
-STARTUP_CHECK_MIB = int(os.environ.get("S3GW_STARTUP_CHECK_MIB", "512"))
+# (S3GW_STARTUP_CHECK_MIB: settings.startup_check_mib)
 
 
 def check_database(path: str, quick: bool = False) -> str | None:
@@ -80,7 +82,7 @@ def check_database(path: str, quick: bool = False) -> str | None:
 def startup_problem(data_dir: str) -> str | None:
     """What ``serve`` refuses to start on: a damaged database, in one line (None: fine).
 
-    Databases up to ``STARTUP_CHECK_MIB`` get SQLite's ``quick_check`` (about
+    Databases up to ``settings.startup_check_mib`` MiB get SQLite's ``quick_check`` (about
     a second per few hundred MiB); bigger ones only a read of their schema."""
     for name in DATABASES:
         path = os.path.join(data_dir, name)
@@ -88,7 +90,7 @@ def startup_problem(data_dir: str) -> str | None:
             size = os.path.getsize(path)
         except OSError:
             continue
-        if size <= STARTUP_CHECK_MIB << 20:
+        if size <= settings.current().startup_check_mib << 20:
             problem = check_database(path, quick=True)
         else:
             problem = _schema_problem(path)

@@ -20,13 +20,20 @@ import queue
 import sqlite3
 import sys
 
+from .. import settings
 from ..store.manifest import INLINE_MAX
 
 __all__ = ["main"]
 
 
-def _env(name: str, default):
-    return os.environ.get(name, default)
+_SETTING_OF = {var: name for name, (var, _default, _parse) in settings.VARIABLES.items()}
+
+
+def _env(variable: str, default=None):
+    """An option's default: its setting (``s3gw.settings``, from the environment), or
+    ``default`` when the setting has none."""
+    value = getattr(settings.from_env(), _SETTING_OF[variable])
+    return default if value is None else value
 
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
@@ -138,6 +145,11 @@ _CREATES_OR_NEEDS_NO_FOLDER = {"serve", "version", "migrate"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings.from_env()
+    except ValueError as exc:               # a malformed S3GW_* variable: one line
+        sys.stderr.write(f"s3gw: {exc}\n")
+        return 2
     args = build_parser().parse_args(argv)
     if args.command not in _CREATES_OR_NEEDS_NO_FOLDER and not os.path.isdir(args.data):
         print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
@@ -177,7 +189,7 @@ def _cmd_serve(args) -> int:
                        upload_expiry=args.upload_expiry, inline_object_max=args.inline_max,
                        max_jobs=max(1, args.max_jobs), job_host=args.job_host,
                        console=args.console,
-                       metrics_token=os.environ.get("S3GW_METRICS_TOKEN") or None,
+                       metrics_token=settings.from_env().metrics_token,
                        chunks=args.chunks,
                        body_min_rate=max(0.0, args.body_min_rate),
                        body_rate_grace=args.body_rate_grace,

@@ -24,10 +24,11 @@ layers that takes ``progress=`` (``pfs.gc.collect_garbage``,
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Iterable, Iterator, TextIO, TypeVar
+
+from .. import settings
 
 __all__ = ["track", "mode"]
 
@@ -38,7 +39,7 @@ MODES = ("auto", "bar", "lines", "off")
 def mode(stream: TextIO | None = None) -> str:
     """``bar``, ``lines`` or ``off``: from ``S3GW_PROGRESS``, else whether ``stream`` is a tty."""
     stream = sys.stderr if stream is None else stream
-    chosen = os.environ.get("S3GW_PROGRESS", "auto").strip().lower()
+    chosen = settings.from_env().progress       # read at each call: tests change it
     if chosen not in MODES:
         chosen = "auto"
     if chosen != "auto":
@@ -51,7 +52,7 @@ def mode(stream: TextIO | None = None) -> str:
 
 def _interval() -> float:
     try:
-        return max(0.0, float(os.environ.get("S3GW_PROGRESS_INTERVAL", "10")))
+        return max(0.0, settings.from_env().progress_interval)
     except ValueError:
         return 10.0
 

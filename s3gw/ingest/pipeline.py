@@ -41,7 +41,6 @@ no trace.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from typing import Awaitable, Callable, Iterable
 
 import trio
 
+from .. import settings
 from ..store import chunker as chunker_mod
 from ..store import hashing
 from ..store.chunkstore import ChunkStore, WriteBatch
@@ -156,7 +156,16 @@ class _Budget:
             self._room = None
 
 
-UPLOAD_BUDGET = _Budget(int(os.environ.get("S3GW_UPLOAD_MEMORY_MIB", "512")) * (1 << 20) // BLOCK_SIZE)
+_upload_budget: _Budget | None = None
+
+
+def upload_budget() -> _Budget:
+    """The process's in-flight upload memory budget (``settings.upload_memory_mib``, read
+    at the first upload)."""
+    global _upload_budget
+    if _upload_budget is None:
+        _upload_budget = _Budget(settings.current().upload_memory_mib * (1 << 20) // BLOCK_SIZE)
+    return _upload_budget
 
 
 def trim_spares() -> None:
@@ -276,8 +285,8 @@ class _BlockPool:
             except trio.WouldBlock:
                 await trio.lowlevel.checkpoint()
                 if not self._made:
-                    await UPLOAD_BUDGET.take()          # the first block: wait for room
-                elif not UPLOAD_BUDGET.try_take():      # more: only if there is room
+                    await upload_budget().take()          # the first block: wait for room
+                elif not upload_budget().try_take():      # more: only if there is room
                     return await self._recv.receive()
                 self._unmade -= 1
                 block = _SPARES.take(self._size)
@@ -287,7 +296,7 @@ class _BlockPool:
 
     def close(self) -> None:
         """Give the blocks to the spare list (all stages are done with them)."""
-        UPLOAD_BUDGET.give(len(self._made))
+        upload_budget().give(len(self._made))
         for block in self._made:
             _SPARES.give(block)
         self._made.clear()

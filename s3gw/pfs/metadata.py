@@ -42,6 +42,7 @@ import time
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
+from .. import settings
 from . import history as _history
 from . import sqlbatch as _sqlbatch
 from . import versioning as _versioning
@@ -61,7 +62,7 @@ SCHEMA_VERSION = 1
 # objects' bytes live in this database (inline chunks), so a big cache would
 # fill with object data: 64 MiB each made a server that had PUT and read 4000
 # 4 KiB objects hold 40 MB more.  Pages it misses come from the OS page cache.
-CACHE_KIB = int(os.environ.get("S3GW_SQLITE_CACHE_KIB", "4096"))
+# (S3GW_SQLITE_CACHE_KIB: settings.sqlite_cache_kib, read when a store is opened)
 # The per-thread readers' (worker threads: up to the limiter's 8, and more
 # over a server's life as trio's thread cache replaces idle threads).  Ten
 # threads reading through 4 MiB caches took a process from 28 to 72 MiB
@@ -69,7 +70,7 @@ CACHE_KIB = int(os.environ.get("S3GW_SQLITE_CACHE_KIB", "4096"))
 # (21-24 vs 32 us per `stat`): the B-tree's inner pages fit, and leaves come
 # from the OS page cache.  A benchmark server whose 4 KiB GETs had fallen back
 # to worker threads went into its 10 GiB PUT and GET 11 MiB higher (98 MiB peak).
-READER_CACHE_KIB = int(os.environ.get("S3GW_SQLITE_READER_CACHE_KIB", "1024"))
+# (S3GW_SQLITE_READER_CACHE_KIB: settings.sqlite_reader_cache_kib)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +107,9 @@ class SqliteMetadata:
     def __init__(self, path: str, *, durable: bool = True):
         self.path = path
         self.durable = durable
+        tuning = settings.current()
+        self._cache_kib = tuning.sqlite_cache_kib
+        self._reader_cache_kib = tuning.sqlite_reader_cache_kib
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -131,7 +135,7 @@ class SqliteMetadata:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
         conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
         return conn
 
     @property
@@ -140,7 +144,7 @@ class SqliteMetadata:
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
-            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+            conn.execute(f"PRAGMA cache_size=-{self._reader_cache_kib}")
             self._local.conn = conn
         return conn
 
@@ -329,7 +333,7 @@ class SqliteMetadata:
         if db is None:
             db = self._plain_db = _sqlbatch.BatchDb(self.path, timeout_ms=30000, pragmas=(
                 f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}",
-                "PRAGMA foreign_keys=OFF", f"PRAGMA cache_size=-{CACHE_KIB}"))
+                "PRAGMA foreign_keys=OFF", f"PRAGMA cache_size=-{self._cache_kib}"))
         return db
 
     def _apply_plain(self, batch: list["_CommitRequest"]) -> None:

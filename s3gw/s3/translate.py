@@ -9,6 +9,9 @@ statuses, the XML) is ``s3.wire.errors``.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 from ..http.errors import BodyTimeout, MalformedBody
 from ..ingest.pipeline import BodyTooLong
 from ..pfs.history import InvalidVersion
@@ -56,9 +59,25 @@ def to_s3_error(exc: BaseException) -> S3Error:
     """
     if isinstance(exc, S3Error):
         return exc
+    if _disk_full(exc):
+        return S3Error("InsufficientStorage")
     for cls in type(exc).__mro__:
         code = LOWER_ERRORS.get(cls)
         if code is not None:
             fields = getattr(exc, "s3_fields", None)
             return S3Error(code, **(fields if isinstance(fields, dict) else {}))
     return S3Error("InternalError")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """A full disk (or quota) while writing chunks or the database, however it surfaced:
+    ``OSError`` ENOSPC/EDQUOT, SQLite's "database or disk is full" (SQLITE_FULL), or
+    either as the cause of another error."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

@@ -29,6 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "s3gw"
 
 # layer -> layers it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
+    "settings": set(),       # every S3GW_* variable (s3gw/settings.py): a leaf anyone may read
     "_native": set(),
     "store": {"_native"},
     "ingest": {"store", "_native"},
@@ -45,6 +46,10 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"s3", "observe", "console", "pps", "pfs", "store", "ingest", "http", "_native"},
     "cli": {"app", "s3", "pps", "pfs", "store", "ingest", "http", "_native", "__init__"},
 }
+
+for _layer, _allowed in ALLOWED.items():
+    if _layer != "settings":
+        _allowed.add("settings")
 
 # (importing layer, imported module) -> why.  The read path of s3.ops reads chunks
 # through the chunk store handle the service is given; these are the store modules it

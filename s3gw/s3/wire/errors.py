@@ -64,6 +64,14 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The stored data of this object is damaged; it cannot be served until it is "
         "uploaded again or repaired (s3gw fsck --repair).",
     ),
+    # s3gw's own (MinIO answers the same with 507 XMinioStorageFull): the data folder's
+    # disk, or the database, is full.  Nothing of the request was kept; retrying does not
+    # help until space is freed (s3gw gc, a bigger disk), so not a retried 503.
+    "InsufficientStorage": (
+        507,
+        "The store has no space left for this request; nothing of it was kept. Free space "
+        "(s3gw gc) or grow the disk, then retry.",
+    ),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
     "ExpiredToken": (400, "The provided token has expired."),
