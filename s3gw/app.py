@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -217,8 +218,9 @@ class App:
 async def run_server(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly.
 
-    The port is bound first, so a port in use fails before anything is created;
-    then the data folder is created (if new) and locked.
+    The data folder is created (if new) and locked before the port is bound, so a
+    server whose port answers holds its folder; a port that cannot be bound releases
+    the lock and removes a folder this call created, so it leaves nothing behind.
 
     Raises:
         OSError: the port cannot be bound.
@@ -226,18 +228,22 @@ async def run_server(config: AppConfig) -> None:
     """
     # signals first: a SIGTERM that arrives once the port accepts connections stops cleanly
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        created = not os.path.exists(config.data_dir)
+        os.makedirs(config.data_dir, exist_ok=True)
+        lock = None
         try:
-            os.makedirs(config.data_dir, exist_ok=True)
             config.meta = config.meta or remembered(config.data_dir)
             lock = lock_data_folder(config.data_dir, shared=config.shared_folder)
-            if config.shared_folder:
-                remember(config.data_dir, config.meta)
+            listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         except BaseException:
-            for listener in listeners:
-                await listener.aclose()
+            if lock is not None:
+                lock.close()
+            if created:
+                shutil.rmtree(config.data_dir, ignore_errors=True)
             raise
         try:
+            if config.shared_folder:
+                remember(config.data_dir, config.meta)
             await _serve_app(config, listeners, signals)
         finally:
             lock.close()
