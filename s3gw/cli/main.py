@@ -195,29 +195,30 @@ def _cmd_serve(args) -> int:
                        body_rate_grace=args.body_rate_grace,
                        meta=args.meta or None)
     from ..store.chunkstore import ChunkError
+    failure = None
     try:
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass
     except (DataFolderBusy, ChunkError) as exc:
-        # one write: print's two (text, newline) could be split by the log writer thread's
-        sys.stderr.write(f"s3gw: {exc}\n")
-        return 1
+        failure = str(exc)
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        sys.stderr.write(f"s3gw: cannot listen on {args.host}:{args.port}: {exc.strerror}\n")
-        return 1
+        failure = f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
     except Exception as exc:
-        reason = _meta_error(exc)
-        if reason is None:
+        failure = _meta_error(exc)
+        if failure is None:
             raise
-        sys.stderr.write(f"s3gw: {reason}\n")
-        return 1
     finally:
         access.close()
         accesslog.install(None)
         listener.stop()   # writes out what is still queued
+    if failure is not None:
+        # last, after the queued log lines, and in one write (a print's text and newline
+        # could be split by another writer)
+        sys.stderr.write(f"s3gw: {failure}\n")
+        return 1
     return 0
 
 
