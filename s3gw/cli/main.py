@@ -390,8 +390,10 @@ def _fsck_metadata_store(args) -> int:
     from ..store.manifest import Manifest
     store = _open_store(args)
     bad = checked = 0
+    present: set[bytes] = set()
     for cid in store.iter_ids():
         checked += 1
+        present.add(bytes(cid))
         if not store.verify(cid):
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
@@ -406,6 +408,9 @@ def _fsck_metadata_store(args) -> int:
                 if not verify_inline(ref):
                     bad += 1
                     print(f"CORRUPT inline chunk {ref.id.hex()}")
+            elif bytes(ref.id) not in present and not store.has(ref.id):  # a chunk of a
+                bad += 1                             # commit after the listing: still there
+                print(f"MISSING {store.where(ref.id)}")
     print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
     return 1 if bad else 0
 
