@@ -102,8 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
     p = sub.add_parser("migrate", help="bring a PostgreSQL metadata database to this "
-                                       "version's schema (gateways never do it themselves)")
+                                       "version's schema (gateways never do it themselves); "
+                                       "with --from, move a data folder's store into it and "
+                                       "an object store")
     _meta_arg(p)
+    p.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                   help="copy this local data folder's chunks to --chunks and its metadata "
+                        "to --meta (resumable, verified; see docs/object-store.md)")
+    p.add_argument("--chunks", default=None, help="with --from: the s3:// URL of the object store")
+    p.add_argument("--to", default=None, metavar="DIR",
+                   help="with --from: also prepare this data folder for a gateway on the "
+                        "moved store")
 
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)
@@ -261,6 +270,9 @@ def _cmd_version(args) -> int:
 
 def _cmd_migrate(args) -> int:
     from ..pfs.backends import is_postgres_url
+    if args.from_dir:
+        from .migrate import run_migrate
+        return run_migrate(args)
     if not is_postgres_url(args.meta):
         print("s3gw: migrate takes --meta postgresql://... (a data folder's SQLite file "
               "is brought up to date when it is opened)", file=sys.stderr)
