@@ -1,6 +1,6 @@
 """``s3gw migrate --from DIR --meta postgresql://... --chunks s3://...``: a small local
-store (repos, branches, versions, multipart and inline objects, an upload in flight)
-moved into a real PostgreSQL and a real SeaweedFS, run again after a simulated
+store (repos, branches, versions, multipart, packed and inline objects, an upload in
+flight) moved into a real PostgreSQL and a real SeaweedFS, run again after a simulated
 interruption (it copies only what is missing), then served from a new folder: every
 object and every version reads back the same, and fsck is clean."""
 
@@ -49,8 +49,9 @@ def _build_store(data_dir: str) -> tuple[dict, list[str], str]:
             for n in range(3):                            # versions: each key three times
                 s3.put_object(Bucket=f"master.{repo}", Key="big", Body=rng.randbytes(MiB + n))
                 s3.put_object(Bucket=f"master.{repo}", Key="small", Body=f"v{n}".encode())
-            for i in range(5):
+            for i in range(5):                            # inline in the metadata
                 s3.put_object(Bucket=f"master.{repo}", Key=f"dir/{i}", Body=rng.randbytes(300 * i))
+            s3.put_object(Bucket=f"master.{repo}", Key="packed", Body=rng.randbytes(20_000))
         up = s3.create_multipart_upload(Bucket="master.images", Key="multi")
         parts = [s3.upload_part(Bucket="master.images", Key="multi", UploadId=up["UploadId"],
                                 PartNumber=n, Body=rng.randbytes(5 * MiB if n < 3 else 123))
@@ -76,6 +77,8 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
         tmp_path, pg_server, seaweedfs):
     src = str(tmp_path / "local")
     before, buckets, upload_id = _build_store(src)
+    assert any(n.endswith(".pack") for n in os.listdir(os.path.join(src, "packs")))
+    assert os.listdir(os.path.join(src, "chunks"))        # chunk files and packed chunks
     url = pg_server.database(migrate=False)          # migrate --from applies the schema too
     bucket = seaweedfs.make_bucket("e2e-migrate")
     chunks = seaweedfs.chunks_url(bucket, f"m{uuid.uuid4().hex[:10]}")
