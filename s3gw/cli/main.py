@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", default=None, help="with --from: the s3:// URL of the object store")
     p.add_argument("--to", default=None, metavar="DIR",
                    help="with --from: also prepare this data folder for a gateway on the "
-                        "moved store")
+                        "moved store; with --from a folder served on PostgreSQL + an object "
+                        "store: the new local folder to move it back into")
 
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)

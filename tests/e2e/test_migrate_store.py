@@ -2,7 +2,8 @@
 store (repos, branches, versions, multipart, packed and inline objects, an upload in
 flight) moved into a real PostgreSQL and a real SeaweedFS, run again after a simulated
 interruption (it copies only what is missing), then served from a new folder: every
-object and every version reads back the same, and fsck is clean."""
+object and every version reads back the same, and fsck is clean; then moved back into a
+new local folder and served from there, the same again."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
     to = str(tmp_path / "gw")
 
     first = s3gw("migrate", "--from", src, "--meta", url, "--chunks", chunks, "--to", to)
-    assert " 0 in the object store already" in first.stdout, first.stdout
+    assert " 0 in the destination already" in first.stdout, first.stdout
     assert "verified:" in first.stdout and "3 branches" in first.stdout
     assert "copying chunks" in first.stderr           # the progress reports (not a tty: lines)
 
@@ -99,7 +100,7 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM branches")
     again = s3gw("migrate", "--from", src, "--meta", url, "--chunks", chunks)
-    assert f"{len(listed) - 3} in the object store already, 3 to copy" in again.stdout, again.stdout
+    assert f"{len(listed) - 3} in the destination already, 3 to copy" in again.stdout, again.stdout
     assert "verified:" in again.stdout
 
     # a database holding another store is refused
@@ -126,9 +127,24 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
         got = client.get_object(Bucket="master.logs", Key="pending")["Body"].read()
         assert len(got) == 10 * MiB and got[5 * MiB:] == body
         client.put_object(Bucket="master.images", Key="new", Body=b"after the move")
+        moved = _snapshot(client, buckets)
     finally:
         gw.stop()
     assert "metadata: postgresql://" in gw.log() and "chunks: s3://" in gw.log()
     assert "Traceback" not in gw.log()
     fsck = s3gw("fsck", "--data", to)
     assert fsck.stdout.strip().endswith(": 0 corrupt"), fsck.stdout
+
+    # and back: the shared stores into a new local folder (gateways stopped)
+    back = str(tmp_path / "back")
+    out = s3gw("migrate", "--from", to, "--to", back)
+    assert "verified:" in out.stdout and " 0 in the destination already" in out.stdout, out.stdout
+    assert "in the destination already, 0 to copy" in s3gw(
+        "migrate", "--from", to, "--to", back).stdout                  # resumable both ways
+    local = ServerProcess(back).start()
+    try:
+        assert _snapshot(make_client(local.endpoint), buckets) == moved
+    finally:
+        local.stop()
+    assert "chunks: s3://" not in local.log() and "Traceback" not in local.log()
+    assert "no problems found" in s3gw("fsck", "--data", back).stdout
