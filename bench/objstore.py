@@ -5,6 +5,9 @@ no optional checksums) on loopback:
 
 * ``s3gw (local)``     -- s3gw with its chunks in its data folder (the default)
 * ``s3gw (SeaweedFS)`` -- s3gw with ``--chunks s3://...`` on a SeaweedFS ``weed mini``
+* ``s3gw (PostgreSQL + SeaweedFS)`` -- the same, with ``--meta`` on a throwaway
+  PostgreSQL (tests/pgserver.py): nothing on the gateway's disk; skipped when
+  PostgreSQL is not installed
 * ``SeaweedFS direct`` -- the same SeaweedFS's own S3 API
 
 Workloads: one large object PUT then GET (GB/s), and N small objects PUT then
@@ -133,6 +136,18 @@ def main() -> int:
         rows.append(run_workloads("s3gw (SeaweedFS chunks)", remote.endpoint, "master.bench", size,
                                   args.small_count, args.time_limit))
         remote.stop()
+        pg = _postgres()
+        if pg is not None:
+            try:
+                shared = start_s3gw(workdir, "s3gw-pg-seaweed",
+                                    ["--meta", pg.database(),
+                                     "--chunks", weed.chunks_url("bench-chunks", "s3gw-pg")], keys)
+                servers.append(shared)
+                rows.append(run_workloads("s3gw (PostgreSQL + SeaweedFS)", shared.endpoint,
+                                          "master.bench", size, args.small_count, args.time_limit))
+                shared.stop()
+            finally:
+                pg.stop()
         rows.append(run_workloads("SeaweedFS direct", weed.endpoint, "bench-direct", size,
                                   args.small_count, args.time_limit))
     finally:
@@ -140,9 +155,11 @@ def main() -> int:
             s.stop()
         weed.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    direct, gw = rows[2], rows[1]
-    rows.append({"target": "s3gw (SeaweedFS) / direct",
-                 **{k: gw[k] / direct[k] for k in gw if k != "target"}})
+    direct = rows[-1]
+    for gw in rows[1:-1]:
+        label = gw["target"].removeprefix("s3gw (").removesuffix(")").replace(" chunks", "")
+        rows.append({"target": f"s3gw ({label}) / direct",
+                     **{k: gw[k] / direct[k] for k in gw if k != "target"}})
     text = table(rows)
     info = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     text = (f"{args.size_mib} MiB large object, {args.small_count} small objects per size, "
@@ -152,6 +169,16 @@ def main() -> int:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")
     return 0
+
+
+def _postgres():
+    """A throwaway PostgreSQL (tests/pgserver.py), or None when it is not installed."""
+    from tests import pgserver
+    reason = pgserver.available()
+    if reason is not None:
+        print(f"no PostgreSQL row: {reason}", file=sys.stderr)
+        return None
+    return pgserver.PgServer.in_temp_folder().start()
 
 
 def _weed_version() -> str:

@@ -160,6 +160,8 @@ def server(tmp_path_factory, request):
     assert not internal, "the server answered 500s:\n" + "\n".join(internal)
     if chunks:
         assert "chunks: s3://" in srv.log(), "the server did not use the S3 chunk store"
+    if TEST_META == "postgres":     # both switches at once: PostgreSQL + SeaweedFS
+        assert "metadata: postgresql://" in srv.log(), "the server did not use PostgreSQL"
 
 
 def make_client(endpoint: str):

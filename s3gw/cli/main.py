@@ -109,8 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
     p = sub.add_parser("migrate", help="bring a PostgreSQL metadata database to this "
-                                       "version's schema (gateways never do it themselves)")
+                                       "version's schema (gateways never do it themselves); "
+                                       "with --from, move a data folder's store into it and "
+                                       "an object store")
     _meta_arg(p)
+    p.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                   help="copy this local data folder's chunks to --chunks and its metadata "
+                        "to --meta (resumable, verified; see docs/object-store.md)")
+    p.add_argument("--chunks", default=None, help="with --from: the s3:// URL of the object store")
+    p.add_argument("--to", default=None, metavar="DIR",
+                   help="with --from: also prepare this data folder for a gateway on the "
+                        "moved store; with --from a folder served on PostgreSQL + an object "
+                        "store: the new local folder to move it back into")
 
     p = sub.add_parser("stats", help="repos, files, bytes received vs bytes stored")
     _data_arg(p)
@@ -274,6 +284,9 @@ def _cmd_version(args) -> int:
 
 def _cmd_migrate(args) -> int:
     from ..pfs.backends import is_postgres_url
+    if args.from_dir:
+        from .migrate import run_migrate
+        return run_migrate(args)
     if not is_postgres_url(args.meta):
         print("s3gw: migrate takes --meta postgresql://... (a data folder's SQLite file "
               "is brought up to date when it is opened)", file=sys.stderr)
@@ -403,8 +416,10 @@ def _fsck_metadata_store(args) -> int:
     from ..store.manifest import Manifest
     store = _open_store(args)
     bad = checked = 0
+    present: set[bytes] = set()
     for cid in store.iter_ids():
         checked += 1
+        present.add(bytes(cid))
         if not store.verify(cid):
             bad += 1
             print(f"CORRUPT {store.where(cid)}")
@@ -419,6 +434,9 @@ def _fsck_metadata_store(args) -> int:
                 if not verify_inline(ref):
                     bad += 1
                     print(f"CORRUPT inline chunk {ref.id.hex()}")
+            elif bytes(ref.id) not in present and not store.has(ref.id):  # a chunk of a
+                bad += 1                             # commit after the listing: still there
+                print(f"MISSING {store.where(ref.id)}")
     print(f"checked {checked} chunks and {inline} inline chunks: {bad} corrupt")
     return 1 if bad else 0
 
