@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .http import ServerConfig, serve, serve_listeners
 from .observe.endpoints import OpsEndpoints
 from .observe.health import Readiness
 from .observe.metrics import Metrics
+from .http.connection import new_request_id
 from .http.server import on_idle
 from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
@@ -74,11 +76,21 @@ class AppConfig:
     # the metadata store: None, the data folder's SQLite file; or a postgresql:// URL,
     # whose gateways share the data folder's chunks (see docs/backends.md)
     meta: str | None = None
+    # `s3gw serve --workers N` (cli/workers.py): this process is worker ``worker`` of a
+    # supervisor that bound ``listen_fds`` and holds the folder's lock; None: on its own
+    worker: int | None = None
+    listen_fds: tuple[int, ...] = ()
 
     @property
     def shared_folder(self) -> bool:
         """Several gateways serve this data folder on purpose (metadata in PostgreSQL)."""
         return is_postgres_url(self.meta)
+
+    @property
+    def several_processes(self) -> bool:
+        """Other processes may serve this folder beside this one: gateways of one
+        PostgreSQL database, or the workers of one supervisor."""
+        return self.shared_folder or self.worker is not None
 
 
 class DataFolderBusy(Exception):
@@ -129,7 +141,7 @@ class App:
         # those older than an hour are a crash's leftovers
         self.store = open_chunk_store(config.data_dir, config.chunks, fsync=config.fsync,
                                       direct_writes=config.direct_writes,
-                                      tmp_grace_s=3600.0 if config.shared_folder else 0.0)
+                                      tmp_grace_s=3600.0 if config.several_processes else 0.0)
         _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
@@ -226,6 +238,11 @@ async def run_server(config: AppConfig) -> None:
     """
     # signals first: a SIGTERM that arrives once the port accepts connections stops cleanly
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if config.listen_fds:     # a supervisor's worker: it bound the port, holds the lock
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                socket.socket(fileno=os.dup(fd)))) for fd in config.listen_fds]
+            await _serve_app(config, listeners, signals)
+            return
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         try:
             os.makedirs(config.data_dir, exist_ok=True)
@@ -248,11 +265,15 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(app.serve, listeners)
-            await nursery.start(app.expire_uploads)
-            if config.pipelines and config.shared_folder:
+            if config.worker in (None, 0):    # one expirer per folder's supervisor
+                await nursery.start(app.expire_uploads)
+            if config.pipelines and config.several_processes:
                 nursery.start_soon(_run_pipelines_when_leader, app)
             elif config.pipelines:
                 await nursery.start(app.runner.run)
+            if config.worker is not None:
+                log.info("worker %d (pid %d, request ids %s...) serving", config.worker,
+                         os.getpid(), new_request_id()[:8])
             log.info("s3gw listening on http://%s:%d (data: %s, metadata: %s, chunks: %s)",
                      config.host, config.port, os.path.abspath(config.data_dir),
                      describe_meta(config.data_dir, config.meta), app.store.root)
@@ -303,7 +324,7 @@ def _console_error(status: int, reason: str = ""):
 
 
 async def _run_pipelines_when_leader(app: App, poll: float = 2.0) -> None:
-    """Gateways sharing a folder: one runs the pipeline jobs (their state is the
+    """Gateways sharing a folder (or the workers of one supervisor): one runs the pipeline jobs (their state is the
     folder's ``pps`` SQLite files), the one holding ``<data>/pps/runner.lock``; the
     others try again every ``poll`` seconds and take over when it dies."""
     import fcntl
