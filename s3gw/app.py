@@ -33,6 +33,7 @@ from .observe.endpoints import OpsEndpoints
 from .observe.health import Readiness
 from .observe.metrics import Metrics
 from .http.connection import new_request_id
+from .http.drain import Drain
 from .http.server import on_idle
 from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
@@ -49,6 +50,7 @@ __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "
            "DEFAULT_CONSOLE", "parse_console_address"]
 
 DEFAULT_PORT = 30600
+DRAIN_GRACE = 20.0    # seconds a stopping worker gives its exchanges in progress
 DEFAULT_CONSOLE = f"127.0.0.1:{DEFAULT_CONSOLE_PORT}"
 log = logging.getLogger("s3gw")
 
@@ -159,6 +161,8 @@ class App:
                              os.path.join(config.data_dir, "pps", "jobs"),
                              max_jobs=config.max_jobs, region=config.region,
                              limiter=trio.CapacityLimiter(4))
+        # a supervisor's worker stops gracefully: its exchanges in progress finish
+        self.drain = Drain() if config.worker is not None else None
         self.console = None
         if config.console:
             self.console_pps = PpsStore(config.data_dir)   # its own connection (and lock)
@@ -191,7 +195,7 @@ class App:
         """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
         config = ServerConfig(observer=self.metrics.requests,
                               body_min_rate=self.config.body_min_rate,
-                              body_rate_grace=self.config.body_rate_grace)
+                              body_rate_grace=self.config.body_rate_grace, drain=self.drain)
         on_idle(trim_spares)          # idle: the upload spares go back too (http.server)
         if listeners is None:
             await serve(self.handle, self.config.host, self.config.port,
@@ -289,6 +293,11 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
                     log.info("console on http://%s:%d", host, port)
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
+                if app.drain is not None:
+                    app.drain.start()
+                    if not await app.drain.wait(DRAIN_GRACE):
+                        log.warning("%d connection(s) still busy after %.0f s: cancelled",
+                                    app.drain.connections, DRAIN_GRACE)
                 nursery.cancel_scope.cancel()
                 break
     finally:

@@ -16,6 +16,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -214,19 +215,42 @@ def test_a_killed_worker_is_started_again_and_the_others_serve_on(group):
         assert client.get_object(Bucket="master.kill", Key=f"k{i}")["Body"].read() == b"v%d" % i
 
 
-def test_sigterm_stops_every_process_and_a_second_server_refuses(tmp_path):
+def test_sigterm_finishes_the_exchanges_in_progress_then_stops_every_process(tmp_path):
     data = str(tmp_path / "data")
     server = _start(data, None)
     supervisor = server.proc.pid
     workers = set(_workers(server).values())
     second = _s3gw("serve", "--data", data, "--port", "0", "--console", "off")
-    assert second.returncode == 1
-    assert second.stderr.strip().splitlines()[-1] == (
-        f"s3gw: another s3gw serve (pid {supervisor}) is serving {os.path.abspath(data)}")
+    assert second.returncode == 1                          # the folder is the group's
+    assert (f"s3gw: another s3gw serve (pid {supervisor}) is serving {os.path.abspath(data)}"
+            in second.stderr.splitlines()), second.stderr
+    make_client(server.endpoint).create_bucket(Bucket="master.stop")
+    body = os.urandom(3 << 20)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall((f"PUT /master.stop/inflight HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:1 << 20])
+    time.sleep(0.5)                        # a worker is reading this PUT's body
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)                        # every worker has been told to stop
+    sock.sendall(body[1 << 20:])
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        got = sock.recv(65536)
+        assert got, answer
+        answer += got
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert server.stop(signal.SIGTERM) == 0
     assert not any(_alive(pid) for pid in workers)
-    assert "received SIGTERM, stopping 3 workers" in server.log()
-    assert "Traceback" not in server.log()
+    log = server.log()
+    assert "received SIGTERM, stopping 3 workers" in log
+    assert "Traceback" not in log and "still busy" not in log, log[-3000:]
+    again = ServerProcess(data).start()    # the PUT answered during the stop is there
+    try:
+        got = make_client(again.endpoint).get_object(Bucket="master.stop", Key="inflight")
+        assert got["Body"].read() == body
+    finally:
+        again.stop()
 
 
 def test_a_killed_supervisor_takes_its_workers_with_it(tmp_path):
