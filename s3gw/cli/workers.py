@@ -19,8 +19,10 @@ A worker that dies is started again after a back-off (0.5 s, doubling while it
 keeps dying within 10 s of its start, at most 30 s).  A worker that exits 1 or 2
 (a one-line refusal: a bad database, a damaged folder) within 5 s of its start
 stops the whole group with its status: it would only refuse again.  SIGTERM or
-SIGINT to the supervisor is passed to every worker, which stops as a single
-``s3gw serve`` does; the supervisor waits for them (SIGKILL after 30 s).
+SIGINT to the supervisor is passed on as SIGTERM to every worker, which stops
+gracefully (``http.drain``: it accepts no more connections, closes its idle ones
+and finishes the exchanges in progress, for up to ``app.DRAIN_GRACE``, 20 s); the
+supervisor waits for them (SIGKILL after 30 s).
 """
 
 from __future__ import annotations
