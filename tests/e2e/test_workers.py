@@ -91,8 +91,10 @@ def group(request, tmp_path_factory):
     try:
         yield server, data
     finally:
-        rc = server.stop()
+        sig = signal.SIGINT if meta else signal.SIGTERM    # Ctrl-C stops the group too
+        rc = server.stop(sig)
         assert rc == 0, server.log()[-3000:]
+        assert f"received {sig.name}, stopping {WORKERS} workers" in server.log()
         assert "Traceback" not in server.log(), server.log()[-3000:]
         if meta:
             pg.drop(meta)
