@@ -47,7 +47,7 @@ from .store.backends import open_chunk_store
 from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder",
-           "DEFAULT_CONSOLE", "parse_console_address"]
+           "DEFAULT_CONSOLE", "parse_console_address", "wait_for_orphans"]
 
 DEFAULT_PORT = 30600
 DRAIN_GRACE = 20.0    # seconds a stopping worker gives its exchanges in progress
@@ -132,6 +132,34 @@ def lock_data_folder(data_dir: str, *, shared: bool = False):
     f.write(f"{os.getpid()}\n")
     f.flush()
     return f
+
+
+def wait_for_orphans(data_dir: str, timeout: float = 3.0) -> None:
+    """A SQLite folder whose lock is held but whose recorded holder (the pid in
+    ``serve.lock``) is dead: held by the workers of a killed ``--workers``
+    supervisor, which the kernel is killing (``PR_SET_PDEATHSIG``).  Wait up to
+    ``timeout`` seconds for them to let go of the lock and the port, so a server
+    started right after the kill does not fail for a few milliseconds' race."""
+    import fcntl
+    try:
+        f = open(os.path.join(data_dir, "serve.lock"))
+    except OSError:
+        return
+    with f:
+        try:
+            pid = int(f.read().strip() or 0)
+        except ValueError:
+            return
+        if pid <= 0 or os.path.exists(f"/proc/{pid}"):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.02)
+                continue
+            return                 # closing the file lets go of it
 
 
 class App:
@@ -247,6 +275,8 @@ async def run_server(config: AppConfig) -> None:
                 socket.socket(fileno=os.dup(fd)))) for fd in config.listen_fds]
             await _serve_app(config, listeners, signals)
             return
+        if not is_postgres_url(config.meta or remembered(config.data_dir)):
+            wait_for_orphans(config.data_dir)
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         try:
             os.makedirs(config.data_dir, exist_ok=True)

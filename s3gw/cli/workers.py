@@ -12,8 +12,10 @@ connection to one of them.  See docs/backends.md, "Workers", for why.
 
 The lock's file descriptor is inherited too: the folder stays locked while the
 supervisor or any of its workers lives, and a second ``s3gw serve`` refuses.
-A worker asks the kernel for SIGTERM when the supervisor dies
-(``PR_SET_PDEATHSIG``), so a killed supervisor leaves no orphan serving.
+A worker asks the kernel for SIGKILL when the supervisor dies
+(``PR_SET_PDEATHSIG``), so a killed supervisor leaves no orphan serving: the group
+dies as one process would (``app.wait_for_orphans`` lets the next server started
+on the folder wait the milliseconds they take to go).
 
 A worker that dies is started again after a back-off (0.5 s, doubling while it
 keeps dying within 10 s of its start, at most 30 s).  A worker that exits 1 or 2
@@ -58,11 +60,12 @@ def worker_role() -> tuple[int, int, tuple[int, ...]] | None:
 
 
 def become_worker(parent: int) -> bool:
-    """Ask for SIGTERM when the supervisor dies; False if it is already gone."""
+    """Ask for SIGKILL when the supervisor dies (a killed ``s3gw serve`` is killed
+    whole, as one process is: every commit is atomic); False if it is already gone."""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)        # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)        # PR_SET_PDEATHSIG
     except (OSError, AttributeError):                  # not Linux: the poll below still helps
         pass
     return os.getppid() == parent
@@ -111,12 +114,14 @@ def supervise(config, argv: list[str], workers: int) -> int:
         OSError: the port cannot be bound.
         app.DataFolderBusy: another server has the data folder.
     """
-    from ..app import App, lock_data_folder
-    from ..pfs.backends import remember, remembered
+    from ..app import App, lock_data_folder, wait_for_orphans
+    from ..pfs.backends import is_postgres_url, remember, remembered
 
     stop: list[int] = []
     previous = {s: signal.signal(s, lambda signum, _frame: stop.append(signum))
                 for s in (signal.SIGTERM, signal.SIGINT)}
+    if not is_postgres_url(config.meta or remembered(config.data_dir)):
+        wait_for_orphans(config.data_dir)      # a killed group's workers, dying
     socks = bind(config.host, config.port)
     lock = None
     try:

@@ -260,9 +260,19 @@ def test_a_killed_supervisor_takes_its_workers_with_it(tmp_path):
     server = _start(data, None)
     workers = set(_workers(server).values())
     server.kill()                          # SIGKILL: no chance to stop them itself
-    deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, [pid for pid in workers if _alive(pid)]
-        time.sleep(0.1)
-    again = ServerProcess(data).start()    # the folder's lock went with them
-    again.stop()
+    # at once: the new server waits the moment the dying workers take to let go of the
+    # folder's lock and the port (app.wait_for_orphans)
+    again = ServerProcess(data)
+    again.port, again.endpoint = server.port, server.endpoint
+    again.start()                          # (may have reached the old socket: wait for it)
+    try:
+        deadline = time.monotonic() + 15
+        while "s3gw listening on" not in again.log():
+            assert again.proc.poll() is None and time.monotonic() < deadline, again.log()
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers)
+        client = make_client(again.endpoint)
+        client.create_bucket(Bucket="master.after")
+        client.put_object(Bucket="master.after", Key="k", Body=b"v")
+    finally:
+        assert again.stop() == 0
