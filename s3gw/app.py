@@ -301,8 +301,11 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
             await nursery.start(app.serve, listeners)
             if config.worker in (None, 0):    # one expirer per folder's supervisor
                 await nursery.start(app.expire_uploads)
+            # a stopping worker gives up the pipelines (leadership included) before
+            # it drains: another worker takes them over, not a stopping one
+            pipelines = trio.CancelScope()
             if config.pipelines and config.several_processes:
-                nursery.start_soon(_run_pipelines_when_leader, app)
+                nursery.start_soon(_in_scope, pipelines, _run_pipelines_when_leader, app)
             elif config.pipelines:
                 await nursery.start(app.runner.run)
             if config.worker is not None:
@@ -324,6 +327,7 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
                 if app.drain is not None:
+                    pipelines.cancel()
                     app.drain.start()
                     if not await app.drain.wait(DRAIN_GRACE):
                         log.warning("%d connection(s) still busy after %.0f s: cancelled",
@@ -332,6 +336,11 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
                 break
     finally:
         app.close()
+
+
+async def _in_scope(scope: trio.CancelScope, fn, *args) -> None:
+    with scope:
+        await fn(*args)
 
 
 def parse_console_address(text: str) -> tuple[str, int]:

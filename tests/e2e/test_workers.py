@@ -222,6 +222,10 @@ def test_sigterm_finishes_the_exchanges_in_progress_then_stops_every_process(tmp
     server = _start(data, None)
     supervisor = server.proc.pid
     workers = set(_workers(server).values())
+    deadline = time.monotonic() + 10          # one worker runs the pipeline jobs
+    while "this gateway runs the pipeline jobs" not in server.log():
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.05)
     second = _s3gw("serve", "--data", data, "--port", "0", "--console", "off")
     assert second.returncode == 1                          # the folder is the group's
     assert (f"s3gw: another s3gw serve (pid {supervisor}) is serving {os.path.abspath(data)}"
@@ -245,6 +249,7 @@ def test_sigterm_finishes_the_exchanges_in_progress_then_stops_every_process(tmp
     assert server.stop(signal.SIGTERM) == 0
     assert not any(_alive(pid) for pid in workers)
     log = server.log()
+    assert log.count("this gateway runs the pipeline jobs") == 1
     assert "received SIGTERM, stopping 3 workers" in log
     assert "Traceback" not in log and "still busy" not in log, log[-3000:]
     again = ServerProcess(data).start()    # the PUT answered during the stop is there
