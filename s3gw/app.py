@@ -372,9 +372,10 @@ def _console_error(status: int, reason: str = ""):
 
 
 async def _run_pipelines_when_leader(app: App, poll: float = 2.0) -> None:
-    """Gateways sharing a folder (or the workers of one supervisor): one runs the pipeline jobs (their state is the
-    folder's ``pps`` SQLite files), the one holding ``<data>/pps/runner.lock``; the
-    others try again every ``poll`` seconds and take over when it dies."""
+    """Gateways sharing a folder (or the workers of one supervisor): one runs the
+    pipeline jobs (their state is the folder's ``pps`` SQLite files), the one holding
+    ``<data>/pps/runner.lock``; the others try again every ``poll`` seconds and take
+    over when it dies."""
     import fcntl
     os.makedirs(os.path.join(app.config.data_dir, "pps"), exist_ok=True)
     f = open(os.path.join(app.config.data_dir, "pps", "runner.lock"), "a+")
