@@ -281,7 +281,10 @@ def _stop_all() -> None:
 # the servers
 
 
-def start_s3gw(workdir: str, pure: bool = False, fsync: bool = True) -> ServerHandle:
+def start_s3gw(workdir: str, pure: bool = False, fsync: bool = True, workers: int = 1,
+               extra: tuple[str, ...] = ()) -> ServerHandle:
+    """``workers``: ``s3gw serve --workers N`` (the RSS sampled is the supervisor's);
+    ``extra``: more ``serve`` arguments (``--meta postgresql://...``)."""
     data = os.path.join(workdir, "s3gw-data")
     port = free_port()
     env = dict(os.environ)
@@ -293,6 +296,9 @@ def start_s3gw(workdir: str, pure: bool = False, fsync: bool = True) -> ServerHa
     argv = [sys.executable, "-m", "s3gw", "serve", "--data", data, "--port", str(port)]
     if not fsync:
         argv.append("--no-fsync")
+    if workers != 1:
+        argv += ["--workers", str(workers)]
+    argv += list(extra)
     h = ServerHandle("s3gw", argv, port, workdir, env=env, cwd=ROOT)
     h.data_dir = data
     return h.start()

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from .http import ServerConfig, serve, serve_listeners
 from .observe.endpoints import OpsEndpoints
 from .observe.health import Readiness
 from .observe.metrics import Metrics
+from .http.connection import new_request_id
+from .http.drain import Drain
 from .http.server import on_idle
 from .ingest.pipeline import trim_spares
 from .pfs.auth import SqliteAuthStore
@@ -45,9 +48,10 @@ from .store.backends import open_chunk_store
 from .store.manifest import INLINE_MAX
 
 __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "lock_data_folder",
-           "DEFAULT_CONSOLE", "parse_console_address"]
+           "DEFAULT_CONSOLE", "parse_console_address", "wait_for_orphans"]
 
 DEFAULT_PORT = 30600
+DRAIN_GRACE = 20.0    # seconds a stopping worker gives its exchanges in progress
 DEFAULT_CONSOLE = f"127.0.0.1:{DEFAULT_CONSOLE_PORT}"
 log = logging.getLogger("s3gw")
 
@@ -75,11 +79,21 @@ class AppConfig:
     # the metadata store: None, the data folder's SQLite file; or a postgresql:// URL,
     # whose gateways share the data folder's chunks (see docs/backends.md)
     meta: str | None = None
+    # `s3gw serve --workers N` (cli/workers.py): this process is worker ``worker`` of a
+    # supervisor that bound ``listen_fds`` and holds the folder's lock; None: on its own
+    worker: int | None = None
+    listen_fds: tuple[int, ...] = ()
 
     @property
     def shared_folder(self) -> bool:
         """Several gateways serve this data folder on purpose (metadata in PostgreSQL)."""
         return is_postgres_url(self.meta)
+
+    @property
+    def several_processes(self) -> bool:
+        """Other processes may serve this folder beside this one: gateways of one
+        PostgreSQL database, or the workers of one supervisor."""
+        return self.shared_folder or self.worker is not None
 
 
 class DataFolderBusy(Exception):
@@ -121,6 +135,34 @@ def lock_data_folder(data_dir: str, *, shared: bool = False):
     return f
 
 
+def wait_for_orphans(data_dir: str, timeout: float = 3.0) -> None:
+    """A SQLite folder whose lock is held but whose recorded holder (the pid in
+    ``serve.lock``) is dead: held by the workers of a killed ``--workers``
+    supervisor, which the kernel is killing (``PR_SET_PDEATHSIG``).  Wait up to
+    ``timeout`` seconds for them to let go of the lock and the port, so a server
+    started right after the kill does not fail for a few milliseconds' race."""
+    import fcntl
+    try:
+        f = open(os.path.join(data_dir, "serve.lock"))
+    except OSError:
+        return
+    with f:
+        try:
+            pid = int(f.read().strip() or 0)
+        except ValueError:
+            return
+        if pid <= 0 or os.path.exists(f"/proc/{pid}"):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.02)
+                continue
+            return                 # closing the file lets go of it
+
+
 class App:
     def __init__(self, config: AppConfig):
         self.config = config
@@ -130,7 +172,7 @@ class App:
         # those older than an hour are a crash's leftovers
         self.store = open_chunk_store(config.data_dir, config.chunks, fsync=config.fsync,
                                       direct_writes=config.direct_writes,
-                                      tmp_grace_s=3600.0 if config.shared_folder else 0.0)
+                                      tmp_grace_s=3600.0 if config.several_processes else 0.0)
         _ = self.meta.uploads  # create the multipart staging tables now
         self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
         self.pps = PpsStore(config.data_dir)
@@ -148,6 +190,8 @@ class App:
                              os.path.join(config.data_dir, "pps", "jobs"),
                              max_jobs=config.max_jobs, region=config.region,
                              limiter=trio.CapacityLimiter(4))
+        # a supervisor's worker stops gracefully: its exchanges in progress finish
+        self.drain = Drain() if config.worker is not None else None
         self.console = None
         if config.console:
             self.console_pps = PpsStore(config.data_dir)   # its own connection (and lock)
@@ -180,7 +224,7 @@ class App:
         """Serve S3 on ``listeners`` (default: bind ``host:port`` now)."""
         config = ServerConfig(observer=self.metrics.requests,
                               body_min_rate=self.config.body_min_rate,
-                              body_rate_grace=self.config.body_rate_grace)
+                              body_rate_grace=self.config.body_rate_grace, drain=self.drain)
         on_idle(trim_spares)          # idle: the upload spares go back too (http.server)
         if listeners is None:
             await serve(self.handle, self.config.host, self.config.port,
@@ -228,6 +272,13 @@ async def run_server(config: AppConfig) -> None:
     """
     # signals first: a SIGTERM that arrives once the port accepts connections stops cleanly
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if config.listen_fds:     # a supervisor's worker: it bound the port, holds the lock
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                socket.socket(fileno=os.dup(fd)))) for fd in config.listen_fds]
+            await _serve_app(config, listeners, signals)
+            return
+        if not is_postgres_url(config.meta or remembered(config.data_dir)):
+            wait_for_orphans(config.data_dir)
         created = not os.path.exists(config.data_dir)
         os.makedirs(config.data_dir, exist_ok=True)
         lock = None
@@ -254,11 +305,18 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(app.serve, listeners)
-            await nursery.start(app.expire_uploads)
-            if config.pipelines and config.shared_folder:
-                nursery.start_soon(_run_pipelines_when_leader, app)
+            if config.worker in (None, 0):    # one expirer per folder's supervisor
+                await nursery.start(app.expire_uploads)
+            # a stopping worker gives up the pipelines (leadership included) before
+            # it drains: another worker takes them over, not a stopping one
+            pipelines = trio.CancelScope()
+            if config.pipelines and config.several_processes:
+                nursery.start_soon(_in_scope, pipelines, _run_pipelines_when_leader, app)
             elif config.pipelines:
                 await nursery.start(app.runner.run)
+            if config.worker is not None:
+                log.info("worker %d (pid %d, request ids %s...) serving", config.worker,
+                         os.getpid(), new_request_id()[:8])
             log.info("s3gw listening on http://%s:%d (data: %s, metadata: %s, chunks: %s)",
                      config.host, config.port, os.path.abspath(config.data_dir),
                      describe_meta(config.data_dir, config.meta), app.store.root)
@@ -274,10 +332,21 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
                     log.info("console on http://%s:%d", host, port)
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
+                if app.drain is not None:
+                    pipelines.cancel()
+                    app.drain.start()
+                    if not await app.drain.wait(DRAIN_GRACE):
+                        log.warning("%d connection(s) still busy after %.0f s: cancelled",
+                                    app.drain.connections, DRAIN_GRACE)
                 nursery.cancel_scope.cancel()
                 break
     finally:
         app.close()
+
+
+async def _in_scope(scope: trio.CancelScope, fn, *args) -> None:
+    with scope:
+        await fn(*args)
 
 
 def parse_console_address(text: str) -> tuple[str, int]:
@@ -309,9 +378,10 @@ def _console_error(status: int, reason: str = ""):
 
 
 async def _run_pipelines_when_leader(app: App, poll: float = 2.0) -> None:
-    """Gateways sharing a folder: one runs the pipeline jobs (their state is the
-    folder's ``pps`` SQLite files), the one holding ``<data>/pps/runner.lock``; the
-    others try again every ``poll`` seconds and take over when it dies."""
+    """Gateways sharing a folder (or the workers of one supervisor): one runs the
+    pipeline jobs (their state is the folder's ``pps`` SQLite files), the one holding
+    ``<data>/pps/runner.lock``; the others try again every ``poll`` seconds and take
+    over when it dies."""
     import fcntl
     os.makedirs(os.path.join(app.config.data_dir, "pps"), exist_ok=True)
     f = open(os.path.join(app.config.data_dir, "pps", "runner.lock"), "a+")

@@ -48,6 +48,7 @@ VARIABLES: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "upload_expiry": ("S3GW_UPLOAD_EXPIRY", "7d", str),   # parsed by the CLI (units)
     "inline_max": ("S3GW_INLINE_MAX", None, _opt),         # None: the store's default
     "max_jobs": ("S3GW_MAX_JOBS", 2, int),
+    "workers": ("S3GW_WORKERS", 1, int),
     "job_host": ("S3GW_JOB_HOST", "127.0.0.1", str),
     "console": ("S3GW_CONSOLE", "127.0.0.1:30601", str),
     "meta": ("S3GW_META", None, _opt),
@@ -80,6 +81,7 @@ class Settings:
     upload_expiry: str = "7d"
     inline_max: str | None = None
     max_jobs: int = 2
+    workers: int = 1
     job_host: str = "127.0.0.1"
     console: str = "127.0.0.1:30601"
     meta: str | None = None

@@ -74,7 +74,9 @@ class PgServer:
                                f"{proc.stderr}")
         return proc
 
-    def start(self) -> "PgServer":
+    def start(self, *, durable: bool = False) -> "PgServer":
+        """``durable``: fsync and full-page writes on, as in production (benchmarks);
+        the tests run without them."""
         os.makedirs(self.root, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
@@ -82,7 +84,9 @@ class PgServer:
                   "-E", "UTF8", "--locale=C", "--no-sync")
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 f"-c unix_socket_directories={self.root} -c max_connections=300 "
-                "-c fsync=off -c full_page_writes=off -c shared_buffers=32MB")
+                + ("-c fsync=on -c full_page_writes=on -c synchronous_commit=on "
+                   if durable else "-c fsync=off -c full_page_writes=off ")
+                + "-c shared_buffers=32MB")
         self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"),
                   "-o", opts, "-w", "-t", "60", "start")
         return self

@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or ?profile=); recorded in the data folder, which later commands reuse "
                         "(env S3GW_CHUNKS; see docs/object-store.md)")
 
+    p.add_argument("--workers", type=int, default=int(_env("S3GW_WORKERS", "1")),
+                   help="serve with this many processes on one port and one data folder "
+                        "(env S3GW_WORKERS; default 1; see docs/backends.md, Workers)")
+
     sub.add_parser("version", help="print the version and the hot-path implementation in use")
 
     p = sub.add_parser("migrate", help="bring a PostgreSQL metadata database to this "
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"s3gw: {exc}\n")
         return 2
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # `serve --workers` re-runs it
     if args.command not in _CREATES_OR_NEEDS_NO_FOLDER and not os.path.isdir(args.data):
         print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
               "S3GW_DATA; only `s3gw serve` creates one)", file=sys.stderr)
@@ -184,7 +189,14 @@ def _cmd_serve(args) -> int:
     if args.meta and not is_postgres_url(args.meta):
         sys.stderr.write(f"s3gw: --meta takes a postgresql:// URL, not {args.meta!r}\n")
         return 2
-    if os.path.isdir(args.data):
+    from .workers import become_worker, worker_role
+    role = worker_role()
+    if role is not None and not become_worker(role[1]):
+        return 1                                   # its supervisor is gone already
+    if role is None and args.workers < 1:
+        sys.stderr.write("s3gw: --workers takes a number of processes, 1 or more\n")
+        return 2
+    if role is None and os.path.isdir(args.data):  # a worker's supervisor checked it
         from .fsck import startup_problem
         problem = startup_problem(args.data)
         if problem is not None:
@@ -204,9 +216,15 @@ def _cmd_serve(args) -> int:
                        body_min_rate=max(0.0, args.body_min_rate),
                        body_rate_grace=args.body_rate_grace,
                        meta=args.meta or None)
+    if role is not None:
+        config.worker, config.listen_fds = role[0], role[2]
+        config.console = config.console if role[0] == 0 else None   # one console port
     from ..store.chunkstore import ChunkError
     failure = None
     try:
+        if role is None and args.workers > 1:
+            from .workers import supervise
+            return supervise(config, args.argv, args.workers)
         trio.run(run_server, config)
     except KeyboardInterrupt:
         pass

@@ -72,6 +72,10 @@ class ServerConfig:
     for a request the server refused itself; bytes are body bytes; ``ms`` from the
     complete head to the last byte sent).  The app's metrics are one."""
 
+    drain: Any = None
+    """``None``, or a ``drain.Drain``: how a graceful stop reaches the accept loops
+    and the connections (see there)."""
+
     def __post_init__(self) -> None:
         if self.receive_size < 1 or self.max_header_bytes < 1 or self.drain_limit < 0:
             raise ValueError("receive_size and max_header_bytes must be positive")

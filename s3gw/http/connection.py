@@ -224,6 +224,9 @@ class _Connection:
         observer = self.config.observer
         if observer is not None:
             observer.connection_opened()
+        drain = self.config.drain
+        if drain is not None:
+            drain.connections += 1
         try:
             first = True
             while await self._cycle(first):
@@ -236,6 +239,8 @@ class _Connection:
         except Exception:
             log.exception("internal error on connection from %s", self.remote)
         finally:
+            if drain is not None:
+                drain.connections -= 1
             if observer is not None:
                 observer.connection_closed()
             with trio.move_on_after(self.config.cleanup_timeout) as scope:
@@ -247,7 +252,11 @@ class _Connection:
         rid = new_request_id()
         _request_id.set(rid)
         _request.set(None)
-        head = await self._read_head(first)
+        drain = self.config.drain
+        if drain is None:
+            head = await self._read_head(first)
+        else:
+            head = await self._read_head_or_drain(drain, first)
         started = time.perf_counter()
         if head is None:
             return False
@@ -261,6 +270,19 @@ class _Connection:
             self._log("-", "-", status, nbytes, started, rid)
             return False
         return await self._exchange(head, rid, started)
+
+    async def _read_head_or_drain(self, drain, first: bool) -> h11.Request | int | None:
+        """``_read_head``, given up (None: close) when a graceful stop starts before
+        a whole head has arrived (``drain.Drain``)."""
+        if drain.draining:
+            return None
+        with trio.CancelScope() as scope:
+            drain.idle.add(scope)
+            try:
+                return await self._read_head(first)
+            finally:
+                drain.idle.discard(scope)
+        return None
 
     async def _read_head(self, first: bool) -> h11.Request | int | None:
         """The next request head; an error status to answer; None to close quietly.

@@ -30,6 +30,7 @@ drop their spares), the cyclic GC and ``malloc_trim(0)``, once per idle period.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -40,6 +41,8 @@ import trio
 
 from .config import ServerConfig
 from .connection import REQUESTS, ErrorResponseFactory, Handler, serve_connection
+
+_NO_SCOPE = contextlib.nullcontext()
 
 __all__ = ["serve", "serve_listeners", "tune_malloc", "on_idle", "return_memory"]
 
@@ -156,12 +159,15 @@ async def serve_listeners(
     async def on_connection(stream: trio.abc.Stream) -> None:
         await serve_connection(stream, handler, config, error_response=error_response)
 
-    async with trio.open_nursery() as connections:
-        await connections.start(
-            lambda task_status: trio.serve_listeners(
+    async def accept(task_status) -> None:
+        # a graceful stop (config.drain) ends the accept loops only
+        with config.drain.accept_scope if config.drain is not None else _NO_SCOPE:
+            await trio.serve_listeners(
                 on_connection, list(listeners), handler_nursery=connections, task_status=task_status
             )
-        )
+
+    async with trio.open_nursery() as connections:
+        await connections.start(accept)
         if config.idle_trim > 0:
             connections.start_soon(return_memory, config.idle_trim)
         task_status.started(list(listeners))
