@@ -37,6 +37,28 @@ def gw(request, tmp_path_factory):
         assert not problems, "the server answered 5xx or logged errors:\n" + "\n".join(problems)
 
 
+def _wait_for(marker, gw: Gateway, timeout: float = 60) -> None:
+    """Until a job's script has written ``marker`` (it is running)."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert time.monotonic() < deadline, gw.server.log()[-2000:]
+        time.sleep(0.1)
+
+
+def _wait_gone(pid: int, why: str, timeout: float = 15) -> None:
+    """Until process ``pid`` has exited (a zombie counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
 def _error(call) -> dict:
     with pytest.raises(ClientError) as e:
         call()
@@ -404,27 +426,13 @@ def test_job_stop_kills_the_job_and_commits_nothing(gw: Gateway, tmp_path):
     """)
     name = f"stop{repo[2:]}"
     gw.create(python_spec(name, s3_input(repo), script))
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert time.monotonic() < deadline, gw.server.log()[-2000:]
-        time.sleep(0.1)
+    _wait_for(marker, gw)
     job = gw.jobs(name)[0]
     out = gw.cli("job", "stop", job["id"]).stdout
     assert "KILLED" in out
     job, = gw.wait_jobs(name)
     assert job["state"] == "KILLED" and "stop" in job["reason"]
-    pid = int(marker.read_text())
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                alive = f.read().split()[2] != "Z"
-        except FileNotFoundError:
-            alive = False
-        if not alive:
-            break
-        assert time.monotonic() < deadline, "the job's process is still running"
-        time.sleep(0.1)
+    _wait_gone(int(marker.read_text()), "the job's process is still running")
     assert gw.s3.list_objects_v2(Bucket=f"master.{name}")["KeyCount"] == 0
 
 
@@ -506,10 +514,7 @@ def test_restart_during_a_job_leaves_nothing_partial_and_no_job_running(tmp_path
             s3.put_object(Bucket="out", Key="part2.txt", Body=b"two")
         """)
         g.create(python_spec("crashy", s3_input(repo), script))
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline, g.server.log()[-2000:]
-            time.sleep(0.1)
+        _wait_for(marker, g)
         g.server.stop(signal.SIGKILL)
         g.server.start()
         # no partial output is ever visible; the interrupted job is failed, a re-run runs
@@ -523,10 +528,7 @@ def test_restart_during_a_job_leaves_nothing_partial_and_no_job_running(tmp_path
         # a clean stop (SIGTERM) mid-job: the same outcome
         marker.unlink()
         g.s3.put_object(Bucket=f"master.{repo}", Key="b.txt", Body=b"b")
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        _wait_for(marker, g)
         g.server.stop()
         g.server.start()
         jobs = g.wait_jobs("crashy", 4)
@@ -549,23 +551,9 @@ def test_deleting_pipelines_while_they_run_or_start_never_takes_the_server_down(
     """)
     name = f"del{repo[2:]}"
     gw.create(python_spec(name, s3_input(repo), script))
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert time.monotonic() < deadline, gw.server.log()[-2000:]
-        time.sleep(0.1)
+    _wait_for(marker, gw)
     gw.cli("pipeline", "delete", name, "--delete-output")
-    pid = int(marker.read_text())
-    deadline = time.monotonic() + 15
-    while True:                       # the job is stopped with its pipeline
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                alive = f.read().split()[2] != "Z"
-        except FileNotFoundError:
-            alive = False
-        if not alive:
-            break
-        assert time.monotonic() < deadline, "the deleted pipeline's job still runs"
-        time.sleep(0.1)
+    _wait_gone(int(marker.read_text()), "the deleted pipeline's job still runs")
     # create and delete at once, again and again: a job may be triggered for a pipeline
     # that is already gone; the runner must shrug
     quick = gw.script("print('hi')")
