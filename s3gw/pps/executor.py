@@ -30,7 +30,7 @@ from typing import Protocol
 
 import trio
 
-__all__ = ["RunTask", "RunResult", "Executor", "LocalExecutor"]
+__all__ = ["RunTask", "RunResult", "Executor", "LocalExecutor", "kill_leftovers"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ class LocalExecutor:
         try:
             proc = await trio.lowlevel.open_process(
                 list(task.cmd), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                cwd=task.workdir, env=task.env, start_new_session=True)
+                cwd=task.workdir, env=task.env, start_new_session=True,
+                preexec_fn=_die_with_parent)
         except OSError as exc:
             log.write(f"s3gw: cannot start {task.cmd[0]!r}: {exc}\n".encode())
             log.close()
@@ -106,6 +107,44 @@ class LocalExecutor:
         _killpg(proc.pid, signal.SIGKILL)
         with trio.move_on_after(self.grace):
             await proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the server dies (Linux
+    ``PR_SET_PDEATHSIG``), so a crashed server leaves no job command running.  What
+    that command started itself is found by ``kill_leftovers`` at the next start."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)        # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_leftovers(job_id: str) -> int:
+    """SIGKILL every process still running for ``job_id`` (found by the ``S3GW_JOB_ID``
+    in its environment: what a job's command started, left behind by a crashed
+    server).  Returns how many.  Linux ``/proc`` only; elsewhere 0."""
+    needle = f"S3GW_JOB_ID={job_id}".encode()
+    killed = 0
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in env:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
 
 
 def _killpg(pid: int, sig: int) -> None:

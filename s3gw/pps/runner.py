@@ -52,7 +52,7 @@ import trio
 from ..pfs.model import Delete, NoSuchBranch, Put
 from ..store.manifest import Manifest
 from .datums import Datum, plan_datums
-from .executor import Executor, LocalExecutor, RunTask
+from .executor import Executor, LocalExecutor, RunTask, kill_leftovers
 from .jobs import (FINAL, OUT, InputCommit, JobInfo, JobState, JobView, ViewBucket,
                    is_internal_repo, staging_repo)
 from .spec import PipelineSpec, parse_spec
@@ -453,9 +453,11 @@ class Runner:
         for job in self.pps.unfinished_jobs():
             if job.state == JobState.CREATED:
                 continue
+            left = kill_leftovers(job.id)       # a crash left its commands running
             outcome = self._settle_cancelled(job.id, stopped=False)
-            log.info("job %s of pipeline %s was unfinished at start-up: %s", job.id,
-                     job.pipeline, outcome)
+            log.info("job %s of pipeline %s was unfinished at start-up: %s%s", job.id,
+                     job.pipeline, outcome,
+                     f" ({left} leftover process(es) of it killed)" if left else "")
             try:
                 with open(os.path.join(self._job_dir(job.id), "log"), "a") as f:
                     f.write(f"s3gw: at start-up: {outcome}\n")

@@ -509,7 +509,9 @@ def test_restart_during_a_job_leaves_nothing_partial_and_no_job_running(tmp_path
             s3.put_object(Bucket="out", Key="part1.txt", Body=b"one")
             m = pathlib.Path({str(marker)!r})
             if not m.exists():
-                m.write_text("1")
+                import subprocess, sys
+                helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+                m.write_text(f"{{os.getpid()}} {{helper.pid}}")
                 time.sleep(120)          # the server is killed meanwhile
             s3.put_object(Bucket="out", Key="part2.txt", Body=b"two")
         """)
@@ -517,6 +519,9 @@ def test_restart_during_a_job_leaves_nothing_partial_and_no_job_running(tmp_path
         _wait_for(marker, g)
         g.server.stop(signal.SIGKILL)
         g.server.start()
+        # the crashed server's job command and what it started are not left running
+        for pid in map(int, marker.read_text().split()):
+            _wait_gone(pid, f"process {pid} of the interrupted job still runs")
         # no partial output is ever visible; the interrupted job is failed, a re-run runs
         assert g.s3.list_objects_v2(Bucket="master.crashy")["KeyCount"] in (0, 2)
         jobs = g.wait_jobs("crashy", 2)
