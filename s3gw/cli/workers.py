@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,12 +123,25 @@ def supervise(config, argv: list[str], workers: int) -> int:
                 for s in (signal.SIGTERM, signal.SIGINT)}
     if not is_postgres_url(config.meta or remembered(config.data_dir)):
         wait_for_orphans(config.data_dir)      # a killed group's workers, dying
-    socks = bind(config.host, config.port)
+    # the folder is locked before the port is bound (as ``app.run_server`` does): a
+    # group whose port answers holds its folder; a port that cannot be bound leaves
+    # nothing behind
+    created = not os.path.exists(config.data_dir)
+    os.makedirs(config.data_dir, exist_ok=True)
     lock = None
     try:
-        os.makedirs(config.data_dir, exist_ok=True)
         config.meta = config.meta or remembered(config.data_dir)
         lock = lock_data_folder(config.data_dir, shared=config.shared_folder)
+        socks = bind(config.host, config.port)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        if created:
+            shutil.rmtree(config.data_dir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    try:
         if config.shared_folder:
             remember(config.data_dir, config.meta)
         App(dataclasses.replace(config, console=None)).close()   # schemas, temp files: once

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ServerProcess
 
 
@@ -35,13 +37,14 @@ def test_a_second_server_on_the_same_folder_refuses_in_one_line(tmp_path):
     ServerProcess(data).start().stop()
 
 
-def test_serve_on_a_port_in_use_says_so_and_creates_nothing(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_says_so_and_creates_nothing(tmp_path, workers):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         data = tmp_path / "never"
-        proc = s3gw("serve", "--data", str(data), "--port", str(port))
+        proc = s3gw("serve", "--data", str(data), "--port", str(port), "--workers", workers)
     assert proc.returncode == 1
     assert f"s3gw: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
     assert "Traceback" not in proc.stderr
