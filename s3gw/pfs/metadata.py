@@ -44,6 +44,7 @@ from typing import Callable, Iterable, Sequence
 
 from .. import settings
 from . import history as _history
+from .reads import HistoryReads
 from . import sqlbatch as _sqlbatch
 from . import versioning as _versioning
 from . import uploads as _uploads
@@ -101,7 +102,7 @@ CREATE INDEX IF NOT EXISTS provenance_job ON provenance(job);
 Condition = Callable[[FileInfo | None], bool]
 
 
-class SqliteMetadata:
+class SqliteMetadata(HistoryReads):
     """Embedded metadata store (one SQLite file, WAL)."""
 
     def __init__(self, path: str, *, durable: bool = True):
@@ -667,40 +668,14 @@ class SqliteMetadata:
 
         return self._write(tx)
 
-    # -- history (pfs.history) ----------------------------------------------------------
     @cached_property
-    def history(self) -> "_history.History":
-        """History reads: commit ancestry, files and listings at a commit, versions, diff."""
-        return _history.History(self)
-
-    def stat_at(self, repo: str, branch: str, commit: str, path: str) -> FileInfo:
-        """The file as it was at ``commit`` (a version spec) on the branch's lineage."""
-        return self.history.stat_at(repo, branch, commit, path)
-
-    def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
-                limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
-        """Files of a commit's tree, as ``list_files`` lists a branch head."""
-        return self.history.list_at(repo, commit, prefix, after, limit, inclusive=inclusive)
-
-    def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
-                 version_marker: str | None = None, limit: int = 1000, **kw):
-        """One page of ListObjectVersions (``pfs.history.History.versions``)."""
-        return self.history.versions(repo, branch, prefix, key_marker, version_marker, limit,
-                                     **kw)
-
-    def resolve_version(self, repo: str, branch: str, spec: str, pinned: str | None = None):
-        """The commit a version spec names on the branch (None for ``null``)."""
-        return self.history.resolve(repo, branch, spec, pinned)
+    def uploads(self):
+        """Multipart upload staging in this database (``pfs.uploads.UploadStaging``); its
+        tables are created on first use (PostgreSQL has them from its migrations)."""
+        self.apply_schema(_uploads.SCHEMA)
+        return UploadStaging(self)
 
     # -- S3 versioning (pfs.versioning, docs/versioning.md) ------------------------------
-    def get_versioning(self, repo: str, branch: str) -> str:
-        """The bucket's versioning status: ``Enabled`` (never set) or ``Suspended``.
-
-        Contract: one read (no transaction needed); raises ``NoSuchBranch``.
-        """
-        self.get_branch(repo, branch)
-        return _versioning.status(self._reader, repo, branch)
-
     def set_versioning(self, repo: str, branch: str, status: str, now_ns: int) -> bool:
         """Set the bucket's versioning status (``Enabled`` or ``Suspended``).
 
@@ -713,10 +688,6 @@ class SqliteMetadata:
         """
         return self._write(lambda cur: _versioning.set_status(cur, repo, branch, status,
                                                               now_ns))
-
-    def suspended_branches(self) -> set[tuple[str, str]]:
-        """Every ``(repo, branch)`` whose versioning is ``Suspended`` (one read)."""
-        return _versioning.suspended_branches(self._reader)
 
     def expunge_version(self, repo: str, branch: str, path: str, version: str, now_ns: int,
                         principal: str | None = None) -> "_versioning.ExpungeResult":
@@ -737,19 +708,6 @@ class SqliteMetadata:
         """
         return self._write(lambda cur: _versioning.expunge(
             cur, repo, branch, path, version, now_ns, principal, new_commit_id))
-
-    def expunges(self, repo: str, commit_ids: list[str] | None = None,
-                 path: str | None = None) -> list["_versioning.ExpungeRecord"]:
-        """Expunge records of a repo (optionally of those commits / that path), oldest
-        first (one read)."""
-        return _versioning.records(self._reader, repo, commit_ids, path)
-
-    @cached_property
-    def uploads(self):
-        """Multipart upload staging in this database (``pfs.uploads.UploadStaging``)."""
-        self.apply_schema(_uploads.SCHEMA)
-        return UploadStaging(self)
-
 
 def _object_row(obj: ObjectInfo) -> tuple:
     return (obj.size, obj.etag, obj.manifest, json.dumps(obj.headers, sort_keys=True),

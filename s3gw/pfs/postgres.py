@@ -50,7 +50,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
 import psycopg
@@ -58,13 +57,13 @@ from psycopg import errors as pg_errors
 
 from . import history as _history
 from . import versioning as _versioning
+from .reads import HistoryReads
 from .keys import prefix_upper_bound
 from .metadata import _object_row, new_commit_id
 from .model import (
     BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, MetadataBusy, NoSuchBranch,
     NoSuchCommit, NoSuchFile, ObjectInfo, PfsError, Put, RepoExists, RepoInfo,
 )
-from .uploads import UploadStaging
 
 __all__ = ["PostgresMetadata", "SchemaMismatch", "migrate", "schema_version", "SCHEMA_VERSION",
            "MIGRATIONS"]
@@ -247,7 +246,7 @@ class _Retry(Exception):
     """The branch head moved under a compare-and-set: apply the batch again."""
 
 
-class PostgresMetadata:
+class PostgresMetadata(HistoryReads):
     """Metadata in a PostgreSQL database shared by any number of gateways."""
 
     def __init__(self, dsn: str):
@@ -511,10 +510,6 @@ class PostgresMetadata:
         return c
 
     # -- S3 versioning (pfs.versioning; the contracts are SqliteMetadata's) ----------------
-    def get_versioning(self, repo: str, branch: str) -> str:
-        self.get_branch(repo, branch)
-        return _versioning.status(self.reader, repo, branch)
-
     def set_versioning(self, repo: str, branch: str, status: str, now_ns: int) -> bool:
         def tx(cur):
             # the branch row locked, as a commit locks it: the change and the head it
@@ -525,9 +520,6 @@ class PostgresMetadata:
 
         return self.write(tx)
 
-    def suspended_branches(self) -> set[tuple[str, str]]:
-        return _versioning.suspended_branches(self.reader)
-
     def expunge_version(self, repo: str, branch: str, path: str, version: str, now_ns: int,
                         principal: str | None = None) -> "_versioning.ExpungeResult":
         def tx(cur):
@@ -537,10 +529,6 @@ class PostgresMetadata:
                                        new_commit_id)
 
         return self.write(tx)
-
-    def expunges(self, repo: str, commit_ids: list[str] | None = None,
-                 path: str | None = None) -> list["_versioning.ExpungeRecord"]:
-        return _versioning.records(self.reader, repo, commit_ids, path)
 
     def provenance_of(self, commit_id: str) -> dict | None:
         row = self.reader.execute("SELECT doc FROM provenance WHERE commit_id=?",
@@ -625,29 +613,6 @@ class PostgresMetadata:
 
         return self.write(tx)
 
-    # -- history and uploads (backend-neutral) -------------------------------------------
-    @cached_property
-    def history(self) -> "_history.History":
-        return _history.History(self)
-
-    def stat_at(self, repo: str, branch: str, commit: str, path: str) -> FileInfo:
-        return self.history.stat_at(repo, branch, commit, path)
-
-    def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
-                limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
-        return self.history.list_at(repo, commit, prefix, after, limit, inclusive=inclusive)
-
-    def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
-                 version_marker: str | None = None, limit: int = 1000, **kw):
-        return self.history.versions(repo, branch, prefix, key_marker, version_marker, limit,
-                                     **kw)
-
-    def resolve_version(self, repo: str, branch: str, spec: str, pinned: str | None = None):
-        return self.history.resolve(repo, branch, spec, pinned)
-
-    @cached_property
-    def uploads(self) -> UploadStaging:
-        return UploadStaging(self)
 
 
 _FILE_COLS = ("t.path, t.commit_id, t.time_ns, o.id, o.size, o.etag, o.manifest, o.headers, "
