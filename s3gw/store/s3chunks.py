@@ -81,6 +81,11 @@ PREFETCH_BYTES = 32 << 20       # chunks fetched ahead of GETs, all requests tog
 # resolution; the offset is measured once): margins below include it.
 CLOCK_SLACK_S = 3.0
 SETTLE_MAX_S = 10.0             # settle_s = min(this, grace / 10): see GcSweep.delete, _check_resurrected
+# Chunks shorter than this are PUT without a HEAD first (while no GC run is known):
+# the chunker cuts nothing under 256 KiB but a stream's end, so these are the one
+# chunk of a small object or the tail of a large one, where a HEAD costs as much as
+# the PUT it might save (docs/object-store.md, "Writes").
+BLIND_PUT_BELOW = 256 << 10
 
 
 class StoreConfigMismatch(ChunkError):
@@ -135,6 +140,7 @@ class S3WriteBatch:
         self._lock = threading.Lock()
         self._started: float | None = None   # monotonic time of the first claim
         self._resurrected: list[bytes] = []  # stale chunks this batch PUT again
+        self._blind: list[bytes] = []        # chunks PUT without a HEAD (may have been stale)
         self._error: BaseException | None = None
         self.new_chunks = 0
         self.new_bytes = 0
@@ -180,9 +186,18 @@ class S3WriteBatch:
     def _upload(self, chunk_id: bytes, data: bytes) -> None:
         try:
             store = self._store
-            modified = store._modified(chunk_id)
-            if modified is not None and modified >= store.store_now() - store.reuse_window_s:
+            if len(data) < BLIND_PUT_BELOW and not store._gc_announced(store.settle_s / 2):
+                store._put_chunk(chunk_id, data)     # W1': no HEAD (see GcSweep)
+                with self._lock:
+                    self.stored_chunks += 1
+                    self._blind.append(chunk_id)
+                return
+            meta = store._head(chunk_id)
+            modified = None if meta is None else meta["last_modified"].timestamp()
+            if (modified is not None and meta["size"] == len(data)
+                    and modified >= store.store_now() - store.reuse_window_s):
                 return                   # stored recently: GC keeps it past our commit
+            # absent, stale, or a damaged copy of another length: (re)write it whole
             store._put_chunk(chunk_id, data)
             with self._lock:
                 self.stored_chunks += 1
@@ -217,6 +232,11 @@ class S3WriteBatch:
         if self._error is not None:
             raise self._error
         store = self._store
+        if self._blind and store._gc_announced(store.settle_s / 2):
+            # a GC run began around our blind PUTs: any of them may have been a stale
+            # chunk that run HEADed before our PUT landed (W3 below)
+            self._resurrected.extend(self._blind)
+        self._blind = []
         if self._resurrected:
             store._check_resurrected(self._resurrected)
         self._resurrected = []
@@ -234,6 +254,7 @@ class S3WriteBatch:
         self._wait()
         self._claimed.clear()
         self._resurrected = []
+        self._blind = []
 
 
 class GcSweep:
@@ -241,16 +262,24 @@ class GcSweep:
     store's clock, taken when the run announced itself, and ``delete``, which
     re-checks each candidate's age just before deleting it."""
 
-    def __init__(self, store: "S3ChunkStore", now: float, grace_s: float):
+    def __init__(self, store: "S3ChunkStore", now: float, grace_s: float,
+                 announced: float | None = None):
         self._store = store
         self.now = now
         self.grace_s = grace_s
+        # monotonic time the announcement was stored; no candidate is HEADed before
+        # ``settle_s`` after it (G1'), so a writer's cached view of the announcements
+        # (``_gc_announced``, at most settle_s / 2 old) cannot miss this run
+        self._first_head = (time.monotonic() if announced is None else announced) + store.settle_s
 
     def delete(self, chunk_ids: list[bytes]) -> tuple[int, int]:
         """Delete the chunks still older than ``now - grace_s``; (count, bytes)."""
         cutoff = self.now - self.grace_s
         removed = size = 0
         for cid in chunk_ids:
+            wait = self._first_head - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             checked = time.monotonic()
             meta = self._store._head(cid)
             if meta is None or meta["last_modified"].timestamp() >= cutoff:
@@ -298,6 +327,8 @@ class S3ChunkStore:
         self._prefetched: OrderedDict[bytes, Future] = OrderedDict()
         self._prefetched_bytes = 0
         self._prefetch_lock = threading.Lock()
+        self._gc_view = (-1e18, True)        # (monotonic time its LIST was sent, running)
+        self._gc_view_lock = threading.Lock()
         self.grace_s = self._open_config(location.grace_s)
         self._clock_offset = self._measure_clock()
         self.reuse_window_s = self.grace_s / 2
@@ -383,10 +414,6 @@ class S3ChunkStore:
             if _is_not_found(exc):
                 return None
             raise
-
-    def _modified(self, chunk_id: bytes) -> float | None:
-        meta = self._head(chunk_id)
-        return None if meta is None else meta["last_modified"].timestamp()
 
     def has(self, chunk_id: bytes, length: int | None = None) -> bool:
         meta = self._head(chunk_id)
@@ -564,6 +591,18 @@ class S3ChunkStore:
             size += n
         return count, size
 
+    def _gc_announced(self, max_age: float) -> bool:
+        """``_gc_running``, from a LIST sent at most ``max_age`` seconds ago (one LIST
+        per ``max_age`` for all the store's writers, not one per upload)."""
+        with self._gc_view_lock:
+            sent, running = self._gc_view
+            if time.monotonic() - sent <= max_age:
+                return running
+            sent = time.monotonic()
+            running = self._gc_running()
+            self._gc_view = (sent, running)
+            return running
+
     def _gc_running(self) -> bool:
         """Whether any GC run has announced itself (``s3gw/gc-running/<run>``)."""
         for page in self._obs.list(self._s3, prefix=f"{self.prefix}s3gw/gc-running/", chunk_size=1):
@@ -589,8 +628,9 @@ class _Sweep:
         self._key = f"{store.prefix}s3gw/gc-running/{time.time_ns():x}-{os.getpid()}"
         body = json.dumps({"started": time.time(), "pid": os.getpid()}).encode()
         store._obs.put(store._s3, self._key, body)
+        announced = time.monotonic()
         now = store._obs.head(store._s3, self._key)["last_modified"].timestamp()
-        return GcSweep(store, now, self._grace_s)
+        return GcSweep(store, now, self._grace_s, announced)
 
     def __exit__(self, *exc) -> None:
         store = self._store
