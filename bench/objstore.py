@@ -52,8 +52,22 @@ def client(endpoint: str):
                                       read_timeout=300))
 
 
+def _cpu(pids: dict) -> dict:
+    """CPU seconds (user + system, all threads) of each process so far."""
+    import psutil
+    out = {}
+    for label, pid in pids.items():
+        t = psutil.Process(pid).cpu_times()
+        out[label] = t.user + t.system
+    return out
+
+
 def run_workloads(name: str, endpoint: str, bucket: str, size: int, small: int,
-                  limit: float) -> dict:
+                  limit: float, pids: dict | None = None) -> dict:
+    """The figures of one target; with ``pids`` ({"s3gw": pid, "weed": pid}) also the
+    CPU each process spent per GB (large) or per request (small): the gateway's own
+    cost, which the shared machine's noise barely moves, unlike the rates."""
+    pids = pids or {}
     c = client(endpoint)
     c.create_bucket(Bucket=bucket)
     body = bytearray(os.urandom(MiB)) * (size // MiB)
@@ -61,28 +75,40 @@ def run_workloads(name: str, endpoint: str, bucket: str, size: int, small: int,
         body[i:i + 8] = i.to_bytes(8, "big")
     body = bytes(body)
     out: dict = {"target": name}
-    t = time.perf_counter()
+    cpu: dict = {}
+
+    def spent(phase: str, before: dict, per: float) -> None:
+        after = _cpu(pids)
+        for label in pids:
+            cpu[f"{label} {phase}"] = (after[label] - before[label]) / per
+
+    t, c0 = time.perf_counter(), _cpu(pids)
     c.put_object(Bucket=bucket, Key="large", Body=body)
     out["large PUT GB/s"] = size / (time.perf_counter() - t) / 1e9
-    t = time.perf_counter()
+    spent("large PUT CPU-s/GB", c0, size / 1e9)
+    t, c0 = time.perf_counter(), _cpu(pids)
     got = c.get_object(Bucket=bucket, Key="large")["Body"].read()
     out["large GET GB/s"] = size / (time.perf_counter() - t) / 1e9
+    spent("large GET CPU-s/GB", c0, size / 1e9)
     assert got == body, f"{name}: GET differs"
     del got, body
     for n in (4096, 65536):
         blob = os.urandom(n)
         done = 0
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), _cpu(pids)
         while done < small and time.perf_counter() - t < limit:
             c.put_object(Bucket=bucket, Key=f"s{n}/{done}", Body=blob[:n - 8] + done.to_bytes(8, "big"))
             done += 1
         out[f"{n // 1024} KiB PUT/s"] = done / (time.perf_counter() - t)
+        spent(f"{n // 1024} KiB PUT CPU-ms/op", c0, max(1, done) / 1000)
         read = 0
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), _cpu(pids)
         while read < done and time.perf_counter() - t < limit:
             c.get_object(Bucket=bucket, Key=f"s{n}/{read}")["Body"].read()
             read += 1
         out[f"{n // 1024} KiB GET/s"] = read / (time.perf_counter() - t)
+        spent(f"{n // 1024} KiB GET CPU-ms/op", c0, max(1, read) / 1000)
+    out["cpu"] = cpu
     return out
 
 
@@ -103,6 +129,23 @@ def table(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) and v < 10 else
                                        f"{v:.0f}" if isinstance(v, float) else str(v)
                                        for v in r.values()) + " |")
+    return "\n".join(lines)
+
+
+def cpu_table(rows: list[dict]) -> str:
+    """One row per (target, process): the phases as columns."""
+    phases: list[str] = []
+    for r in rows:
+        for k in r:
+            phase = k.split(" ", 1)[1] if k != "target" else None
+            if phase and phase not in phases:
+                phases.append(phase)
+    lines = ["| target | process | " + " | ".join(phases) + " |",
+             "|---|---|" + "---|" * len(phases)]
+    for r in rows:
+        for proc in dict.fromkeys(k.split(" ", 1)[0] for k in r if k != "target"):
+            cells = [f"{r[f'{proc} {p}']:.2f}" if f"{proc} {p}" in r else "" for p in phases]
+            lines.append(f"| {r['target']} | {proc} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -128,13 +171,14 @@ def main() -> int:
         local = start_s3gw(workdir, "s3gw-local", [], {})
         servers.append(local)
         rows.append(run_workloads("s3gw (local store)", local.endpoint, "master.bench", size,
-                                  args.small_count, args.time_limit))
+                                  args.small_count, args.time_limit, {"s3gw": local.pid}))
         local.stop()
         remote = start_s3gw(workdir, "s3gw-seaweed",
                             ["--chunks", weed.chunks_url("bench-chunks", "s3gw")], keys)
         servers.append(remote)
         rows.append(run_workloads("s3gw (SeaweedFS chunks)", remote.endpoint, "master.bench", size,
-                                  args.small_count, args.time_limit))
+                                  args.small_count, args.time_limit,
+                                  {"s3gw": remote.pid, "weed": weed.proc.pid}))
         remote.stop()
         pg = _postgres()
         if pg is not None:
@@ -144,23 +188,26 @@ def main() -> int:
                                      "--chunks", weed.chunks_url("bench-chunks", "s3gw-pg")], keys)
                 servers.append(shared)
                 rows.append(run_workloads("s3gw (PostgreSQL + SeaweedFS)", shared.endpoint,
-                                          "master.bench", size, args.small_count, args.time_limit))
+                                          "master.bench", size, args.small_count, args.time_limit,
+                                          {"s3gw": shared.pid, "weed": weed.proc.pid}))
                 shared.stop()
             finally:
                 pg.stop()
         rows.append(run_workloads("SeaweedFS direct", weed.endpoint, "bench-direct", size,
-                                  args.small_count, args.time_limit))
+                                  args.small_count, args.time_limit, {"weed": weed.proc.pid}))
     finally:
         for s in servers:
             s.stop()
         weed.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    cpu_rows = [{"target": r["target"], **r.pop("cpu")} for r in rows]
     direct = rows[-1]
     for gw in rows[1:-1]:
         label = gw["target"].removeprefix("s3gw (").removesuffix(")").replace(" chunks", "")
         rows.append({"target": f"s3gw ({label}) / direct",
                      **{k: gw[k] / direct[k] for k in gw if k != "target"}})
-    text = table(rows)
+    text = table(rows) + "\n\nCPU spent by each process (user + system, all its threads):\n\n"
+    text += cpu_table(cpu_rows)
     info = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     text = (f"{args.size_mib} MiB large object, {args.small_count} small objects per size, "
             f"{info} cores (shared), weed {_weed_version()}\n\n" + text)
