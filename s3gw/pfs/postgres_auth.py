@@ -150,20 +150,20 @@ class PostgresAuthStore:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._refresh(conn)          # what changed while nobody listened
                     if self.unreachable:
-                        self.unreachable = False
                         log.warning("auth store: %s is reachable again; auth changes "
                                     "apply again", self.where)
+                        self.unreachable = False
                     delay = self.poll
                 for _ in conn.notifies(timeout=self.poll, stop_after=1):
                     pass
                 if not self._stop.is_set():
                     self._refresh(conn)
-            except psycopg.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, keep the last view and retry
                 if not self.unreachable:
-                    self.unreachable = True
                     log.warning("auth store: cannot reach %s (%s); serving with the users, "
                                 "keys and roles as of its last change seen, until it is back",
                                 self.where, (str(exc).strip().splitlines() or ["?"])[0])
+                    self.unreachable = True
                 if conn is not None:
                     _close_quietly(conn)
                     conn = None
