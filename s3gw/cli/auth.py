@@ -127,44 +127,16 @@ def run(args) -> int:
 
 
 def _import(args) -> int:
-    """``s3gw auth import``: merge ``<data>/auth.sqlite`` into the folder's database, then
-    set the file aside (``auth.sqlite.imported-<time>``) so gateways start on the folder."""
-    import os
-
-    from ..pfs.auth import AUTH_FILE, SqliteAuthStore
-    from ..pfs.backends import is_postgres_url, remembered
-    from ..pfs.postgres_auth import PostgresAuthStore
-    meta = getattr(args, "meta", None) or remembered(args.data)
-    path = os.path.join(args.data, AUTH_FILE)
-    if not is_postgres_url(meta):
-        print(f"s3gw auth: import copies {path} into the folder's PostgreSQL database, but "
-              f"this folder's metadata is its own SQLite file (pass --meta postgresql://...)",
-              file=sys.stderr)
-        return 1
-    if not os.path.exists(path):
-        print(f"s3gw auth: nothing to import: no {path}", file=sys.stderr)
-        return 1
-    src = SqliteAuthStore(args.data)
-    try:
-        rows = src.export_rows()
-    finally:
-        src.close()
-    dst = PostgresAuthStore(meta)
-    try:
-        added = dst.import_rows(rows)
-        enabled = dst.enabled
-        where = dst.where
-    finally:
-        dst.close()
-    aside = f"{path}.imported-{time.strftime('%Y%m%dT%H%M%S')}"
-    os.replace(path, aside)
+    """``s3gw auth import`` (``pfs.backends.import_local_auth``)."""
+    from ..pfs.backends import import_local_auth
+    r = import_local_auth(args.data, getattr(args, "meta", None))
     if args.json:
-        print(json.dumps(dict(added, enabled=enabled, moved_to=aside)))
+        print(json.dumps(r))
     else:
-        print(f"imported {path} into {where}: {added['users']} user(s), {added['keys']} "
-              f"key(s), {added['grants']} role(s) added, {added['revoked']} key(s) revoked; "
-              f"auth {'enabled' if enabled else 'disabled'} there")
-        print(f"the file is now {aside}")
+        print(f"imported {args.data}'s auth.sqlite into {r['where']}: {r['users']} user(s), "
+              f"{r['keys']} key(s), {r['grants']} role(s) added, {r['revoked']} key(s) "
+              f"revoked; auth {'enabled' if r['enabled'] else 'disabled'} there")
+        print(f"the file is now {r['moved_to']}")
     return 0
 
 

@@ -23,7 +23,7 @@ from .interface import AuthStore, MetadataStore
 from .roles import AuthStoreError
 
 __all__ = ["open_metadata", "open_auth_store", "LocalAuthNotImported", "local_auth_pending",
-           "is_postgres_url", "describe", "remember", "remembered"]
+           "import_local_auth", "is_postgres_url", "describe", "remember", "remembered"]
 
 REMEMBERED = "metadata.url"
 
@@ -107,6 +107,45 @@ def open_auth_store(data_dir: str, meta: str | None = None, *, watch: bool = Fal
                          f"folder's SQLite file), not {meta!r}")
     from .auth import SqliteAuthStore
     return SqliteAuthStore(data_dir)
+
+
+def import_local_auth(data_dir: str, meta: str | None = None) -> dict:
+    """``s3gw auth import``: merge ``<data_dir>/auth.sqlite`` into the auth store of the
+    folder's PostgreSQL database (``AuthStore.import_rows``), then set the file aside as
+    ``auth.sqlite.imported-<time>`` so gateways start on the folder.  Returns the counts
+    added, ``enabled`` (in the database, after), ``where`` and ``moved_to``.
+
+    Raises:
+        AuthStoreError: the folder's metadata is not in PostgreSQL, or it has no file.
+    """
+    import time
+
+    from .auth import AUTH_FILE, SqliteAuthStore
+    if not meta:
+        meta = remembered(data_dir)
+    path = os.path.join(data_dir, AUTH_FILE)
+    if not is_postgres_url(meta):
+        raise AuthStoreError(f"import copies {path} into the folder's PostgreSQL database, "
+                             f"but this folder's metadata is its own SQLite file (pass "
+                             f"--meta postgresql://...)")
+    if not os.path.exists(path):
+        raise AuthStoreError(f"nothing to import: no {path}")
+    local = SqliteAuthStore(data_dir)
+    try:
+        rows = local.export_rows()
+    finally:
+        local.close()
+    shared = open_auth_store(data_dir, meta)
+    try:
+        result: dict = dict(shared.import_rows(rows))
+        result["enabled"] = shared.enabled
+    finally:
+        shared.close()
+    aside = f"{path}.imported-{time.strftime('%Y%m%dT%H%M%S')}"
+    os.replace(path, aside)
+    from .postgres import _redacted
+    result.update(where=_redacted(meta), moved_to=aside)
+    return result
 
 
 def describe(data_dir: str, meta: str | None) -> str:
