@@ -37,9 +37,8 @@ from .http.connection import new_request_id
 from .http.drain import Drain
 from .http.server import on_idle
 from .ingest.pipeline import trim_spares
-from .pfs.auth import SqliteAuthStore
 from .pfs.backends import describe as describe_meta
-from .pfs.backends import is_postgres_url, open_metadata, remember, remembered
+from .pfs.backends import is_postgres_url, open_auth_store, open_metadata, remember, remembered
 from .pps.jobs import JobView
 from .pps.runner import Runner
 from .pps.store import PpsStore
@@ -174,7 +173,14 @@ class App:
                                       direct_writes=config.direct_writes,
                                       tmp_grace_s=3600.0 if config.several_processes else 0.0)
         _ = self.meta.uploads  # create the multipart staging tables now
-        self.auth = SqliteAuthStore(config.data_dir)   # off until `s3gw auth enable`
+        # off until `s3gw auth enable`; in the metadata's database when that is PostgreSQL
+        try:
+            self.auth = open_auth_store(config.data_dir, config.meta, watch=True,
+                                        check_local=True)
+        except BaseException:
+            self.meta.close()
+            self.store.close()
+            raise
         self.pps = PpsStore(config.data_dir)
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,

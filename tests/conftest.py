@@ -49,6 +49,18 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.meta_url: str | None = None
 
+    def meta_env(self) -> dict | None:
+        """The environment for CLI commands run on this server's store before it first
+        starts (and records its database in its folder): with S3GW_TEST_META=postgres,
+        ``S3GW_META`` names the database it will serve; otherwise None (the folder)."""
+        if TEST_META != "postgres" or "--meta" in self.extra_args:
+            return None
+        if _pg_for_servers is None:
+            raise RuntimeError("S3GW_TEST_META=postgres without the session's PostgreSQL")
+        if self.meta_url is None:
+            self.meta_url = _pg_for_servers.database()
+        return dict(os.environ, S3GW_META=self.meta_url)
+
     def start(self) -> "ServerProcess":
         if TEST_META == "postgres" and "--meta" not in self.extra_args:
             if _pg_for_servers is None:

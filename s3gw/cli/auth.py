@@ -1,7 +1,10 @@
 """``s3gw auth``: turn authentication on, manage keys and per-repo roles.
 
-Commands work on the data folder directly (the server re-reads the auth
-store every 50 ms, so a change applies to a running server without a restart)::
+Commands work on the auth store directly: ``<data>/auth.sqlite`` for a folder with
+SQLite metadata, the PostgreSQL database for a folder served with ``--meta
+postgresql://...`` (its ``metadata.url``) or with ``--meta`` given here.  A running
+server follows the changes without a restart: SQLite within 50 ms, PostgreSQL on every
+gateway of the database within milliseconds (at most 0.1 s; ``pfs.postgres_auth``)::
 
     s3gw auth enable                      # prints the first admin's key, once
     s3gw auth disable | status
@@ -11,9 +14,10 @@ store every 50 ms, so a change applies to a running server without a restart)::
     s3gw auth grant --user NAME --repo REPO --role reader|writer|owner
     s3gw auth revoke --user NAME --repo REPO
     s3gw auth grants [--user NAME] [--repo REPO]
+    s3gw auth import                      # the folder's auth.sqlite -> its PostgreSQL database
 
-Whoever can write the data folder is its administrator; these commands need
-no credentials.  ``--json`` prints machine-readable output.
+Whoever can write the data folder (or the database) is its administrator; these
+commands need no credentials.  ``--json`` prints machine-readable output.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def add_parser(sub, data_arg) -> None:
     q = cmd("grants", "list roles")
     q.add_argument("--user")
     q.add_argument("--repo")
+    cmd("import", "copy the data folder's own auth.sqlite (users, keys, roles, enabled) into "
+                  "its PostgreSQL database, where the gateways keep auth (see docs/backends.md)")
 
 
 def _iso(ns: int | None) -> str | None:
@@ -91,10 +97,27 @@ def _print_credentials(args, creds) -> None:
 
 
 def run(args) -> int:
-    from ..pfs.auth import AuthStoreError, SqliteAuthStore
+    from ..pfs.backends import local_auth_pending, open_auth_store
+    from ..pfs.roles import AuthStoreError
+    from .metastore import meta_error
 
-    store = SqliteAuthStore(args.data)
     try:
+        if args.auth_command == "import":
+            return _import(args)
+        store = open_auth_store(args.data, getattr(args, "meta", None))
+    except AuthStoreError as exc:
+        print(f"s3gw auth: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        reason = meta_error(exc) or (str(exc) if isinstance(exc, ValueError) else None)
+        if reason is None:
+            raise
+        print(f"s3gw: {reason}", file=sys.stderr)
+        return 1
+    try:
+        pending = local_auth_pending(args.data, getattr(args, "meta", None))
+        if pending is not None:
+            print(f"s3gw auth: note: {pending}", file=sys.stderr)
         return _run(args, store)
     except AuthStoreError as exc:
         print(f"s3gw auth: {exc}", file=sys.stderr)
@@ -103,12 +126,26 @@ def run(args) -> int:
         store.close()
 
 
+def _import(args) -> int:
+    """``s3gw auth import`` (``pfs.backends.import_local_auth``)."""
+    from ..pfs.backends import import_local_auth
+    r = import_local_auth(args.data, getattr(args, "meta", None))
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"imported {args.data}'s auth.sqlite into {r['where']}: {r['users']} user(s), "
+              f"{r['keys']} key(s), {r['grants']} role(s) added, {r['revoked']} key(s) "
+              f"revoked; auth {'enabled' if r['enabled'] else 'disabled'} there")
+        print(f"the file is now {r['moved_to']}")
+    return 0
+
+
 def _run(args, store) -> int:
     command = args.auth_command
     if command == "enable":
         creds = store.enable()
         if not args.json:
-            print(f"auth enabled for {args.data}")
+            print(f"auth enabled for {getattr(store, 'where', args.data)}")
         _print_credentials(args, creds)
     elif command == "disable":
         store.disable()

@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)   # `serve --workers` re-runs it
-    if args.command not in _CREATES_OR_NEEDS_NO_FOLDER and not os.path.isdir(args.data):
+    if args.command not in _CREATES_OR_NEEDS_NO_FOLDER and not os.path.isdir(args.data) and \
+            not (args.command == "auth" and getattr(args, "meta", None)):   # auth in a database
         print(f"s3gw: no data folder at {os.path.abspath(args.data)} (pass --data or set "
               "S3GW_DATA; only `s3gw serve` creates one)", file=sys.stderr)
         return 2

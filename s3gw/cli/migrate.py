@@ -19,10 +19,16 @@ data folder's store past one machine.
 store goes the other way: into the new local folder ``NEW``, the same steps and checks
 (every gateway of that database stopped first).
 
+4. **Auth**: the folder's users, keys (secrets included), roles and whether auth is
+   on (``auth.sqlite``) are merged into the database's auth tables, where every
+   gateway reads them (``AuthStore.import_rows``: a second run adds nothing), and
+   checked there.  Going back, the database's auth becomes the new folder's
+   ``auth.sqlite``.
+
 The source folder must not be served meanwhile (its serve lock is taken).  The
 destination database must be this store's (empty, or a previous run's): one that
 holds repos the folder does not is refused.  ``--to DIR`` also prepares a data folder
-for a gateway: the URLs recorded, ``auth.sqlite`` and ``pps.sqlite`` copied.
+for a gateway: the URLs recorded, ``pps.sqlite`` copied (auth is in the database).
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ def _migrate_out(args) -> None:
                 _verify(old, new, dest, refs)
             finally:
                 new.close()
+            _copy_auth_out(src, args.meta)
         finally:
             old.close()
             source.close()
@@ -163,11 +170,73 @@ def _migrate_back(args) -> None:
             new.close()
             source.close()
             dest.close()
-        for name in ("auth.sqlite", "pps.sqlite"):
-            _copy_sqlite(os.path.join(src, name), os.path.join(to, name))
+        _copy_auth_back(url, to)
+        _copy_sqlite(os.path.join(src, "pps.sqlite"), os.path.join(to, "pps.sqlite"))
         print(f"prepared {to}: s3gw serve --data {to} (local metadata and chunks)")
     finally:
         lock.close()
+
+
+def _copy_auth_out(src: str, url: str) -> None:
+    """The folder's ``auth.sqlite`` merged into the database's auth, and checked."""
+    from ..pfs.auth import AUTH_FILE, SqliteAuthStore
+    from ..pfs.postgres_auth import PostgresAuthStore
+    if not os.path.exists(os.path.join(src, AUTH_FILE)):
+        print("auth: the folder has no auth.sqlite: nothing to copy")
+        return
+    local = SqliteAuthStore(src)
+    try:
+        rows = local.export_rows()
+    finally:
+        local.close()
+    shared = PostgresAuthStore(url)
+    try:
+        added = shared.import_rows(rows)
+        _verify_auth(rows, shared.export_rows())
+    finally:
+        shared.close()
+    _report_auth(rows, added, "the database")
+
+
+def _copy_auth_back(url: str, to: str) -> None:
+    """The database's auth merged into the new folder's ``auth.sqlite``, and checked."""
+    from ..pfs.auth import SqliteAuthStore
+    from ..pfs.postgres_auth import PostgresAuthStore
+    shared = PostgresAuthStore(url)
+    try:
+        rows = shared.export_rows()
+    finally:
+        shared.close()
+    local = SqliteAuthStore(to)
+    try:
+        added = local.import_rows(rows)
+        _verify_auth(rows, local.export_rows())
+    finally:
+        local.close()
+    _report_auth(rows, added, f"{to}/auth.sqlite")
+
+
+def _verify_auth(src, dst) -> None:
+    """Every user, key (secret, revocation) and role of ``src`` is in ``dst``; auth is on
+    there if it is on in ``src``."""
+    keys = {k[0]: k for k in dst.keys}
+    for k in src.keys:
+        got = keys.get(k[0])
+        if got is None or got[:6] != k[:6] or (k[6] is not None and got[6] is None):
+            raise MigrateError(f"auth: key {k[0]} did not arrive intact: run the migrate again")
+    users, grants = {u[0] for u in dst.users}, {g[:2] for g in dst.grants}
+    missing = [u[0] for u in src.users if u[0] not in users] + [
+        f"{g[0]} on {g[1]}" for g in src.grants if g[:2] not in grants]
+    if missing or (src.enabled and not dst.enabled):
+        raise MigrateError(f"auth: {', '.join(missing[:5]) or 'enabled'} did not arrive: run "
+                           f"the migrate again")
+
+
+def _report_auth(rows, added: dict, where: str) -> None:
+    new = added["users"] + added["keys"] + added["grants"]
+    print(f"auth: {len(rows.users)} users, {len(rows.keys)} keys and {len(rows.grants)} roles "
+          f"verified in {where} ({new} rows new), auth "
+          f"{'enabled' if rows.enabled else 'disabled'}")
 
 
 def _open_dest_store(url: str):
@@ -373,14 +442,13 @@ def _copy_sqlite(source: str, target: str) -> None:
 
 def _prepare_folder(src: str, to: str, meta: str, chunks: str) -> None:
     """A data folder for a gateway on the moved store: URLs recorded, the folder's
-    users and keys (auth.sqlite) and pipelines (pps.sqlite) copied once."""
+    pipelines (pps.sqlite) copied once (its users and keys are in the database now)."""
     from ..pfs.backends import remember
     from ..store.backends import open_chunk_store
     os.makedirs(to, exist_ok=True)
     if os.path.exists(os.path.join(to, "meta.sqlite")):
         raise MigrateError(f"{to} has metadata of its own: name a new folder with --to")
-    for name in ("auth.sqlite", "pps.sqlite"):
-        _copy_sqlite(os.path.join(src, name), os.path.join(to, name))
+    _copy_sqlite(os.path.join(src, "pps.sqlite"), os.path.join(to, "pps.sqlite"))
     open_chunk_store(to, chunks).close()         # records chunks.url
     remember(to, meta)
     print(f"prepared {to}: s3gw serve --data {to} (metadata and chunks recorded)")

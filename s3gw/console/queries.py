@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..pfs.auth import AuthSnapshot, Role
+from ..pfs.roles import AuthSnapshot, Role
 from ..pfs.history import FileDeleted
 from ..pfs.metadata import SqliteMetadata, prefix_upper_bound
 from ..pfs.model import BranchInfo, CommitInfo, FileInfo, NoSuchBranch, NoSuchCommit, NoSuchFile

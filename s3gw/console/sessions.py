@@ -27,7 +27,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..pfs.auth import AuthSnapshot
+from ..pfs.roles import AuthSnapshot
 
 __all__ = ["Session", "SessionStore", "check_login", "COOKIE", "cookie_header",
            "clear_cookie_header", "session_id_from"]

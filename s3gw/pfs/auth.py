@@ -36,8 +36,9 @@ so ``s3gw auth key revoke`` on the command line takes effect on a running
 server within that delay (50 ms), without a restart.
 
 All methods block (tiny SQLite transactions); ``snapshot()`` is cheap enough
-to call on the event loop thread.  A PostgreSQL implementation would keep
-these methods.
+to call on the event loop thread.  This is the auth store of a data folder whose
+metadata is its own SQLite file; a gateway whose metadata is in PostgreSQL keeps
+its auth in that database (``pfs.postgres_auth``, the same ``pfs.interface.AuthStore``).
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ import string
 import threading
 import time
 
-from .roles import (PAIR, TOKEN, AuthSnapshot, AuthStoreError, Credentials, Grant, KeyInfo, Role,
-                    check_user, token_hash)
+from .roles import (PAIR, TOKEN, AuthRows, AuthSnapshot, AuthStoreError, Credentials, Grant,
+                    KeyInfo, Role, check_user, token_hash)
 
 __all__ = [
     "AuthStoreError",
     "AuthSnapshot",
+    "AuthRows",
     "Credentials",
     "Grant",
     "KeyInfo",
@@ -62,6 +64,7 @@ __all__ = [
     "SqliteAuthStore",
     "ADMIN_USER",
     "AUTH_FILE",
+    "local_auth_enabled",
 ]
 
 AUTH_FILE = "auth.sqlite"
@@ -78,8 +81,42 @@ CREATE TABLE IF NOT EXISTS grants(
     user TEXT NOT NULL, repo TEXT NOT NULL, role INTEGER NOT NULL, PRIMARY KEY(user, repo));
 """
 
+
+def local_auth_enabled(data_dir: str) -> bool:
+    """Whether ``<data_dir>/auth.sqlite`` exists with auth enabled (read only: the file
+    is neither created nor changed)."""
+    path = os.path.join(data_dir, AUTH_FILE)
+    if not os.path.exists(path):
+        return False
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='config'").fetchone() is None:
+            return False
+        row = conn.execute("SELECT value FROM config WHERE key='enabled'").fetchone()
+        return row is not None and row[0] == "1"
+    finally:
+        conn.close()
+
+
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+
+
+def new_pair() -> tuple[str, str]:
+    """A new (access key, secret) pair."""
+    access = "S3GW" + "".join(_secrets.choice(_KEY_ALPHABET) for _ in range(16))
+    return access, "".join(_secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+def new_token() -> tuple[str, str]:
+    """A new token and its SHA-256 (what is stored)."""
+    value = _secrets.token_hex(20)
+    return value, token_hash(value)
+
+
+def token_id(digest: str) -> str:
+    """The listed id of a token key: a prefix of its hash."""
+    return f"token-{digest[:16]}"
 
 
 class SqliteAuthStore:
@@ -135,21 +172,13 @@ class SqliteAuthStore:
         c.execute("BEGIN")
         try:
             row = c.execute("SELECT value FROM config WHERE key='enabled'").fetchone()
-            enabled = row is not None and row[0] == "1"
-            pairs, tokens = {}, {}
-            for lookup, kind, user, secret in c.execute(
-                    "SELECT lookup, kind, user, secret FROM keys WHERE revoked_ns IS NULL"):
-                if kind == TOKEN:
-                    tokens[lookup] = user
-                else:
-                    pairs[lookup] = (secret, user)
-            users = {name: bool(admin) for name, admin in c.execute("SELECT name, admin FROM users")}
-            grants = {(u, r): Role(role) for u, r, role in
-                      c.execute("SELECT user, repo, role FROM grants")}
+            return AuthSnapshot.from_rows(
+                row is not None and row[0] == "1",
+                c.execute("SELECT lookup, kind, user, secret FROM keys WHERE revoked_ns IS NULL"),
+                c.execute("SELECT name, admin FROM users"),
+                c.execute("SELECT user, repo, role FROM grants"))
         finally:
             c.execute("COMMIT")
-        return AuthSnapshot(enabled, pairs, tokens,
-                            frozenset(u for u, a in users.items() if a), frozenset(users), grants)
 
     @property
     def enabled(self) -> bool:
@@ -226,13 +255,11 @@ class SqliteAuthStore:
         if admin:
             c.execute("UPDATE users SET admin = 1 WHERE name = ?", (user,))
         if token:
-            value = _secrets.token_hex(20)
-            digest = token_hash(value)
+            value, digest = new_token()
             c.execute("INSERT INTO keys(id, lookup, kind, user, secret, created_ns) "
-                      "VALUES(?, ?, ?, ?, NULL, ?)", (f"token-{digest[:16]}", digest, TOKEN, user, now))
+                      "VALUES(?, ?, ?, ?, NULL, ?)", (token_id(digest), digest, TOKEN, user, now))
             return Credentials(user, value, value, TOKEN)
-        access = "S3GW" + "".join(_secrets.choice(_KEY_ALPHABET) for _ in range(16))
-        secret = "".join(_secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+        access, secret = new_pair()
         c.execute("INSERT INTO keys(id, lookup, kind, user, secret, created_ns) "
                   "VALUES(?, ?, ?, ?, ?, ?)", (access, access, PAIR, user, secret, now))
         return Credentials(user, access, secret, PAIR)
@@ -301,3 +328,49 @@ class SqliteAuthStore:
     def drop_repo(self, repo: str) -> None:
         """Forget every grant on a deleted repo (a new repo of that name starts clean)."""
         self._tx(lambda c: c.execute("DELETE FROM grants WHERE repo = ?", (repo,)))
+
+    # -- copying between backends -------------------------------------------------------
+    def export_rows(self) -> AuthRows:
+        """Everything, in one read transaction (secrets included)."""
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN")
+            try:
+                row = c.execute("SELECT value FROM config WHERE key='enabled'").fetchone()
+                users = tuple((n, bool(a), t) for n, a, t in c.execute(
+                    "SELECT name, admin, created_ns FROM users ORDER BY name"))
+                keys = tuple(c.execute(
+                    "SELECT id, lookup, kind, user, secret, created_ns, revoked_ns FROM keys "
+                    "ORDER BY created_ns, id"))
+                grants = tuple(c.execute("SELECT user, repo, role FROM grants ORDER BY user, repo"))
+            finally:
+                c.execute("COMMIT")
+        return AuthRows(row is not None and row[0] == "1", users, keys, grants)
+
+    def import_rows(self, rows: AuthRows) -> dict[str, int]:
+        """Merge ``rows`` in, in one transaction: users, keys and grants this store lacks
+        are added; where both hold a row, this store's stands, except that a key revoked
+        in ``rows`` is revoked here too; auth is enabled if ``rows`` has it enabled (an
+        import never turns auth off).  Returns the counts added (and revoked)."""
+        def run(c):
+            added = {"users": 0, "keys": 0, "grants": 0, "revoked": 0}
+            if rows.enabled:
+                c.execute("INSERT OR REPLACE INTO config(key, value) VALUES('enabled', '1')")
+            for name, admin, created in rows.users:
+                added["users"] += c.execute(
+                    "INSERT OR IGNORE INTO users(name, admin, created_ns) VALUES(?, ?, ?)",
+                    (name, int(admin), created)).rowcount
+            for key in rows.keys:
+                added["keys"] += c.execute(
+                    "INSERT OR IGNORE INTO keys(id, lookup, kind, user, secret, created_ns, "
+                    "revoked_ns) VALUES(?, ?, ?, ?, ?, ?, ?)", key).rowcount
+                if key[6] is not None:
+                    added["revoked"] += c.execute(
+                        "UPDATE keys SET revoked_ns = ? WHERE id = ? AND revoked_ns IS NULL",
+                        (key[6], key[0])).rowcount
+            for user, repo, role in rows.grants:
+                added["grants"] += c.execute(
+                    "INSERT OR IGNORE INTO grants(user, repo, role) VALUES(?, ?, ?)",
+                    (user, repo, int(role))).rowcount
+            return added
+        return self._tx(run)

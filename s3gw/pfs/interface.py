@@ -1,4 +1,5 @@
-"""The metadata-store interface: what the layers above (s3, pps, ingest, cli) call.
+"""The metadata-store and auth-store interfaces: what the layers above (s3, pps, ingest,
+console, cli) call.
 
 Two implementations: ``pfs.metadata.SqliteMetadata`` (embedded, one file) and
 ``pfs.postgres.PostgresMetadata`` (a shared PostgreSQL database, several
@@ -22,6 +23,13 @@ Three parts:
 Extending the interface (e.g. new history operations): add the method here,
 implement it in both backends, and add its case to the conformance suite.
 All methods block; callers run them in worker threads.
+
+``AuthStore``: users, access keys and per-repo roles.  Two implementations, chosen
+with the metadata store (``pfs.backends.open_auth_store``): ``pfs.auth.SqliteAuthStore``
+(``<data>/auth.sqlite``) and ``pfs.postgres_auth.PostgresAuthStore`` (tables in the
+PostgreSQL database, shared by every gateway).  The S3 layer reads an immutable
+``AuthSnapshot`` (``snapshot``), cheap enough for the event loop; everything else
+blocks.  ``tests/pfs/test_auth_conformance.py`` runs one suite on both.
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 from .model import BranchInfo, CommitInfo, Delete, FileInfo, Put, RepoInfo
+from .roles import AuthRows, AuthSnapshot, Credentials, Grant, KeyInfo, Role
 
 if TYPE_CHECKING:       # the neutral helpers are typed, not imported at run time
     from .history import History, VersionPage
     from .uploads import UploadStaging
 
-__all__ = ["MetadataStore", "SqlAccess", "Condition", "AlsoHook", "CommitRequest"]
+__all__ = ["MetadataStore", "SqlAccess", "AuthStore", "Condition", "AlsoHook", "CommitRequest"]
 
 # condition(path, current file or None), run inside the commit's transaction; raises
 # ConditionFailed (or another pfs error) to refuse the change
@@ -114,5 +123,44 @@ class MetadataStore(SqlAccess, Protocol):
     def stats(self) -> dict[str, int]: ...
     def referenced_manifests(self) -> Iterable[bytes]: ...
     def delete_unreferenced_objects(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AuthStore(Protocol):
+    """Users, access keys (pairs and tokens) and roles on repos; off until ``enable``.
+
+    Changes are atomic and durable when they return, and show in this handle's
+    ``snapshot`` at once; changes made through another handle (``s3gw auth`` in
+    another process, another gateway) show within the backend's bound (see each
+    backend's module).  ``AuthStoreError`` refuses a change (unknown user or key,
+    bad name or role, enabling twice)."""
+
+    # -- reading
+    def snapshot(self, max_age: float = 0.0) -> AuthSnapshot: ...   # see the backends
+    @property
+    def enabled(self) -> bool: ...
+    def list_keys(self, user: str | None = None) -> list[KeyInfo]: ...
+    def grants(self, user: str | None = None, repo: str | None = None) -> list[Grant]: ...
+    def users(self) -> list[tuple[str, bool]]: ...                    # (name, admin)
+
+    # -- changing (administrators: ``s3gw auth``)
+    def enable(self) -> Credentials: ...          # exactly one of concurrent callers wins
+    def disable(self) -> None: ...
+    def create_key(self, user: str, *, admin: bool = False,
+                   token: bool = False) -> Credentials: ...
+    def revoke_key(self, key: str) -> KeyInfo: ...
+    def grant(self, user: str, repo: str, role: Role | str) -> Grant: ...
+    def revoke(self, user: str, repo: str) -> bool: ...
+
+    # -- changing (the S3 layer: CreateBucket, PutBucketAcl, DeleteBucket)
+    def claim_repo(self, user: str, repo: str) -> None: ...
+    def set_repo_grants(self, repo: str, roles: dict[str, Role]) -> None: ...
+    def drop_repo(self, repo: str) -> None: ...
+
+    # -- copying between backends (``s3gw migrate``, ``s3gw auth import``)
+    def export_rows(self) -> AuthRows: ...
+    def import_rows(self, rows: AuthRows) -> dict[str, int]: ...
 
     def close(self) -> None: ...

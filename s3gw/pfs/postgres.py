@@ -7,7 +7,8 @@ The tables are SQLite's (``pfs.metadata``), in PostgreSQL types: ``repos``,
 ``tree``, ``provenance``, ``uploads``, ``upload_parts``.  Every text column
 that is ordered or compared (paths, names, ids) is ``COLLATE "C"``: byte
 order, which in a UTF-8 database is UTF-8 byte order, the order S3 lists in
-(and SQLite's ``memcmp``).
+(and SQLite's ``memcmp``).  The auth tables (``auth_*``, migration 3) are
+``pfs.postgres_auth``'s: users, keys and roles shared by the gateways.
 
 *No lost commit.*  A commit is one READ COMMITTED transaction that first
 takes the branch's row lock (``SELECT head ... FOR UPDATE``).  Every writer
@@ -130,6 +131,22 @@ CREATE TABLE completed_uploads(
 CREATE INDEX completed_uploads_time ON completed_uploads(time_ns);
 CREATE TABLE meta(key {_T} PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta(key, value) VALUES('schema_version', '2');
+"""),
+    (3, "users, access keys and per-repo roles (pfs.postgres_auth): auth shared by the "
+        "gateways", f"""
+CREATE TABLE auth_state(
+    id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, enabled BOOLEAN NOT NULL);
+INSERT INTO auth_state(id, version, enabled) VALUES(1, 0, false);
+CREATE TABLE auth_users(name {_T} PRIMARY KEY, admin BOOLEAN NOT NULL, created_ns BIGINT NOT NULL);
+CREATE TABLE auth_keys(
+    id {_T} PRIMARY KEY, lookup {_T} NOT NULL UNIQUE, kind TEXT NOT NULL,
+    username {_T} NOT NULL, secret TEXT, created_ns BIGINT NOT NULL, revoked_ns BIGINT);
+CREATE INDEX auth_keys_user ON auth_keys(username);
+CREATE TABLE auth_grants(
+    username {_T} NOT NULL, repo {_T} NOT NULL, role SMALLINT NOT NULL,
+    PRIMARY KEY(username, repo));
+CREATE INDEX auth_grants_repo ON auth_grants(repo);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

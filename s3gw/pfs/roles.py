@@ -1,8 +1,9 @@
 """Who may do what: roles, credentials and the immutable auth snapshot (pure values).
 
-The auth store (``pfs.auth.SqliteAuthStore``) persists users, keys and grants
-and hands the server an :class:`AuthSnapshot`, the in-memory view the S3
-layer's signature verifiers and role checks read.  Nothing here does I/O, so
+An auth store (``pfs.interface.AuthStore``: ``pfs.auth.SqliteAuthStore`` or
+``pfs.postgres_auth.PostgresAuthStore``) persists users, keys and grants and hands
+the server an :class:`AuthSnapshot`, the in-memory view the S3 layer's signature
+verifiers and role checks read.  Nothing here does I/O, so
 the S3 layer's pure auth modules import this, not the store.  ``pfs.auth``
 re-exports every name here.
 """
@@ -14,7 +15,7 @@ import hashlib
 import string
 from dataclasses import dataclass
 
-__all__ = ["AuthStoreError", "AuthSnapshot", "Credentials", "Grant", "KeyInfo", "Role",
+__all__ = ["AuthStoreError", "AuthSnapshot", "AuthRows", "Credentials", "Grant", "KeyInfo", "Role",
            "PAIR", "TOKEN", "check_user", "token_hash"]
 
 PAIR, TOKEN = "pair", "token"
@@ -69,6 +70,20 @@ class Grant:
     role: Role
 
 
+@dataclass(frozen=True, slots=True)
+class AuthRows:
+    """Everything an auth store holds, as rows: what ``export_rows`` gives and
+    ``import_rows`` merges (``s3gw migrate`` and ``s3gw auth import`` copy auth
+    between backends with them).  Secrets of pairs are in it: handle it as the
+    store itself."""
+
+    enabled: bool
+    users: tuple[tuple[str, bool, int], ...]                 # (name, admin, created_ns)
+    # (id, lookup, kind, user, secret or None, created_ns, revoked_ns or None)
+    keys: tuple[tuple[str, str, str, str, str | None, int, int | None], ...]
+    grants: tuple[tuple[str, str, int], ...]                 # (user, repo, role)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -102,6 +117,20 @@ class AuthSnapshot:
     @classmethod
     def disabled(cls) -> "AuthSnapshot":
         return cls(False, {}, {}, frozenset(), frozenset(), {})
+
+    @classmethod
+    def from_rows(cls, enabled: bool, live_keys, users, grants) -> "AuthSnapshot":
+        """The view of a store's rows: ``live_keys`` (lookup, kind, user, secret) of the
+        keys not revoked, ``users`` (name, admin), ``grants`` (user, repo, role)."""
+        pairs, tokens = {}, {}
+        for lookup, kind, user, secret in live_keys:
+            if kind == TOKEN:
+                tokens[lookup] = user
+            else:
+                pairs[lookup] = (secret, user)
+        names = {name: bool(admin) for name, admin in users}
+        return cls(bool(enabled), pairs, tokens, frozenset(u for u, a in names.items() if a),
+                   frozenset(names), {(u, r): Role(role) for u, r, role in grants})
 
     def secret(self, access_key: str) -> str | None:
         pair = self._pairs.get(access_key)

@@ -28,8 +28,7 @@ from typing import Callable
 import trio
 
 from ..ingest.smallputs import SmallPutWriter
-from ..pfs.auth import SqliteAuthStore
-from ..pfs.interface import MetadataStore
+from ..pfs.interface import AuthStore, MetadataStore
 from ..pps.jobs import JobView
 from ..store.chunkstore import ChunkStore
 from ..store.manifest import INLINE_MAX
@@ -74,7 +73,7 @@ class Context:
 
     def __init__(self, meta: MetadataStore, store: ChunkStore, *, region: str = "us-east-1",
                  domain: str | None = None, limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns, auth: SqliteAuthStore | None = None,
+                 clock: Callable[[], int] = time.time_ns, auth: AuthStore | None = None,
                  inline_object_max: int = INLINE_MAX,
                  output_repos: Callable[[float], frozenset[str]] | None = None):
         self.meta = meta

@@ -36,7 +36,8 @@ __all__ = ["S3Service", "AUTH_RECHECK"]
 log = logging.getLogger("s3gw.s3")
 
 # Seconds between checks of the auth store for changes made by `s3gw auth` (see
-# SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server).
+# SqliteAuthStore.snapshot: the check costs a GIL round trip on a busy server; a
+# PostgreSQL store is kept fresh by a thread of its own and ignores it).
 AUTH_RECHECK = 0.05
 
 

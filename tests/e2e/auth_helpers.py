@@ -398,10 +398,11 @@ def server_problems(log: str) -> list[str]:
 def world(tmp_path_factory):
     data = tmp_path_factory.mktemp("s3gw-auth") / "data"
     data.mkdir()
-    cli = AuthCli(str(data))
+    srv = ServerProcess(str(data))
+    cli = AuthCli(str(data), env=srv.meta_env())   # S3GW_TEST_META=postgres: its database
     admin = cli.enable()
     assert admin.user == "admin" and admin.access_key and admin.secret_key
-    srv = ServerProcess(str(data)).start()
+    srv.start()
     w = World(srv, cli, admin)
     # rita reads, will writes, olga owns (per repo, granted in each test); nick has no roles
     for name in ("rita", "will", "olga", "nick"):

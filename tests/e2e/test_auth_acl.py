@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 from tests.conftest import ServerProcess
 
 
-def _cli(data, *args) -> dict:
+def _cli(data, *args, env=None) -> dict:
     out = subprocess.run([sys.executable, "-m", "s3gw", "auth", *args, "--data", data, "--json"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out)
 
 
@@ -24,9 +24,12 @@ def _cli(data, *args) -> dict:
 def gateway(tmp_path):
     data = str(tmp_path / "data")
     os.makedirs(data)          # only `s3gw serve` creates a data folder; auth needs one
-    _cli(data, "enable")
-    users = {name: _cli(data, "key", "create", "--user", name) for name in ("alice", "bob")}
-    server = ServerProcess(data).start()
+    server = ServerProcess(data)
+    env = server.meta_env()    # S3GW_TEST_META=postgres: the database it will serve
+    _cli(data, "enable", env=env)
+    users = {name: _cli(data, "key", "create", "--user", name, env=env)
+             for name in ("alice", "bob")}
+    server.start()
 
     def client(name):
         c = users[name]

@@ -148,3 +148,76 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
         local.stop()
     assert "chunks: s3://" not in local.log() and "Traceback" not in local.log()
     assert "no problems found" in s3gw("fsck", "--data", back).stdout
+
+
+def test_migrate_carries_users_keys_and_roles_both_ways(tmp_path, pg_server, seaweedfs):
+    """A folder with auth on moves into PostgreSQL + SeaweedFS: its users, keys (pairs,
+    tokens, revoked ones) and roles are in the database, where a gateway with a new
+    folder finds them; moved back, they are the new folder's auth.sqlite again."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from tests.e2e.auth_helpers import Creds, boto3_client
+
+    def creds(proc) -> Creds:
+        doc = json.loads(proc.stdout)
+        return Creds(doc["user"], doc["access_key"], doc["secret_key"])
+
+    def code(call) -> str | None:
+        try:
+            call()
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+        return None
+
+    src = str(tmp_path / "local")
+    os.makedirs(src)
+    admin = creds(s3gw("auth", "enable", "--json", "--data", src))
+    alice = creds(s3gw("auth", "key", "create", "--user", "alice", "--json", "--data", src))
+    tok = creds(s3gw("auth", "key", "create", "--user", "tokie", "--token", "--json",
+                     "--data", src))
+    gone = creds(s3gw("auth", "key", "create", "--user", "alice", "--json", "--data", src))
+    s3gw("auth", "key", "revoke", gone.access_key, "--data", src)
+    s3gw("auth", "grant", "--user", "alice", "--repo", "docs", "--role", "writer", "--data", src)
+    srv = ServerProcess(src).start()
+    try:
+        boto3_client(srv.endpoint, admin).create_bucket(Bucket="master.docs")
+        boto3_client(srv.endpoint, alice).put_object(Bucket="master.docs", Key="a", Body=b"A")
+    finally:
+        srv.stop()
+
+    def check(endpoint: str) -> None:
+        assert boto3_client(endpoint, alice).get_object(
+            Bucket="master.docs", Key="a")["Body"].read() == b"A"
+        boto3_client(endpoint, tok).list_buckets()
+        assert code(lambda: boto3_client(endpoint, gone).list_buckets()) == "InvalidAccessKeyId"
+        assert code(lambda: boto3_client(endpoint, None).list_buckets()) == "AccessDenied"
+        assert code(lambda: boto3_client(endpoint, alice).delete_bucket(
+            Bucket="master.docs")) == "AccessDenied"                  # a writer still
+
+    url = pg_server.database(migrate=False)
+    chunks = seaweedfs.chunks_url(seaweedfs.make_bucket("e2e-migrate-auth"), "c")
+    to = str(tmp_path / "gw")
+    out = s3gw("migrate", "--from", src, "--meta", url, "--chunks", chunks, "--to", to).stdout
+    assert ("auth: 3 users, 4 keys and 1 roles verified in the database (8 rows new), auth "
+            "enabled") in out, out
+    assert not os.path.exists(os.path.join(to, "auth.sqlite"))    # it is in the database
+    gw = ServerProcess(to, env=KEYS).start()
+    try:
+        check(gw.endpoint)
+        later = creds(s3gw("auth", "key", "create", "--user", "later", "--json", "--data", to))
+    finally:
+        gw.stop()
+    assert "Traceback" not in gw.log()
+
+    back = str(tmp_path / "back")
+    out = s3gw("migrate", "--from", to, "--to", back).stdout
+    assert "auth: 4 users, 5 keys and 1 roles verified in " in out, out
+    local = ServerProcess(back).start()
+    try:
+        check(local.endpoint)
+        boto3_client(local.endpoint, later).list_buckets()
+    finally:
+        local.stop()
+    assert "Traceback" not in local.log()

@@ -15,8 +15,10 @@ function: a lazy import is still an edge):
   Python runs on the way), imports none of ``IO_MODULES`` and reads no clock.
 * The import graph of ``s3gw`` modules has no cycle.
 * ``CONCRETE_BACKENDS``: ``s3``, ``pps`` and ``ingest`` depend on the store interfaces
-  (``pfs.interface.MetadataStore``, ``store.chunkstore.ChunkStore``) only: they import
-  no concrete backend module or class; ``app`` and ``cli`` wire the concrete ones.
+  (``pfs.interface.MetadataStore``, ``pfs.interface.AuthStore``,
+  ``store.chunkstore.ChunkStore``) only: they import no concrete backend module or
+  class; ``app`` and ``cli`` wire the concrete ones.  ``AUTH_BACKENDS``: the console
+  and ``observe`` import no auth backend either.
 """
 
 from __future__ import annotations
@@ -66,9 +68,13 @@ NAMED_EDGES: dict[tuple[str, str], str] = {
 
 # the metadata and chunk backends: (module, or (module, name) imported from it)
 CONCRETE_BACKENDS = {"s3gw.pfs.metadata", "s3gw.pfs.postgres", "s3gw.pfs.sqlbatch",
-                     "s3gw.pfs.backends",
+                     "s3gw.pfs.backends", "s3gw.pfs.auth", "s3gw.pfs.postgres_auth",
                      ("s3gw.store.chunkstore", "LocalChunkStore")}
 INTERFACE_ONLY = ("s3", "pps", "ingest")
+# the auth backends: the console and the operators' endpoints take a
+# ``pfs.interface.AuthStore`` too (their values come from ``pfs.roles``)
+AUTH_BACKENDS = {"s3gw.pfs.auth", "s3gw.pfs.postgres_auth"}
+AUTH_INTERFACE_ONLY = ("s3", "pps", "ingest", "console", "observe")
 
 # inside s3: part -> parts it may import (besides itself)
 S3_PARTS: dict[str, set[str]] = {
@@ -272,4 +278,11 @@ def test_s3_and_pps_depend_on_store_interfaces_only():
                 bad.append(f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}")
         for pair in _imported_names(module) & CONCRETE_BACKENDS:
             bad.append(f"{MODULES[module].relative_to(ROOT)} imports {pair[1]} from {pair[0]}")
+    assert not bad, "\n".join(bad)
+
+
+def test_auth_store_users_depend_on_the_auth_interface_only():
+    bad = [f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}"
+           for module in MODULES if _layer(module) in AUTH_INTERFACE_ONLY
+           for target, line in _internal(module) if target in AUTH_BACKENDS]
     assert not bad, "\n".join(bad)
