@@ -417,6 +417,13 @@ def key_versions(conn, repo: str, lineage: "Lineage", path: str,
 
 # -- reads --------------------------------------------------------------------------------
 _OBJ_COLS = "o.id, o.size, o.etag, o.manifest, o.headers, o.checksums, o.parts"
+_ROWS_MAX = 4096       # entries rows read at once by a listing at a commit
+_IN_MAX = 500          # values in one ``IN (...)`` (SQLite's limit is far above)
+
+
+def _chunks(items: list) -> Iterator[list]:
+    for i in range(0, len(items), _IN_MAX):
+        yield items[i:i + _IN_MAX]
 
 
 def _object(row) -> ObjectInfo:
@@ -589,15 +596,107 @@ class History:
         c = self._commit(commit)
         if c.repo != repo:
             raise NoSuchCommit(commit)
+        if limit <= 0:
+            return []
         lineage = self.lineage(c)
-        out: list[FileInfo] = []
-        for path in self._paths(repo, prefix, after, inclusive):
-            hit = self._latest(repo, lineage, path)
-            if hit is not None and hit[2] is not None:
-                out.append(self._file(path, hit[1], hit[2], repo))
-                if len(out) >= limit:
+        hits: list[tuple[str, str, int]] = []
+        for path, cid, oid in self._tip_entries(repo, lineage, prefix, after, inclusive,
+                                                limit + 1):
+            if oid is not None:
+                hits.append((path, cid, oid))
+                if len(hits) >= limit:
                     break
-        return out
+        return self._files(repo, hits)
+
+    def _tip_entries(self, repo: str, lineage: Lineage, prefix: str, after: str | None,
+                     inclusive: bool, rows: int) -> Iterator[tuple[str, str, int | None]]:
+        """``(path, commit_id, object id | None)`` of each path's last change on the
+        lineage, in UTF-8 byte order, for the paths under ``prefix`` past ``after``.
+
+        Reads ``entries`` in batches (first ``rows`` rows, then doubling up to
+        ``_ROWS_MAX``): ``ORDER BY path, depth``, the primary key's order, with
+        ``depth <=`` the tip's in the query, so the paths made after the tip (a
+        commit listed long after, the bucket grown since) are skipped inside the
+        database, not one round trip each.  A path's entries cut by the batch's
+        end are read again with the next batch; a path with more entries than a
+        batch holds is resolved alone (``_latest``).
+        """
+        tip = lineage.tip
+        if tip is None:
+            return
+        upper = prefix_upper_bound(prefix) if prefix else None
+        if after is None or after < prefix:
+            pos, incl = prefix, True
+        else:
+            pos, incl = after, inclusive
+        tail = "" if upper is None else " AND path < ?"
+        while True:
+            args: list = [repo, pos, tip.depth]
+            if upper is not None:
+                args.append(upper)
+            args.append(rows)
+            batch = self.conn.execute(
+                f"SELECT path, depth, commit_id, object FROM entries WHERE repo=? AND "
+                f"path {'>=' if incl else '>'} ? AND depth <= ?{tail} "
+                "ORDER BY path, depth LIMIT ?", args).fetchall()
+            full = len(batch) == rows
+            end = len(batch)
+            if full:                       # the last path may have more entries
+                last = batch[-1][0]
+                while end > 0 and batch[end - 1][0] == last:
+                    end -= 1
+                if end == 0:               # one path filled the batch
+                    hit = self._latest(repo, lineage, last)
+                    if hit is not None:
+                        yield last, hit[1], hit[2]
+                    pos, incl = last, False
+                    continue
+            i = 0
+            while i < end:                 # one path's entries, depths ascending
+                j = i
+                while j + 1 < end and batch[j + 1][0] == batch[i][0]:
+                    j += 1
+                for k in range(j, i - 1, -1):
+                    path, depth, cid, oid = batch[k]
+                    if lineage.contains(cid, depth):
+                        yield path, cid, oid
+                        break
+                i = j + 1
+            if not full:
+                return
+            pos, incl = batch[end - 1][0], False
+            rows = min(rows * 2, _ROWS_MAX)
+
+    def _files(self, repo: str, hits: list[tuple[str, str, int]]) -> list[FileInfo]:
+        """``FileInfo`` of ``(path, commit_id, object id)`` entries, as ``_file`` makes
+        them one by one (a restore entry reads as the version it restored), in a few
+        queries: the objects, the restore aliases among them, the commits' times."""
+        if not hits:
+            return []
+        objects: dict[int, ObjectInfo] = {}
+        oids = sorted({oid for _p, _c, oid in hits})
+        for part in _chunks(oids):
+            for row in self.conn.execute(
+                    f"SELECT {_OBJ_COLS} FROM objects o WHERE o.id IN "
+                    f"({','.join('?' * len(part))})", part):
+                objects[row[0]] = _object(row)
+        cids = sorted({cid for _p, cid, _o in hits})
+        alias: dict[tuple[str, str], str] = {}
+        for part in _chunks(cids):
+            for path, cid, version in self.conn.execute(
+                    "SELECT path, commit_id, version FROM version_alias WHERE repo=? AND "
+                    f"path >= ? AND path <= ? AND commit_id IN ({','.join('?' * len(part))})",
+                    [repo, hits[0][0], hits[-1][0], *part]):
+                alias[(path, cid)] = version
+        shown = [alias.get((path, cid), cid) for path, cid, _oid in hits]
+        times: dict[str, int] = {}
+        for part in _chunks(sorted(set(shown))):
+            for cid, time_ns in self.conn.execute(
+                    f"SELECT id, time_ns FROM commits WHERE id IN ({','.join('?' * len(part))})",
+                    part):
+                times[cid] = time_ns
+        return [FileInfo(path, objects[oid], cid, times[cid])
+                for (path, _c, oid), cid in zip(hits, shown)]
 
     # -- versions ---------------------------------------------------------------------
     def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,
