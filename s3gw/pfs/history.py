@@ -26,9 +26,14 @@ of that path whose commit lies on the commit's lineage: one index range scan
 ``(repo, path, depth <= tip) ORDER BY depth DESC``, skipping entries made on
 other branches (checked with the lineage).
 
-*Listing a commit* seeks from path to path through the ``entries`` index
-(``path > previous LIMIT 1``), resolving each path as above: two index seeks
-per path, independent of how many commits the branch has.
+*Listing a commit* reads the ``entries`` index in path order, a batch of rows
+per query (``path > previous AND depth <= tip ORDER BY path, depth LIMIT n``),
+and keeps each path's deepest entry on the lineage; the page's objects,
+restore aliases and commit times follow in one query each.  Paths made after
+the commit (depth > the tip's) are skipped by the database's index scan, not
+by a round trip each: a commit listed after the bucket grew tenfold pays a
+scan of those index entries (measured in docs/benchmarks.md), not a query per
+key.  ListObjectVersions (``versions``) still walks path by path.
 
 *Version specs* (S3 ``versionId``): a 32-hex commit id, ``HEAD``, followed by
 any number of ``^``, ``^N``, ``~``, ``~N``: each steps N (default 1)
@@ -57,7 +62,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Iterator
 
-from .keys import prefix_upper_bound
+from .keys import prefix_upper_bound, sql_limit
 from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, PfsError
 
 __all__ = [
@@ -418,12 +423,15 @@ def key_versions(conn, repo: str, lineage: "Lineage", path: str,
 # -- reads --------------------------------------------------------------------------------
 _OBJ_COLS = "o.id, o.size, o.etag, o.manifest, o.headers, o.checksums, o.parts"
 _ROWS_MAX = 4096       # entries rows read at once by a listing at a commit
-_IN_MAX = 500          # values in one ``IN (...)`` (SQLite's limit is far above)
-
-
-def _chunks(items: list) -> Iterator[list]:
-    for i in range(0, len(items), _IN_MAX):
-        yield items[i:i + _IN_MAX]
+# a listing at a commit: an entry, its restore alias, the times of its commit and of the
+# alias's, its object.  Each join is on a primary key (a commit's time is not joined on
+# ``coalesce(alias, commit)``: PostgreSQL cannot look that up in the index, and scanned
+# every commit for each row)
+_TIP_COLS = ("e.path, e.depth, e.commit_id, e.object, a.version, c.time_ns, ca.time_ns, "
+             + _OBJ_COLS)
+_TIP_JOINS = ("LEFT JOIN version_alias a ON a.repo = e.repo AND a.path = e.path "
+              "AND a.commit_id = e.commit_id LEFT JOIN commits c ON c.id = e.commit_id "
+              "LEFT JOIN commits ca ON ca.id = a.version LEFT JOIN objects o ON o.id = e.object")
 
 
 def _object(row) -> ObjectInfo:
@@ -438,6 +446,7 @@ class History:
     def __init__(self, meta):
         self.meta = meta
         self._step = _StepCache(self)
+        self._tips: dict[str, CommitInfo] = {}   # list_at's commits (immutable), bounded
 
     @property
     def conn(self):
@@ -593,33 +602,47 @@ class History:
     def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
                 limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
         """Files of a commit's tree in UTF-8 byte order (as ``list_files`` for a branch)."""
-        c = self._commit(commit)
+        c = self._tips.get(commit)
+        if c is None:
+            c = self._commit(commit)
+            if len(self._tips) >= 1024:
+                self._tips.clear()
+            self._tips[commit] = c
         if c.repo != repo:
             raise NoSuchCommit(commit)
+        out: list[FileInfo] = []
         if limit <= 0:
-            return []
-        lineage = self.lineage(c)
-        hits: list[tuple[str, str, int]] = []
-        for path, cid, oid in self._tip_entries(repo, lineage, prefix, after, inclusive,
-                                                limit + 1):
-            if oid is not None:
-                hits.append((path, cid, oid))
-                if len(hits) >= limit:
-                    break
-        return self._files(repo, hits)
+            return out
+        for path, cid, oid, row in self._tip_entries(repo, self.lineage(c), prefix, after,
+                                                     inclusive, limit + 1):
+            if oid is None:
+                continue
+            if row is None:
+                out.append(self._file(path, cid, oid, repo))
+            else:        # alias, time, alias's time, object columns (_TIP_COLS)
+                alias, time_ns, alias_time = row[4], row[5], row[6]
+                out.append(FileInfo(path, _object(row[7:]), alias or cid,
+                                    time_ns if alias is None else alias_time))
+            if len(out) >= limit:
+                break
+        return out
 
     def _tip_entries(self, repo: str, lineage: Lineage, prefix: str, after: str | None,
-                     inclusive: bool, rows: int) -> Iterator[tuple[str, str, int | None]]:
-        """``(path, commit_id, object id | None)`` of each path's last change on the
-        lineage, in UTF-8 byte order, for the paths under ``prefix`` past ``after``.
+                     inclusive: bool, rows: int) -> Iterator[tuple]:
+        """``(path, commit_id, object id | None, row | None)`` of each path's last
+        change on the lineage, in UTF-8 byte order, for the paths under ``prefix``
+        past ``after``; ``row`` is the query's row (``_TIP_COLS``: the restore alias,
+        the commit times, the object), None when the path was resolved alone.
 
         Reads ``entries`` in batches (first ``rows`` rows, then doubling up to
         ``_ROWS_MAX``): ``ORDER BY path, depth``, the primary key's order, with
         ``depth <=`` the tip's in the query, so the paths made after the tip (a
         commit listed long after, the bucket grown since) are skipped inside the
-        database, not one round trip each.  A path's entries cut by the batch's
-        end are read again with the next batch; a path with more entries than a
-        batch holds is resolved alone (``_latest``).
+        database, not one round trip each; each row carries its object, restore
+        alias and commit times (joins on primary keys), so a batch is one query.
+        A path's entries cut by the batch's end are read again with the next
+        batch; a path with more entries than a batch holds is resolved alone
+        (``_latest``).
         """
         tip = lineage.tip
         if tip is None:
@@ -629,16 +652,16 @@ class History:
             pos, incl = prefix, True
         else:
             pos, incl = after, inclusive
-        tail = "" if upper is None else " AND path < ?"
+        tail = "" if upper is None else " AND e.path < ?"
+        rows = sql_limit(rows)     # a literal in the SQL (pfs.keys: PostgreSQL's plans)
         while True:
             args: list = [repo, pos, tip.depth]
             if upper is not None:
                 args.append(upper)
-            args.append(rows)
             batch = self.conn.execute(
-                f"SELECT path, depth, commit_id, object FROM entries WHERE repo=? AND "
-                f"path {'>=' if incl else '>'} ? AND depth <= ?{tail} "
-                "ORDER BY path, depth LIMIT ?", args).fetchall()
+                f"SELECT {_TIP_COLS} FROM entries e {_TIP_JOINS} WHERE e.repo=? AND "
+                f"e.path {'>=' if incl else '>'} ? AND e.depth <= ?{tail} "
+                f"ORDER BY e.path, e.depth LIMIT {rows}", args).fetchall()
             full = len(batch) == rows
             end = len(batch)
             if full:                       # the last path may have more entries
@@ -648,7 +671,7 @@ class History:
                 if end == 0:               # one path filled the batch
                     hit = self._latest(repo, lineage, last)
                     if hit is not None:
-                        yield last, hit[1], hit[2]
+                        yield last, hit[1], hit[2], None
                     pos, incl = last, False
                     continue
             i = 0
@@ -657,46 +680,15 @@ class History:
                 while j + 1 < end and batch[j + 1][0] == batch[i][0]:
                     j += 1
                 for k in range(j, i - 1, -1):
-                    path, depth, cid, oid = batch[k]
-                    if lineage.contains(cid, depth):
-                        yield path, cid, oid
+                    row = batch[k]
+                    if lineage.contains(row[2], row[1]):
+                        yield row[0], row[2], row[3], row
                         break
                 i = j + 1
             if not full:
                 return
             pos, incl = batch[end - 1][0], False
             rows = min(rows * 2, _ROWS_MAX)
-
-    def _files(self, repo: str, hits: list[tuple[str, str, int]]) -> list[FileInfo]:
-        """``FileInfo`` of ``(path, commit_id, object id)`` entries, as ``_file`` makes
-        them one by one (a restore entry reads as the version it restored), in a few
-        queries: the objects, the restore aliases among them, the commits' times."""
-        if not hits:
-            return []
-        objects: dict[int, ObjectInfo] = {}
-        oids = sorted({oid for _p, _c, oid in hits})
-        for part in _chunks(oids):
-            for row in self.conn.execute(
-                    f"SELECT {_OBJ_COLS} FROM objects o WHERE o.id IN "
-                    f"({','.join('?' * len(part))})", part):
-                objects[row[0]] = _object(row)
-        cids = sorted({cid for _p, cid, _o in hits})
-        alias: dict[tuple[str, str], str] = {}
-        for part in _chunks(cids):
-            for path, cid, version in self.conn.execute(
-                    "SELECT path, commit_id, version FROM version_alias WHERE repo=? AND "
-                    f"path >= ? AND path <= ? AND commit_id IN ({','.join('?' * len(part))})",
-                    [repo, hits[0][0], hits[-1][0], *part]):
-                alias[(path, cid)] = version
-        shown = [alias.get((path, cid), cid) for path, cid, _oid in hits]
-        times: dict[str, int] = {}
-        for part in _chunks(sorted(set(shown))):
-            for cid, time_ns in self.conn.execute(
-                    f"SELECT id, time_ns FROM commits WHERE id IN ({','.join('?' * len(part))})",
-                    part):
-                times[cid] = time_ns
-        return [FileInfo(path, objects[oid], cid, times[cid])
-                for (path, _c, oid), cid in zip(hits, shown)]
 
     # -- versions ---------------------------------------------------------------------
     def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,

@@ -111,6 +111,10 @@ def test_list_files_byte_order_prefix_after(meta):
         want.index("b") + 1:want.index("b") + 3]
     assert [f.path for f in meta.list_files("r", "master", after="b", inclusive=True,
                                             limit=1)] == ["b"]
+    # the SQL's LIMIT is rounded up to a power of two (pfs.keys.sql_limit): exactly
+    # ``limit`` rows come back, for any limit
+    for limit in range(0, len(keys) + 2):
+        assert [f.path for f in meta.list_files("r", "master", limit=limit)] == want[:limit]
 
 
 def test_conditions_run_inside_the_transaction(meta):
