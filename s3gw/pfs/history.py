@@ -625,6 +625,8 @@ class History:
                                     time_ns if alias is None else alias_time))
             if len(out) >= limit:
                 break
+        if not out and self._tips.pop(commit, None) is not None:
+            self._commit(commit)     # a cached commit since deleted with its repo: NoSuchCommit
         return out
 
     def _tip_entries(self, repo: str, lineage: Lineage, prefix: str, after: str | None,

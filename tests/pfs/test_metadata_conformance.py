@@ -404,3 +404,14 @@ def test_list_at_equals_stat_at_of_every_path(meta):
             first = want[len(want) // 2].path
             assert seen(meta.list_at("r", cid, after=first, inclusive=True, limit=2)) == seen(
                 want[len(want) // 2:len(want) // 2 + 2])
+
+
+def test_list_at_of_a_commit_deleted_with_its_repo(meta):
+    """``list_at`` remembers the commits it listed; one deleted since (its repo went with
+    its last branch) is ``NoSuchCommit`` again, not an empty listing."""
+    meta.create_branch("r", "master", 0)
+    c = meta.commit("r", "master", [Put("a", obj())], "1", 1).id
+    assert [f.path for f in meta.list_at("r", c)] == ["a"]
+    meta.delete_branch("r", "master")
+    with pytest.raises(NoSuchCommit):
+        meta.list_at("r", c)
