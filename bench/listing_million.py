@@ -27,8 +27,11 @@ ListObjects/ListObjectsV2 runs, without HTTP), the median of ``--reps`` runs:
 
 Then, on the SQLite data folder, a real ``s3gw serve`` (loopback port) and:
 ``aws s3 ls s3://master.bench/`` (wall time, the cli's own start-up
-included, and ``aws --version`` for that start-up alone), and one boto3
-``list_objects_v2(Delimiter="/")`` on a warm client.
+included, and ``aws --version`` for that start-up alone); boto3
+``list_objects_v2`` (root with delimiter, and a 1,000-key page) on a warm
+client; the same two requests as raw HTTP GETs (``http.client``, keep-alive,
+no signature: the server's part without the client's XML parsing, which
+takes botocore most of a 1,000-key page's time).
 
 Every phase is bounded: the build stops at ``--build-limit`` seconds, a
 measurement stops repeating once it has used ``--measure-limit`` seconds.
@@ -233,6 +236,24 @@ def http_rows(data_dir: str, folders: int, reps: int) -> list:
         result = v2_page()
         ms, runs = median_ms(v2_page, reps, 60)
         rows.append(("boto3 list_objects_v2(MaxKeys=1000), warm client", ms, runs, result))
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def raw(query):
+            def get():
+                conn.request("GET", f"/{BUCKET}?{query}")
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    raise SystemExit(f"GET ?{query}: {r.status} {body[:300]!r}")
+                return body
+            return get
+        for query, what in (("list-type=2&delimiter=%2F", "root, delimiter /"),
+                            ("list-type=2&max-keys=1000", "1,000-key page")):
+            body = raw(query)()
+            ms, runs = median_ms(raw(query), reps, 60)
+            rows.append((f"raw HTTP GET ?{query} ({what})", ms, runs, f"{len(body):,} bytes"))
+        conn.close()
         body = s3.get_object(Bucket=BUCKET, Key="f0000/k0000001")["Body"].read()
         _expect(f"{len(body)} bytes", "0 bytes")
         for what, ms, runs, result in rows:
@@ -275,7 +296,7 @@ def run_postgres(args) -> tuple[Built, list] | str:
     import psycopg
 
     from s3gw.pfs.postgres import PostgresMetadata
-    srv = PgServer.in_temp_folder().start()
+    srv = PgServer.in_temp_folder().start(shared_buffers="128MB")    # PostgreSQL's default
     try:
         url = srv.database()
         meta = PostgresMetadata(url)
