@@ -74,9 +74,10 @@ class PgServer:
                                f"{proc.stderr}")
         return proc
 
-    def start(self, *, durable: bool = False) -> "PgServer":
+    def start(self, *, durable: bool = False, shared_buffers: str = "32MB") -> "PgServer":
         """``durable``: fsync and full-page writes on, as in production (benchmarks);
-        the tests run without them."""
+        the tests run without them.  ``shared_buffers``: the tests' 32MB is a quarter
+        of PostgreSQL's default (128MB); benchmarks of large tables pass that."""
         os.makedirs(self.root, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
@@ -86,7 +87,7 @@ class PgServer:
                 f"-c unix_socket_directories={self.root} -c max_connections=300 "
                 + ("-c fsync=on -c full_page_writes=on -c synchronous_commit=on "
                    if durable else "-c fsync=off -c full_page_writes=off ")
-                + "-c shared_buffers=32MB")
+                + f"-c shared_buffers={shared_buffers}")
         self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"),
                   "-o", opts, "-w", "-t", "60", "start")
         return self

@@ -26,9 +26,14 @@ of that path whose commit lies on the commit's lineage: one index range scan
 ``(repo, path, depth <= tip) ORDER BY depth DESC``, skipping entries made on
 other branches (checked with the lineage).
 
-*Listing a commit* seeks from path to path through the ``entries`` index
-(``path > previous LIMIT 1``), resolving each path as above: two index seeks
-per path, independent of how many commits the branch has.
+*Listing a commit* reads the ``entries`` index in path order, a batch of rows
+per query (``path > previous AND depth <= tip ORDER BY path, depth LIMIT n``),
+and keeps each path's deepest entry on the lineage; the page's objects,
+restore aliases and commit times follow in one query each.  Paths made after
+the commit (depth > the tip's) are skipped by the database's index scan, not
+by a round trip each: a commit listed after the bucket grew tenfold pays a
+scan of those index entries (measured in docs/benchmarks.md), not a query per
+key.  ListObjectVersions (``versions``) still walks path by path.
 
 *Version specs* (S3 ``versionId``): a 32-hex commit id, ``HEAD``, followed by
 any number of ``^``, ``^N``, ``~``, ``~N``: each steps N (default 1)
@@ -57,7 +62,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Iterator
 
-from .keys import prefix_upper_bound
+from .keys import prefix_upper_bound, sql_limit
 from .model import CommitInfo, FileInfo, NoSuchCommit, NoSuchFile, ObjectInfo, PfsError
 
 __all__ = [
@@ -417,6 +422,16 @@ def key_versions(conn, repo: str, lineage: "Lineage", path: str,
 
 # -- reads --------------------------------------------------------------------------------
 _OBJ_COLS = "o.id, o.size, o.etag, o.manifest, o.headers, o.checksums, o.parts"
+_ROWS_MAX = 4096       # entries rows read at once by a listing at a commit
+# a listing at a commit: an entry, its restore alias, the times of its commit and of the
+# alias's, its object.  Each join is on a primary key (a commit's time is not joined on
+# ``coalesce(alias, commit)``: PostgreSQL cannot look that up in the index, and scanned
+# every commit for each row)
+_TIP_COLS = ("e.path, e.depth, e.commit_id, e.object, a.version, c.time_ns, ca.time_ns, "
+             + _OBJ_COLS)
+_TIP_JOINS = ("LEFT JOIN version_alias a ON a.repo = e.repo AND a.path = e.path "
+              "AND a.commit_id = e.commit_id LEFT JOIN commits c ON c.id = e.commit_id "
+              "LEFT JOIN commits ca ON ca.id = a.version LEFT JOIN objects o ON o.id = e.object")
 
 
 def _object(row) -> ObjectInfo:
@@ -431,6 +446,7 @@ class History:
     def __init__(self, meta):
         self.meta = meta
         self._step = _StepCache(self)
+        self._tips: dict[str, CommitInfo] = {}   # list_at's commits (immutable), bounded
 
     @property
     def conn(self):
@@ -586,18 +602,95 @@ class History:
     def list_at(self, repo: str, commit: str, prefix: str = "", after: str | None = None,
                 limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]:
         """Files of a commit's tree in UTF-8 byte order (as ``list_files`` for a branch)."""
-        c = self._commit(commit)
+        c = self._tips.get(commit)
+        if c is None:
+            c = self._commit(commit)
+            if len(self._tips) >= 1024:
+                self._tips.clear()
+            self._tips[commit] = c
         if c.repo != repo:
             raise NoSuchCommit(commit)
-        lineage = self.lineage(c)
         out: list[FileInfo] = []
-        for path in self._paths(repo, prefix, after, inclusive):
-            hit = self._latest(repo, lineage, path)
-            if hit is not None and hit[2] is not None:
-                out.append(self._file(path, hit[1], hit[2], repo))
-                if len(out) >= limit:
-                    break
+        if limit <= 0:
+            return out
+        for path, cid, oid, row in self._tip_entries(repo, self.lineage(c), prefix, after,
+                                                     inclusive, limit + 1):
+            if oid is None:
+                continue
+            if row is None:
+                out.append(self._file(path, cid, oid, repo))
+            else:        # alias, time, alias's time, object columns (_TIP_COLS)
+                alias, time_ns, alias_time = row[4], row[5], row[6]
+                out.append(FileInfo(path, _object(row[7:]), alias or cid,
+                                    time_ns if alias is None else alias_time))
+            if len(out) >= limit:
+                break
+        if not out and self._tips.pop(commit, None) is not None:
+            self._commit(commit)     # a cached commit since deleted with its repo: NoSuchCommit
         return out
+
+    def _tip_entries(self, repo: str, lineage: Lineage, prefix: str, after: str | None,
+                     inclusive: bool, rows: int) -> Iterator[tuple]:
+        """``(path, commit_id, object id | None, row | None)`` of each path's last
+        change on the lineage, in UTF-8 byte order, for the paths under ``prefix``
+        past ``after``; ``row`` is the query's row (``_TIP_COLS``: the restore alias,
+        the commit times, the object), None when the path was resolved alone.
+
+        Reads ``entries`` in batches (first ``rows`` rows, then doubling up to
+        ``_ROWS_MAX``): ``ORDER BY path, depth``, the primary key's order, with
+        ``depth <=`` the tip's in the query, so the paths made after the tip (a
+        commit listed long after, the bucket grown since) are skipped inside the
+        database, not one round trip each; each row carries its object, restore
+        alias and commit times (joins on primary keys), so a batch is one query.
+        A path's entries cut by the batch's end are read again with the next
+        batch; a path with more entries than a batch holds is resolved alone
+        (``_latest``).
+        """
+        tip = lineage.tip
+        if tip is None:
+            return
+        upper = prefix_upper_bound(prefix) if prefix else None
+        if after is None or after < prefix:
+            pos, incl = prefix, True
+        else:
+            pos, incl = after, inclusive
+        tail = "" if upper is None else " AND e.path < ?"
+        rows = sql_limit(rows)     # a literal in the SQL (pfs.keys: PostgreSQL's plans)
+        while True:
+            args: list = [repo, pos, tip.depth]
+            if upper is not None:
+                args.append(upper)
+            batch = self.conn.execute(
+                f"SELECT {_TIP_COLS} FROM entries e {_TIP_JOINS} WHERE e.repo=? AND "
+                f"e.path {'>=' if incl else '>'} ? AND e.depth <= ?{tail} "
+                f"ORDER BY e.path, e.depth LIMIT {rows}", args).fetchall()
+            full = len(batch) == rows
+            end = len(batch)
+            if full:                       # the last path may have more entries
+                last = batch[-1][0]
+                while end > 0 and batch[end - 1][0] == last:
+                    end -= 1
+                if end == 0:               # one path filled the batch
+                    hit = self._latest(repo, lineage, last)
+                    if hit is not None:
+                        yield last, hit[1], hit[2], None
+                    pos, incl = last, False
+                    continue
+            i = 0
+            while i < end:                 # one path's entries, depths ascending
+                j = i
+                while j + 1 < end and batch[j + 1][0] == batch[i][0]:
+                    j += 1
+                for k in range(j, i - 1, -1):
+                    row = batch[k]
+                    if lineage.contains(row[2], row[1]):
+                        yield row[0], row[2], row[3], row
+                        break
+                i = j + 1
+            if not full:
+                return
+            pos, incl = batch[end - 1][0], False
+            rows = min(rows * 2, _ROWS_MAX)
 
     # -- versions ---------------------------------------------------------------------
     def versions(self, repo: str, branch: str, prefix: str = "", key_marker: str | None = None,

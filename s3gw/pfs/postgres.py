@@ -59,7 +59,7 @@ from psycopg import errors as pg_errors
 from . import history as _history
 from . import versioning as _versioning
 from .reads import HistoryReads
-from .keys import prefix_upper_bound
+from .keys import prefix_upper_bound, sql_limit
 from .metadata import _object_row, new_commit_id
 from .model import (
     BranchExists, BranchInfo, CommitInfo, Delete, FileInfo, MetadataBusy, NoSuchBranch,
@@ -593,9 +593,8 @@ class PostgresMetadata(HistoryReads):
             if upper is not None:
                 sql += " AND t.path < ?"
                 args.append(upper)
-        sql += " ORDER BY t.path LIMIT ?"
-        args.append(limit)
-        return [_file(r) for r in self.reader.execute(sql, args)]
+        sql += f" ORDER BY t.path LIMIT {sql_limit(limit)}"     # a literal: pfs.keys
+        return [_file(r) for r in self.reader.execute(sql, args).fetchall()[:limit]]
 
     # -- statistics and GC --------------------------------------------------------------
     def stats(self) -> dict[str, int]:

@@ -122,3 +122,9 @@ def test_durable_across_reopen(tmp_path):
     m2 = SqliteMetadata(str(tmp_path / "m.sqlite"))
     assert m2.stat("r", "master", "k").object.size == 5
     m2.close()
+
+
+def test_sql_limit_is_the_next_power_of_two():
+    from s3gw.pfs.keys import sql_limit
+    assert [sql_limit(n) for n in (0, 1, 2, 3, 4, 5, 1000, 1001, 1024, 1025)] == [
+        1, 1, 2, 4, 4, 8, 1024, 1024, 1024, 2048]

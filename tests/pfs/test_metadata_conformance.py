@@ -111,6 +111,10 @@ def test_list_files_byte_order_prefix_after(meta):
         want.index("b") + 1:want.index("b") + 3]
     assert [f.path for f in meta.list_files("r", "master", after="b", inclusive=True,
                                             limit=1)] == ["b"]
+    # the SQL's LIMIT is rounded up to a power of two (pfs.keys.sql_limit): exactly
+    # ``limit`` rows come back, for any limit
+    for limit in range(0, len(keys) + 2):
+        assert [f.path for f in meta.list_files("r", "master", limit=limit)] == want[:limit]
 
 
 def test_conditions_run_inside_the_transaction(meta):
@@ -347,3 +351,67 @@ def test_delimiter_listing_seeks_past_common_prefixes(meta):
                 break
             after = page.last
         assert sorted(got, key=lambda k: k.encode()) == want, max_keys
+
+
+def test_list_at_equals_stat_at_of_every_path(meta):
+    """``list_at`` reads ``entries`` in batches (``History._tip_entries``): a path's
+    versions cut by a batch's end, a path with more versions than a batch, entries of a
+    sibling branch, deletes, paths made after the commit and a restore after an
+    expunge all list as ``stat_at`` reads each path, for every page size and start."""
+    meta.create_branch("r", "master", 0)
+    meta.commit("r", "master", [Put(k, obj(1, k)) for k in (
+        "a", "b/1", "b/2", "b/3", "c", "é", "k")], "base", 1)
+    base = meta.get_branch("r", "master").head
+    meta.create_branch("r", "dev", 2, from_commit=base)
+    for i in range(12):                  # "k": more versions than the first batches hold
+        meta.commit("r", "master", [Put("k", obj(2, f"k{i}")), Put(f"b/{i % 3 + 1}",
+                                    obj(3, f"b{i}"))], "k", 10 + i)
+        meta.commit("r", "dev", [Put("b/0", obj(4, f"dev{i}")), Put("k", obj(4, "devk"))],
+                    "dev", 10 + i)
+    meta.commit("r", "master", [Delete("b/2"), Put("d/1", obj(5, "d1"))], "del", 30)
+    older = meta.commit("r", "master", [Put("c", obj(6, "c2"))], "c2", 31).id
+    restored = meta.expunge_version("r", "master", "c", older, 32).restored
+    assert restored is not None          # "c" shows its first version again
+    meta.commit("r", "master", [Put(f"z/{i:02d}", obj(7, "z")) for i in range(20)], "z", 33)
+    paths = sorted({"a", "b/0", "b/1", "b/2", "b/3", "c", "d/1", "é", "k"} |
+                   {f"z/{i:02d}" for i in range(20)}, key=lambda p: p.encode())
+
+    def seen(files):
+        return [(f.path, f.commit_id, f.time_ns, f.object.etag, f.object.id) for f in files]
+
+    commits = [(c.id, "master") for c in meta.log("r", "master", limit=100)] + [
+        (c.id, "dev") for c in meta.log("r", "dev", limit=3)]
+    for cid, branch in commits:
+        want = []
+        for p in paths:
+            try:
+                want.append(meta.stat_at("r", branch, cid, p))
+            except NoSuchFile:
+                pass
+        assert seen(meta.list_at("r", cid)) == seen(want), cid
+        assert seen(meta.list_at("r", cid, prefix="b/")) == seen(
+            [f for f in want if f.path.startswith("b/")])
+        for limit in (1, 2, 3):
+            got, after = [], None
+            while True:
+                page = meta.list_at("r", cid, after=after, limit=limit)
+                got += page
+                if len(page) < limit:
+                    break
+                after = page[-1].path
+            assert seen(got) == seen(want), (cid, limit)
+        if want:
+            first = want[len(want) // 2].path
+            assert seen(meta.list_at("r", cid, after=first, inclusive=True, limit=2)) == seen(
+                want[len(want) // 2:len(want) // 2 + 2])
+
+
+def test_list_at_of_a_commit_deleted_with_its_repo(meta):
+    """``list_at`` remembers the commits it listed; one deleted since (its repo went with
+    its last branch) is ``NoSuchCommit`` again, not an empty listing."""
+    meta.create_branch("r", "master", 0)
+    c = meta.commit("r", "master", [Put("a", obj())], "1", 1).id
+    assert [f.path for f in meta.list_at("r", c)] == ["a"]
+    meta.delete_branch("r", "master")
+    with pytest.raises(NoSuchCommit):
+        meta.list_at("r", c)
