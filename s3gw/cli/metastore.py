@@ -9,9 +9,12 @@ __all__ = ["open_meta", "meta_error"]
 
 def meta_error(exc: BaseException) -> str | None:
     """One line for a metadata store that cannot be used (unmigrated, unknown schema,
-    unreachable), None for any other error."""
+    unreachable; a folder's pipelines left in its pps.sqlite), None for any other error."""
     from ..pfs.model import PfsError
+    from ..pps.backends import OldPipelineState
     if isinstance(exc, PfsError) and type(exc).__name__ == "SchemaMismatch":
+        return str(exc)
+    if isinstance(exc, OldPipelineState):
         return str(exc)
     if type(exc).__module__.startswith("psycopg") and type(exc).__name__ == "OperationalError":
         return f"cannot reach the metadata database: {str(exc).strip().splitlines()[0]}"
