@@ -22,7 +22,8 @@ store goes the other way: into the new local folder ``NEW``, the same steps and 
 The source folder must not be served meanwhile (its serve lock is taken).  The
 destination database must be this store's (empty, or a previous run's): one that
 holds repos the folder does not is refused.  ``--to DIR`` also prepares a data folder
-for a gateway: the URLs recorded, ``auth.sqlite`` and ``pps.sqlite`` copied.
+for a gateway: the URLs recorded, ``auth.sqlite`` copied.  Pipelines and jobs go into
+the database, and back out into ``pps.sqlite`` (``cli/migrate_pps.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import sqlite3
 import sys
 
+from .migrate_pps import pipelines_into_database, pipelines_out_of_database
 from .progress import track
 
 __all__ = ["run_migrate", "MigrateError"]
@@ -109,6 +111,7 @@ def _migrate_out(args) -> None:
             old.close()
             source.close()
             dest.close()
+        _pipelines(pipelines_into_database, src, args.meta)
         if args.to:
             _prepare_folder(src, args.to, args.meta, args.chunks)
     finally:
@@ -163,11 +166,21 @@ def _migrate_back(args) -> None:
             new.close()
             source.close()
             dest.close()
-        for name in ("auth.sqlite", "pps.sqlite"):
+        for name in ("auth.sqlite",):
             _copy_sqlite(os.path.join(src, name), os.path.join(to, name))
+        _pipelines(pipelines_out_of_database, url, to)
         print(f"prepared {to}: s3gw serve --data {to} (local metadata and chunks)")
     finally:
         lock.close()
+
+
+def _pipelines(copy, source: str, target: str) -> None:
+    """The pipelines and jobs, after the metadata (``cli/migrate_pps.py``)."""
+    from .migrate_pps import PipelinesError
+    try:
+        copy(source, target)
+    except PipelinesError as exc:
+        raise MigrateError(f"pipelines: {exc}") from None
 
 
 def _open_dest_store(url: str):
@@ -373,13 +386,13 @@ def _copy_sqlite(source: str, target: str) -> None:
 
 def _prepare_folder(src: str, to: str, meta: str, chunks: str) -> None:
     """A data folder for a gateway on the moved store: URLs recorded, the folder's
-    users and keys (auth.sqlite) and pipelines (pps.sqlite) copied once."""
+    users and keys (auth.sqlite) copied once (its pipelines are in the database)."""
     from ..pfs.backends import remember
     from ..store.backends import open_chunk_store
     os.makedirs(to, exist_ok=True)
     if os.path.exists(os.path.join(to, "meta.sqlite")):
         raise MigrateError(f"{to} has metadata of its own: name a new folder with --to")
-    for name in ("auth.sqlite", "pps.sqlite"):
+    for name in ("auth.sqlite",):
         _copy_sqlite(os.path.join(src, name), os.path.join(to, name))
     open_chunk_store(to, chunks).close()         # records chunks.url
     remember(to, meta)
