@@ -63,7 +63,7 @@ from typing import Callable, Protocol
 
 import trio
 
-from ..pfs.model import Delete, NoSuchBranch, Put
+from ..pfs.model import BranchExists, Delete, NoSuchBranch, Put
 from ..store.manifest import Manifest
 from .datums import Datum, plan_datums
 from .executor import Executor, LocalExecutor, RunTask, kill_leftovers
@@ -449,11 +449,13 @@ class Runner:
             raise JobFenced(f"job {job.id}'s staging repo is gone: nothing committed") from None
         staged = {f.path: f for f in list_all(self.meta, staging, branch="master")}
         try:
-            current = {f.path: f for f in list_all(self.meta, spec.name,
-                                                   branch=spec.output_branch)}
-        except NoSuchBranch:
-            self.meta.create_branch(spec.name, spec.output_branch, self.clock())
-            current = {}
+            self.meta.get_branch(spec.name, spec.output_branch)
+        except NoSuchBranch:          # (a listing of a missing branch is just empty)
+            try:
+                self.meta.create_branch(spec.name, spec.output_branch, self.clock())
+            except BranchExists:
+                pass
+        current = {f.path: f for f in list_all(self.meta, spec.name, branch=spec.output_branch)}
         changes: list[Put | Delete] = [
             Put(path, f.object) for path, f in staged.items()
             if path not in current or current[path].object.id != f.object.id]
