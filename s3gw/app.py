@@ -412,7 +412,7 @@ async def _run_pipelines_when_leader(app: App, poll: float = 2.0, check: float =
                 while await _still_held(lock):
                     await trio.sleep(check)
                 log.warning("this gateway lost the pipeline runner's lock (its database "
-                            "session ended): its jobs stop, another gateway takes over")
+                            "session ended): its jobs stop; a runner is elected again")
                 nursery.cancel_scope.cancel()
             lock.release()
     finally:

@@ -70,7 +70,7 @@ def next_state(state: JobState, event: str) -> JobState:
     try:
         return _TRANSITIONS[JobState(state)][event]
     except KeyError:
-        raise InvalidTransition(f"job in state {state} cannot {event}") from None
+        raise InvalidTransition(f"job in state {JobState(state).value} cannot {event}") from None
 
 
 @dataclass(frozen=True)

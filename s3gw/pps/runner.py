@@ -310,6 +310,10 @@ class Runner:
             ended = True
         except (NoSuchJob, NoSuchPipeline):
             ended = True                  # the pipeline and its jobs were deleted meanwhile
+        except InvalidTransition as exc:  # settled by another runner (this one lost its lock)
+            log.warning("job %s of pipeline %s was settled elsewhere: %s", job.id,
+                        job.pipeline, exc)
+            ended = True
         except Exception as exc:  # noqa: BLE001 - the job fails, the runner goes on
             log.exception("job %s failed in the runner", job.id)
             await self._fail(job, f"internal error: {type(exc).__name__}: {exc}", shipper)
@@ -538,10 +542,12 @@ class Runner:
         for job in self.pps.unfinished_jobs():
             if job.state == JobState.CREATED:
                 continue
-            left = kill_leftovers(job.id)       # a crash left its commands running
             shipper = self._shipper(job.id)
             shipper.ship()                      # its last output, if this folder has it
+            # settled first, then its commands killed: a runner that lost its lock but
+            # lives, seeing them die, then finds the job settled (not merely failed)
             outcome = self._settle_cancelled(job.id, stopped=False)
+            left = kill_leftovers(job.id)       # a crash left its commands running
             log.info("job %s of pipeline %s was unfinished at start-up: %s%s", job.id,
                      job.pipeline, outcome,
                      f" ({left} leftover process(es) of it killed)" if left else "")

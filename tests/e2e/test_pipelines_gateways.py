@@ -13,6 +13,9 @@ as a user would:
 * SIGKILL of the gateway that runs the jobs, mid-job: another takes the runner over,
   fails the interrupted job and runs it again once, and exactly one output commit
   lands;
+* the runner's lock session killed by the database while its gateway lives: that
+  gateway stops its jobs, a runner is elected again, the job is re-run once, one
+  output commit;
 * a folder that still holds pipelines in its own pps.sqlite is refused in one line
   until ``s3gw migrate --pipelines`` copies them into the database.
 """
@@ -177,23 +180,57 @@ def test_job_stop_from_another_gateways_folder_reaches_the_runner(cluster, tmp_p
     assert other.s3.list_objects_v2(Bucket=f"master.{name}")["KeyCount"] == 0
 
 
+TWO_RUNS = """
+    import os, time, pathlib, boto3
+    s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
+    s3.put_object(Bucket="out", Key="part1.txt", Body=b"one")
+    m = pathlib.Path({marker!r})
+    if not m.exists():
+        m.write_text(str(os.getpid()))
+        print("first run, waiting", flush=True)
+        time.sleep(120)          # its runner goes away meanwhile
+    s3.put_object(Bucket="out", Key="part2.txt", Body=b"two")
+"""
+
+
+def test_a_runner_whose_lock_session_ends_stops_its_jobs(cluster, tmp_path):
+    url, gateways = cluster
+    holder = runner_of(gateways)
+    lost = holder.server.log().count("lost the pipeline runner's lock")
+    g = gateways[0]
+    repo = g.repo({"a.txt": b"alpha"})
+    marker = tmp_path / "first-run"
+    name = f"fence{repo[2:]}"
+    g.create(python_spec(name, s3_input(repo), g.script(TWO_RUNS.format(marker=str(marker)))))
+    _wait("the job runs", marker.exists, gateways=gateways)
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as admin:   # the database ends the session
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())").fetchall()
+    assert killed == [(True,)]
+    _wait("the holder noticed", lambda: holder.server.log().count(
+        "lost the pipeline runner's lock") == lost + 1, gateways=gateways)
+    _wait("the first run's command is stopped", lambda: _gone(int(marker.read_text())))
+    jobs = g.wait_jobs(name, 2)
+    rerun, first = jobs[0], jobs[1]
+    assert first["state"] == "FAILURE" and "interrupted" in first["reason"], first
+    assert rerun["state"] == "SUCCESS" and rerun["restart_of"] == first["id"], rerun
+    time.sleep(2.5)                                        # no second re-run
+    assert len(g.jobs(name)) == 2
+    assert output_commits(g, name) == [(rerun["output_commit"],
+                                        f"job {rerun['id']} of pipeline {name}")]
+    runner_of(gateways)                                    # one runner again
+
+
 def test_sigkill_of_the_runners_gateway_mid_job_hands_it_over(cluster, tmp_path):
     _url, gateways = cluster
     victim = runner_of(gateways)
     survivors = [g for g in gateways if g is not victim]
     repo = survivors[0].repo({"a.txt": b"alpha"})
     marker = tmp_path / "first-run"
-    script = survivors[0].script(f"""
-        import os, time, pathlib, boto3
-        s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
-        s3.put_object(Bucket="out", Key="part1.txt", Body=b"one")
-        m = pathlib.Path({str(marker)!r})
-        if not m.exists():
-            m.write_text(str(os.getpid()))
-            print("first run, waiting", flush=True)
-            time.sleep(120)          # its gateway is killed meanwhile
-        s3.put_object(Bucket="out", Key="part2.txt", Body=b"two")
-    """)
+    script = survivors[0].script(TWO_RUNS.format(marker=str(marker)))
     name = f"kill{repo[2:]}"
     survivors[1].create(python_spec(name, s3_input(repo), script))
     _wait("the job runs", marker.exists, gateways=gateways)
