@@ -488,7 +488,10 @@ class Runner:
                 if name.startswith("datum-"):
                     shutil.rmtree(os.path.join(job_dir, name), ignore_errors=True)
                 elif name == "spool":
-                    os.unlink(os.path.join(job_dir, name))
+                    try:
+                        os.unlink(os.path.join(job_dir, name))
+                    except FileNotFoundError:
+                        pass
             try:
                 os.rmdir(job_dir)            # empty unless the folder's SQLite store's log
             except OSError:
@@ -552,7 +555,7 @@ class Runner:
                      job.pipeline, outcome,
                      f" ({left} leftover process(es) of it killed)" if left else "")
             shipper.write(f"s3gw: at start-up: {outcome}\n")
-            self._cleanup(job.id, staging_repo(job.id))
+            self._cleanup(job.id, staging_repo(job.id), shipper)
         prefix = staging_repo("")
         for repo in self.meta.list_repos():
             if not (is_internal_repo(repo.name) and repo.name.startswith(prefix)):
