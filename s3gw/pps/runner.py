@@ -299,9 +299,9 @@ class Runner:
                 log.warning("job %s of pipeline %s: %s", job.id, spec.name, exc)
                 ended = True
                 return
-            await self._thread(partial(self._transition, job.id, "commit", output_commit=commit))
             await self._log(shipper, f"s3gw: job succeeded: output commit {commit} on "
                                      f"{spec.output_branch}.{spec.name}\n")
+            await self._thread(partial(self._transition, job.id, "commit", output_commit=commit))
             log.info("job %s of pipeline %s succeeded: commit %s", job.id, spec.name, commit)
             ended = True
         except trio.TooSlowError:
