@@ -106,10 +106,18 @@ class _AdvisoryLock:
         return True
 
     def release(self) -> None:
-        """Close the session (PostgreSQL drops the lock with it)."""
-        self._held = False
+        """Unlock, then close the session.  (Closing alone drops the lock too, but only
+        once the server's backend has exited: an explicit unlock hands it over at once.)"""
+        held, self._held = self._held, False
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            if held and not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (RUNNER_LOCK,))
+        except psycopg.Error:
+            pass                                   # a session gone has dropped it
+        finally:
             try:
                 conn.close()
             except psycopg.Error:

@@ -206,7 +206,7 @@ def test_a_runner_whose_lock_session_ends_stops_its_jobs(cluster, tmp_path):
     import psycopg
     with psycopg.connect(url, autocommit=True) as admin:   # the database ends the session
         killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' "
             "AND granted AND database = (SELECT oid FROM pg_database "
             "WHERE datname = current_database())").fetchall()
     assert killed == [(True,)]

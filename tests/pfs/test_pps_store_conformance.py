@@ -366,7 +366,7 @@ def test_the_runner_lock_goes_with_its_session(backend, pg_server):
         assert a.try_acquire() and not b.try_acquire()
         with psycopg.connect(backend.url, autocommit=True) as admin:
             killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND granted AND database = (SELECT oid FROM pg_database "
                 "WHERE datname = current_database())").fetchall()
         assert killed == [(True,)]
