@@ -10,8 +10,11 @@ server's ``observer``.  ``run_server`` serves until cancelled (SIGINT/SIGTERM in
 
 The web console (``s3gw.console``), when configured, is a second listener
 under the same nursery with its own handler, its own worker-thread limiter
-and its own connection to ``pps.sqlite``: nothing it does waits on the S3
+and its own pipeline-store connection: nothing it does waits on the S3
 limiter.
+
+The pipeline store follows the metadata store (``pps.backends``): the folder's
+``pps.sqlite``, or the PostgreSQL database every gateway of it shares.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from .http.server import on_idle
 from .ingest.pipeline import trim_spares
 from .pfs.backends import describe as describe_meta
 from .pfs.backends import is_postgres_url, open_auth_store, open_metadata, remember, remembered
+from .pps.backends import open_pps_store
 from .pps.jobs import JobView
 from .pps.runner import Runner
-from .pps.store import PpsStore
 from .s3.service import AUTH_RECHECK, S3Service
 from .store.backends import open_chunk_store
 from .store.manifest import INLINE_MAX
@@ -51,6 +54,7 @@ __all__ = ["App", "AppConfig", "run_server", "DEFAULT_PORT", "DataFolderBusy", "
 
 DEFAULT_PORT = 30600
 DRAIN_GRACE = 20.0    # seconds a stopping worker gives its exchanges in progress
+PIPELINES_REFRESH = 0.2   # seconds between re-reads of the pipelines' output repos
 DEFAULT_CONSOLE = f"127.0.0.1:{DEFAULT_CONSOLE_PORT}"
 log = logging.getLogger("s3gw")
 
@@ -181,7 +185,7 @@ class App:
             self.meta.close()
             self.store.close()
             raise
-        self.pps = PpsStore(config.data_dir)
+        self.pps = open_pps_store(config.data_dir, config.meta)
         self.limiter = trio.CapacityLimiter(config.worker_threads)
         self.s3 = S3Service(self.meta, self.store, region=config.region, domain=config.domain,
                             limiter=self.limiter, auth=self.auth,
@@ -200,7 +204,7 @@ class App:
         self.drain = Drain() if config.worker is not None else None
         self.console = None
         if config.console:
-            self.console_pps = PpsStore(config.data_dir)   # its own connection (and lock)
+            self.console_pps = open_pps_store(config.data_dir, config.meta)  # its own connection
             self.console = Console(self.meta, self.store, self.console_pps, self.auth,
                                    config.data_dir)
 
@@ -247,6 +251,18 @@ class App:
         host, port = parse_console_address(self.config.console)
         await serve(self.console.handle, host, port, config=ServerConfig(tune_malloc=False),
                     error_response=_console_error, task_status=task_status)
+
+    async def watch_pipelines(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Re-read the pipelines' output repos every ``PIPELINES_REFRESH`` seconds in a
+        worker thread (``PipelineStore.refresh_outputs``): a store that cannot answer on
+        the event loop (PostgreSQL) serves the S3 layer's ``output_repos`` from this."""
+        task_status.started()
+        while True:
+            await trio.sleep(PIPELINES_REFRESH)
+            try:
+                await trio.to_thread.run_sync(self.pps.refresh_outputs, limiter=self.limiter)
+            except Exception:  # noqa: BLE001 - the next refresh tries again
+                log.exception("re-reading the pipelines failed")
 
     async def expire_uploads(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Abort multipart uploads older than ``upload_expiry``, periodically (runs
@@ -313,6 +329,7 @@ async def _serve_app(config: AppConfig, listeners, signals) -> None:
             await nursery.start(app.serve, listeners)
             if config.worker in (None, 0):    # one expirer per folder's supervisor
                 await nursery.start(app.expire_uploads)
+            await nursery.start(app.watch_pipelines)
             # a stopping worker gives up the pipelines (leadership included) before
             # it drains: another worker takes them over, not a stopping one
             pipelines = trio.CancelScope()
@@ -383,23 +400,32 @@ def _console_error(status: int, reason: str = ""):
                     f"{status} {reason}\n".encode())
 
 
-async def _run_pipelines_when_leader(app: App, poll: float = 2.0) -> None:
-    """Gateways sharing a folder (or the workers of one supervisor): one runs the
-    pipeline jobs (their state is the folder's ``pps`` SQLite files), the one holding
-    ``<data>/pps/runner.lock``; the others try again every ``poll`` seconds and take
-    over when it dies."""
-    import fcntl
-    os.makedirs(os.path.join(app.config.data_dir, "pps"), exist_ok=True)
-    f = open(os.path.join(app.config.data_dir, "pps", "runner.lock"), "a+")
+async def _run_pipelines_when_leader(app: App, poll: float = 2.0, check: float = 1.0) -> None:
+    """Gateways of one PostgreSQL database (or the workers of one supervisor): one runs
+    the pipeline jobs, the one holding the pipeline store's runner lock (an advisory lock
+    of the database, or ``<data>/pps/runner.lock``); the others try again every
+    ``poll`` seconds and take over when it dies (``Runner.run`` then settles the jobs it
+    left).  The holder asks its lock every ``check`` seconds: a lock lost while the
+    process lives (its database session ended) stops its jobs at once."""
+    lock = app.pps.runner_lock()
     try:
         while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
+            while not await trio.to_thread.run_sync(lock.try_acquire):
                 await trio.sleep(poll)
-        log.info("this gateway runs the pipeline jobs")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(app.runner.run)
+            log.info("this gateway runs the pipeline jobs")
+            async with trio.open_nursery() as nursery:
+                await nursery.start(app.runner.run)
+                while await _still_held(lock):
+                    await trio.sleep(check)
+                log.warning("this gateway lost the pipeline runner's lock (its database "
+                            "session ended): its jobs stop; a runner is elected again")
+                nursery.cancel_scope.cancel()
+            lock.release()
     finally:
-        f.close()
+        lock.release()
+
+
+async def _still_held(lock, timeout: float = 10.0) -> bool:
+    with trio.move_on_after(timeout):      # no answer within it: as good as lost
+        return await trio.to_thread.run_sync(lock.held, abandon_on_cancel=True)
+    return False

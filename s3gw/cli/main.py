@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy this local data folder's chunks to --chunks and its metadata "
                         "to --meta (resumable, verified; see docs/object-store.md)")
     p.add_argument("--chunks", default=None, help="with --from: the s3:// URL of the object store")
+    p.add_argument("--pipelines", action="store_true",
+                   help="with --from DIR (a folder served on PostgreSQL): copy the pipelines "
+                        "and jobs its pps.sqlite still holds into the database")
     p.add_argument("--to", default=None, metavar="DIR",
                    help="with --from: also prepare this data folder for a gateway on the "
                         "moved store; with --from a folder served on PostgreSQL + an object "
@@ -303,6 +306,9 @@ def _cmd_version(args) -> int:
 
 def _cmd_migrate(args) -> int:
     from ..pfs.backends import is_postgres_url
+    if args.pipelines:
+        from .migrate_pps import run_migrate_pipelines
+        return run_migrate_pipelines(args)
     if args.from_dir:
         from .migrate import run_migrate
         return run_migrate(args)

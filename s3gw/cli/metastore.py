@@ -9,12 +9,14 @@ __all__ = ["open_meta", "meta_error"]
 
 def meta_error(exc: BaseException) -> str | None:
     """One line for a metadata store that cannot be used (unmigrated, unknown schema,
-    unreachable), None for any other error."""
+    unreachable; a folder's own auth.sqlite or pipelines not yet in the database),
+    None for any other error."""
     from ..pfs.backends import LocalAuthNotImported
     from ..pfs.model import PfsError
+    from ..pps.backends import OldPipelineState
     if isinstance(exc, PfsError) and type(exc).__name__ == "SchemaMismatch":
         return str(exc)
-    if isinstance(exc, LocalAuthNotImported):       # a gateway refusing its folder
+    if isinstance(exc, (LocalAuthNotImported, OldPipelineState)):   # a refused folder
         return str(exc)
     if type(exc).__module__.startswith("psycopg") and type(exc).__name__ == "OperationalError":
         return f"cannot reach the metadata database: {str(exc).strip().splitlines()[0]}"

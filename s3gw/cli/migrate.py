@@ -28,7 +28,9 @@ store goes the other way: into the new local folder ``NEW``, the same steps and 
 The source folder must not be served meanwhile (its serve lock is taken).  The
 destination database must be this store's (empty, or a previous run's): one that
 holds repos the folder does not is refused.  ``--to DIR`` also prepares a data folder
-for a gateway: the URLs recorded, ``pps.sqlite`` copied (auth is in the database).
+for a gateway: the URLs recorded (its users, keys, pipelines and jobs are in the
+database; the way back writes them into ``auth.sqlite`` and ``pps.sqlite``,
+``cli/migrate_pps.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import os
 import sqlite3
 import sys
 
+from .migrate_pps import pipelines_into_database, pipelines_out_of_database
 from .progress import track
 
 __all__ = ["run_migrate", "MigrateError"]
@@ -116,6 +119,7 @@ def _migrate_out(args) -> None:
             old.close()
             source.close()
             dest.close()
+        _pipelines(pipelines_into_database, src, args.meta)
         if args.to:
             _prepare_folder(src, args.to, args.meta, args.chunks)
     finally:
@@ -171,7 +175,7 @@ def _migrate_back(args) -> None:
             source.close()
             dest.close()
         _copy_auth_back(url, to)
-        _copy_sqlite(os.path.join(src, "pps.sqlite"), os.path.join(to, "pps.sqlite"))
+        _pipelines(pipelines_out_of_database, url, to)
         print(f"prepared {to}: s3gw serve --data {to} (local metadata and chunks)")
     finally:
         lock.close()
@@ -237,6 +241,15 @@ def _report_auth(rows, added: dict, where: str) -> None:
     print(f"auth: {len(rows.users)} users, {len(rows.keys)} keys and {len(rows.grants)} roles "
           f"verified in {where} ({new} rows new), auth "
           f"{'enabled' if rows.enabled else 'disabled'}")
+
+
+def _pipelines(copy, source: str, target: str) -> None:
+    """The pipelines and jobs, after the metadata (``cli/migrate_pps.py``)."""
+    from .migrate_pps import PipelinesError
+    try:
+        copy(source, target)
+    except PipelinesError as exc:
+        raise MigrateError(f"pipelines: {exc}") from None
 
 
 def _open_dest_store(url: str):
@@ -429,26 +442,14 @@ def _sqlite_ro(src: str):
     return lite
 
 
-def _copy_sqlite(source: str, target: str) -> None:
-    if os.path.exists(source) and not os.path.exists(target):
-        a, b = sqlite3.connect(source), sqlite3.connect(target + ".tmp")
-        try:
-            a.backup(b)
-        finally:
-            a.close()
-            b.close()
-        os.replace(target + ".tmp", target)
-
-
 def _prepare_folder(src: str, to: str, meta: str, chunks: str) -> None:
-    """A data folder for a gateway on the moved store: URLs recorded, the folder's
-    pipelines (pps.sqlite) copied once (its users and keys are in the database now)."""
+    """A data folder for a gateway on the moved store: the URLs recorded (the folder's
+    users, keys and pipelines are in the database)."""
     from ..pfs.backends import remember
     from ..store.backends import open_chunk_store
     os.makedirs(to, exist_ok=True)
     if os.path.exists(os.path.join(to, "meta.sqlite")):
         raise MigrateError(f"{to} has metadata of its own: name a new folder with --to")
-    _copy_sqlite(os.path.join(src, "pps.sqlite"), os.path.join(to, "pps.sqlite"))
     open_chunk_store(to, chunks).close()         # records chunks.url
     remember(to, meta)
     print(f"prepared {to}: s3gw serve --data {to} (metadata and chunks recorded)")

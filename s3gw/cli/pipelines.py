@@ -1,9 +1,11 @@
 """Pipeline and job subcommands: ``s3gw pipeline ...`` and ``s3gw job ...``.
 
-They act on a data folder's ``pps.sqlite`` (and ``meta.sqlite`` for the
-checks and the output repo) directly, as ``s3gw auth`` does on
-``auth.sqlite``: a running ``s3gw serve`` picks the changes up within its
-runner's poll interval (0.2 s).  ``--json`` prints machine-readable output.
+They act on the pipeline store of the data folder's metadata directly
+(``pps.backends``: the folder's ``pps.sqlite``, or the PostgreSQL database of
+``--meta`` / the folder's ``metadata.url``, shared by every gateway of it), as
+``s3gw auth`` does on ``auth.sqlite``: the running runner picks the changes up
+within its poll interval (0.2 s), whichever gateway runs it.  ``--json`` prints
+machine-readable output.
 """
 
 from __future__ import annotations
@@ -75,13 +77,20 @@ def _time(ns: int | None) -> str:
 
 def _open(args):
     from ..pfs.backends import is_postgres_url, remembered
-    from ..pps.store import PpsStore
-    from .metastore import open_meta
+    from ..pps.backends import open_pps_store
+    from .metastore import meta_error, open_meta
     if not is_postgres_url(getattr(args, "meta", None) or remembered(args.data)) and \
             not os.path.exists(os.path.join(args.data, "meta.sqlite")):
         raise SystemExit(_fail(f"no data folder at {args.data} (start s3gw serve --data "
                                f"{args.data} once, or pass --data)", 2))
-    return open_meta(args), PpsStore(args.data)
+    meta = open_meta(args)
+    try:
+        return meta, open_pps_store(args.data, getattr(args, "meta", None))
+    except Exception as exc:
+        reason = meta_error(exc)
+        if reason is None:
+            raise
+        raise SystemExit(_fail(reason)) from None
 
 
 def job_dict(job) -> dict:
@@ -118,7 +127,7 @@ def _upstream(pipelines: dict[str, set[str]], repos: set[str]) -> set[str]:
 def _put(args, update: bool) -> int:
     from ..pfs.model import BranchExists
     from ..pps.spec import SpecError, check_names, parse_spec
-    from ..pps.store import NoSuchPipeline
+    from ..pps.interface import NoSuchPipeline
     try:
         text = _read_spec(args.file)
     except OSError as exc:
@@ -194,7 +203,7 @@ def _pipeline_rows(pps) -> list[dict]:
 def run_pipeline(args) -> int:
     if args.action in ("create", "update"):
         return _put(args, update=args.action == "update")
-    from ..pps.store import NoSuchPipeline
+    from ..pps.interface import NoSuchPipeline
     meta, pps = _open(args)
     if args.action == "list":
         rows = _pipeline_rows(pps)
@@ -245,8 +254,8 @@ def run_pipeline(args) -> int:
 
 # -- jobs ---------------------------------------------------------------------------------
 def run_job(args) -> int:
+    from ..pps.interface import NoSuchJob
     from ..pps.jobs import FINAL, JobState
-    from ..pps.store import NoSuchJob
     meta, pps = _open(args)
     if args.action == "list":
         jobs = pps.jobs(args.pipeline, limit=args.n)
@@ -298,24 +307,22 @@ def run_job(args) -> int:
 
 
 def _logs(args, pps, job) -> int:
+    """The job's log from the store (whichever gateway's runner wrote it), 1 MiB at a
+    time; ``--follow`` polls until the job has ended."""
     from ..pps.jobs import FINAL
-    path = os.path.join(args.data, "pps", "jobs", job.id, "log")
-    pos = 0
-    while True:
-        try:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if data:
+
+    def drain(pos: int) -> int:
+        while data := pps.read_log(job.id, pos, 1 << 20):
             sys.stdout.buffer.write(data)
-            sys.stdout.flush()
             pos += len(data)
-        if not args.follow or pps.job(job.id).state in FINAL:
-            if args.follow:          # what was written between the read and the check
-                with open(path, "rb") as f:
-                    f.seek(pos)
-                    sys.stdout.buffer.write(f.read())
-            return 0
+        sys.stdout.flush()
+        return pos
+
+    pos = drain(0)
+    while args.follow:
+        if pps.job(job.id).state in FINAL:
+            drain(pos)               # what was written between the read and the check
+            break
         time.sleep(0.2)
+        pos = drain(pos)
+    return 0

@@ -21,7 +21,6 @@ Every function blocks; the console runs them in its own worker threads
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from ..pfs.history import FileDeleted
 from ..pfs.metadata import SqliteMetadata, prefix_upper_bound
 from ..pfs.model import BranchInfo, CommitInfo, FileInfo, NoSuchBranch, NoSuchCommit, NoSuchFile
 from ..pps.jobs import JobInfo, is_internal_repo
-from ..pps.store import NoSuchJob, PpsStore
+from ..pps.interface import NoSuchJob, PipelineStore
 from ..store.manifest import Manifest
 from .dag import Graph, Node
 
@@ -323,7 +322,7 @@ def diff(meta: SqliteMetadata, old: CommitInfo, new: CommitInfo,
     return rows, len(entries)
 
 
-def graph(meta: SqliteMetadata, pps: PpsStore, viewer: Viewer) -> Graph:
+def graph(meta: SqliteMetadata, pps: PipelineStore, viewer: Viewer) -> Graph:
     """Repos and pipelines the viewer may read (a pipeline: if its output repo is)."""
     g = Graph()
     heads = {}
@@ -354,13 +353,13 @@ def _inputs(spec) -> list[str]:
     return sorted({i.repo for i in spec.inputs})
 
 
-def jobs(pps: PpsStore, viewer: Viewer, pipeline: str | None, limit: int = 200) -> list[JobInfo]:
+def jobs(pps: PipelineStore, viewer: Viewer, pipeline: str | None, limit: int = 200) -> list[JobInfo]:
     if pipeline is not None:
         viewer.check(pipeline)
     return [j for j in pps.jobs(pipeline, limit=limit) if viewer.can_read(j.pipeline)]
 
 
-def job(pps: PpsStore, viewer: Viewer, job_id: str) -> JobInfo:
+def job(pps: PipelineStore, viewer: Viewer, job_id: str) -> JobInfo:
     if not re.fullmatch(r"[0-9a-f]{32}", job_id):
         raise NotVisible(job_id)
     try:
@@ -371,19 +370,13 @@ def job(pps: PpsStore, viewer: Viewer, job_id: str) -> JobInfo:
     return j
 
 
-def job_log_tail(data_dir: str, j: JobInfo, limit: int = 64 * 1024) -> tuple[bytes, int]:
+def job_log_tail(pps: PipelineStore, j: JobInfo, limit: int = 64 * 1024) -> tuple[bytes, int]:
     """The last ``limit`` bytes of a job's log, and the log's whole size."""
-    path = os.path.join(data_dir, "pps", "jobs", j.id, "log")
-    try:
-        with open(path, "rb") as f:
-            total = f.seek(0, os.SEEK_END)
-            f.seek(max(0, total - limit))
-            return f.read(limit), total
-    except FileNotFoundError:
-        return b"", 0
+    total = pps.log_size(j.id)
+    return pps.read_log(j.id, max(0, total - limit), limit), total
 
 
-def version(meta: SqliteMetadata, pps: PpsStore, viewer: Viewer) -> str:
+def version(meta: SqliteMetadata, pps: PipelineStore, viewer: Viewer) -> str:
     """A short token that changes when a visible branch head or a job's state changes."""
     h = hashlib.blake2b(digest_size=12)
     for b in meta.list_branches():

@@ -315,7 +315,7 @@ class Console:
     async def job(self, viewer: Viewer, q, job_id: str) -> _Page:
         def read():
             j = queries.job(self.pps, viewer, job_id)
-            tail, total = queries.job_log_tail(self.data_dir, j)
+            tail, total = queries.job_log_tail(self.pps, j)
             return pages.job(j, tail, total, viewer.can_read)
         body = await self.run(read)
         return _Page(f"Job {job_id[:12]}", body, [("Jobs", "/jobs")], live=True)
@@ -323,7 +323,7 @@ class Console:
     async def job_log(self, viewer: Viewer, q, job_id: str) -> Response:
         def read():
             j = queries.job(self.pps, viewer, job_id)
-            return queries.job_log_tail(self.data_dir, j, limit=16 * 1024 * 1024)[0]
+            return queries.job_log_tail(self.pps, j, limit=16 * 1024 * 1024)[0]
         data = await self.run(read)
         return Response(200, [("content-type", "text/plain; charset=utf-8"),
                               ("x-content-type-options", "nosniff"),

@@ -138,7 +138,7 @@ class StoreSnapshot:
     """Gauges of the data folder, read by ``refresh`` (blocking: a worker thread).
 
     Args:
-        meta: the ``SqliteMetadata``; store: the chunk store; pps: the ``PpsStore``.
+        meta: the ``SqliteMetadata``; store: the chunk store; pps: the ``PipelineStore``.
         heavy_interval: seconds the chunk-store walk and the dedup ratio are reused.
         clock: ``time.monotonic`` (tests pass their own).
     """

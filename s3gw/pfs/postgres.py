@@ -32,9 +32,11 @@ savepoint (failing alone), so one WAL flush covers them all.
 
 *Schema versions.*  ``s3gw_schema`` records each applied migration
 (``MIGRATIONS``).  ``migrate(dsn)`` applies the missing ones, on purpose
-(``s3gw migrate --meta URL``), under an advisory lock.  A gateway opens a
-database only at exactly ``SCHEMA_VERSION``: an empty database, an older
-schema or a newer one is refused with one line (``SchemaMismatch``).
+(``s3gw migrate --meta URL``), under an advisory lock: every one not recorded,
+so a number merged out of order is still applied.  A gateway opens a database
+only at exactly ``SCHEMA_VERSION`` with every migration recorded: an empty
+database, an older or incomplete schema or a newer one is refused with one line
+(``SchemaMismatch``).  Migration 4 holds the pipelines (``pps.pgstore``).
 
 Connections: one writer connection behind a lock, one reader connection per
 thread (autocommit: every read sees the latest commits of every gateway).
@@ -146,7 +148,31 @@ CREATE TABLE auth_grants(
     username {_T} NOT NULL, repo {_T} NOT NULL, role SMALLINT NOT NULL,
     PRIMARY KEY(username, repo));
 CREATE INDEX auth_grants_repo ON auth_grants(repo);
-UPDATE meta SET value = '3' WHERE key = 'schema_version';
+UPDATE meta SET value = greatest(value::int, 3)::text WHERE key = 'schema_version';
+"""),
+    (4, "pipelines, their spec versions, jobs and job logs (pps.pgstore); the change counter "
+        "of the pipelines",
+     f"""
+CREATE TABLE pps_pipelines(
+    name {_T} PRIMARY KEY, version INTEGER NOT NULL, created_ns BIGINT NOT NULL,
+    updated_ns BIGINT NOT NULL);
+CREATE TABLE pps_specs(
+    name {_T} NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, created_ns BIGINT NOT NULL,
+    PRIMARY KEY(name, version));
+CREATE TABLE pps_jobs(
+    id {_T} PRIMARY KEY, pipeline {_T} NOT NULL, spec_version INTEGER NOT NULL,
+    state {_T} NOT NULL, inputs TEXT NOT NULL, created_ns BIGINT NOT NULL,
+    started_ns BIGINT, finished_ns BIGINT, output_commit {_T}, reason TEXT NOT NULL DEFAULT '',
+    datums BIGINT NOT NULL DEFAULT 0, datums_failed BIGINT NOT NULL DEFAULT 0,
+    restart_of {_T}, stop_requested SMALLINT NOT NULL DEFAULT 0,
+    log_bytes BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX pps_jobs_pipeline ON pps_jobs(pipeline, created_ns);
+CREATE INDEX pps_jobs_state ON pps_jobs(state);
+CREATE TABLE pps_job_logs(
+    job {_T} NOT NULL, start BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY(job, start));
+CREATE TABLE pps_changes(key {_T} PRIMARY KEY, n BIGINT NOT NULL);
+INSERT INTO pps_changes(key, n) VALUES('pipelines', 0);
+UPDATE meta SET value = greatest(value::int, 4)::text WHERE key = 'schema_version';
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -193,6 +219,10 @@ def schema_version(conn: psycopg.Connection) -> int | None:
     return conn.execute("SELECT coalesce(max(version), 0) FROM s3gw_schema").fetchone()[0]
 
 
+def _applied(conn: psycopg.Connection) -> set[int]:
+    return {r[0] for r in conn.execute("SELECT version FROM s3gw_schema")}
+
+
 def migrate(dsn: str) -> list[int]:
     """Apply the missing migrations, each in its own transaction; the versions applied.
 
@@ -213,7 +243,8 @@ def migrate(dsn: str) -> list[int]:
                     raise SchemaMismatch(
                         f"the database's schema is version {current}, newer than this s3gw "
                         f"knows ({SCHEMA_VERSION}): upgrade s3gw")
-                todo = [m for m in MIGRATIONS if m[0] > current]
+                done = _applied(conn)
+                todo = [m for m in MIGRATIONS if m[0] not in done]   # gaps filled too
                 if not todo:
                     return applied
                 version, description, sql = todo[0]
@@ -234,6 +265,10 @@ def _check_schema(conn: psycopg.Connection, dsn: str) -> None:
     if version > SCHEMA_VERSION:
         raise SchemaMismatch(f"{where} is at schema version {version}, newer than this s3gw "
                              f"knows ({SCHEMA_VERSION}): upgrade s3gw")
+    missing = sorted({m[0] for m in MIGRATIONS} - _applied(conn))
+    if missing:
+        raise SchemaMismatch(f"{where} lacks schema migration(s) "
+                             f"{', '.join(map(str, missing))}: run `s3gw migrate --meta {where}`")
 
 
 def _redacted(dsn: str) -> str:

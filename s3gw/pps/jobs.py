@@ -10,12 +10,13 @@ Lifecycle
        +--kill--> KILLED  +--kill--> KILLED    +--recover(commit found)--> SUCCESS
        +--fail--> FAILURE
 
-A job is durable state (``pps.store``).  FINISHING means the user code
-succeeded and the output commit is being made; the commit records the job id
-in its provenance, so a restart that finds a FINISHING or RUNNING job looks
-for that commit: found -> SUCCESS, not found -> FAILURE ("interrupted") and a
-new job for the same inputs (``runner.Runner.recover``).  SUCCESS, FAILURE and
-KILLED are final.
+A job is durable state (``pps.interface.PipelineStore``).  FINISHING means the
+user code succeeded and the output commit is being made; the commit records the
+job id in its provenance, so a restart that finds a FINISHING or RUNNING job
+looks for that commit: found -> SUCCESS, not found -> FAILURE ("interrupted")
+and a new job for the same inputs (``runner.Runner.recover``).  SUCCESS, FAILURE
+and KILLED are final.  :func:`settlement` is that decision, as a plan the
+stores apply in one transaction (``PipelineStore.settle``).
 
 The view
 --------
@@ -32,7 +33,8 @@ import enum
 from dataclasses import dataclass
 
 __all__ = ["JobState", "InvalidTransition", "next_state", "FINAL", "JobInfo", "InputCommit",
-           "ViewBucket", "JobView", "staging_repo", "is_internal_repo", "OUT"]
+           "ViewBucket", "JobView", "staging_repo", "is_internal_repo", "OUT", "Settlement",
+           "settlement"]
 
 OUT = "out"
 _STAGING_PREFIX = "__job_"
@@ -68,7 +70,40 @@ def next_state(state: JobState, event: str) -> JobState:
     try:
         return _TRANSITIONS[JobState(state)][event]
     except KeyError:
-        raise InvalidTransition(f"job in state {state} cannot {event}") from None
+        raise InvalidTransition(f"job in state {JobState(state).value} cannot {event}") from None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How to settle a job whose run ended without its own last transition (its
+    runner was cancelled, stopped or died): the events to apply in order, whether a
+    re-run with the same inputs is queued, and what happened in a word."""
+
+    events: tuple[str, ...]
+    requeue: bool
+    outcome: str          # "final", "queued", "succeeded", "stopped" or "interrupted"
+
+
+def settlement(state: JobState, output_commit: str | None, stopped: bool) -> Settlement:
+    """The plan for a job in ``state`` whose output commit (found by the job id in the
+    commit provenance) is ``output_commit``; ``stopped``: by ``s3gw job stop`` or the
+    deletion of its pipeline, rather than by a server stop or crash.
+
+    A commit that exists wins (the job succeeded just before it was cancelled); a stop
+    kills it (a FINISHING job, which can no longer be killed, fails); anything else
+    that had started fails "interrupted" and is run again.  A queued job stays queued
+    unless it is stopped; a final job stays as it is."""
+    state = JobState(state)
+    if state in FINAL:
+        return Settlement((), False, "final")
+    if output_commit is not None and state in (S.RUNNING, S.FINISHING):
+        return Settlement(("finish", "recover") if state == S.RUNNING else ("recover",),
+                          False, "succeeded")
+    if stopped:
+        return Settlement(("fail",) if state == S.FINISHING else ("kill",), False, "stopped")
+    if state == S.CREATED:
+        return Settlement((), False, "queued")
+    return Settlement(("fail",), True, "interrupted")
 
 
 @dataclass(frozen=True)

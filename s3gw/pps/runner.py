@@ -11,21 +11,30 @@ One :class:`Runner` lives in ``s3gw serve``, under the app's nursery.
   together by the next job, which takes the newest heads (commits are never
   lost, a burst of them costs one job).  Pipelines chain through this rule
   alone: a job's output commit moves its output branch, which is the next
-  pipeline's input.  With no pipeline defined a tick is one ``PRAGMA
-  data_version`` on ``pps.sqlite``: nothing touches the S3 hot path.
+  pipeline's input.  With no pipeline defined a tick is one
+  ``PipelineStore.data_version`` (a ``PRAGMA`` on ``pps.sqlite``, or one row of
+  PostgreSQL): nothing touches the S3 hot path.
 * **Running** (``_run_job``), at most ``max_jobs`` at once: the job gets a
   private staging repo (``pps.jobs.staging_repo``) behind its ``out`` bucket,
   its own S3 endpoint (``gateway.open_view``: a listener that serves only the
   job's view and accepts only the job's freshly minted key), and one run of
   the transform per datum (``pps.datums``), non-S3 inputs materialised as
-  files under ``<workdir>/pfs/<input>/``.  Output and logs go to
-  ``<data>/pps/jobs/<job>/``.
+  files under ``<workdir>/pfs/<input>/``, in ``<data>/pps/jobs/<job>/`` (the
+  runner's local scratch).
+* **Logs**: the executor appends the command's stdout and stderr to a local
+  spool file (``<job>/spool``); the runner moves it into the store's log
+  (``PipelineStore.append_log``: a file beside ``pps.sqlite``, or rows of
+  PostgreSQL that every gateway reads) every ``ship`` seconds while a datum
+  runs and before each line of its own, so the log keeps its order.
 * **Output**: when every datum succeeded the staging tree becomes one commit
   on the output branch (the files it adds, changes and removes relative to
   the previous output), made in one metadata transaction together with its
   provenance (input commits, spec version, job id).  Otherwise nothing is
   committed.  Either way the staging repo is dropped (a failed job's partial
-  output is discarded; its log is kept).
+  output is discarded; its log is kept).  The commit carries the store's
+  ``commit_guard``: with PostgreSQL it is refused unless the job is still
+  FINISHING, so a runner that lost its lock never commits a job another runner
+  has settled (``pps.interface``).
 * **Stopping**: ``s3gw job stop`` sets a flag the tick reads; the job's scope
   is cancelled, the executor kills the process group, the job ends KILLED.
   A job whose pipeline was deleted is stopped the same way.
@@ -33,7 +42,11 @@ One :class:`Runner` lives in ``s3gw serve``, under the app's nursery.
   and queues a re-run; after a crash ``recover`` does the same at start-up,
   except for a FINISHING job whose output commit exists (found by its job id
   in the commit provenance), which is marked SUCCESS.  No job stays RUNNING
-  across a restart, and no partial output is ever on a branch.
+  across a restart, and no partial output is ever on a branch.  Each of these
+  is ``PipelineStore.settle``: one transaction, so two runners (one stopping,
+  one taking over) queue one re-run.  With several gateways, ``run`` starts
+  (and so ``recover`` runs) on whichever one is elected (``app``), also when
+  it takes over from a dead one.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from contextlib import AbstractAsyncContextManager
 from functools import partial
@@ -49,18 +63,21 @@ from typing import Callable, Protocol
 
 import trio
 
-from ..pfs.model import Delete, NoSuchBranch, Put
+from ..pfs.model import BranchExists, Delete, NoSuchBranch, Put
 from ..store.manifest import Manifest
 from .datums import Datum, plan_datums
 from .executor import Executor, LocalExecutor, RunTask, kill_leftovers
-from .jobs import (FINAL, OUT, InputCommit, JobInfo, JobState, JobView, ViewBucket,
-                   is_internal_repo, staging_repo)
+from .interface import JobFenced, NoSuchJob, NoSuchPipeline, PipelineStore
+from .jobs import (FINAL, OUT, InputCommit, InvalidTransition, JobInfo, JobState, JobView,
+                   ViewBucket, is_internal_repo, staging_repo)
 from .spec import PipelineSpec, parse_spec
-from .store import NoSuchJob, NoSuchPipeline, PpsStore
 
 __all__ = ["Runner", "Gateway", "list_all"]
 
 log = logging.getLogger("s3gw.pps")
+
+SHIP_READ = 1 << 20          # bytes of spool read (and appended to the log) at a time
+INTERRUPTED = "interrupted: the server stopped during the job"
 
 
 class Gateway(Protocol):
@@ -83,11 +100,52 @@ def list_all(meta, repo: str, *, branch: str | None = None, commit: str | None =
         after = page[-1].path
 
 
+class LogShipper:
+    """Moves one job's output from its local spool file (where the executor appends the
+    command's stdout and stderr) into the store's log, in order, ``SHIP_READ`` bytes at
+    a time.  Blocking; one job's calls are serialised."""
+
+    def __init__(self, pps: PipelineStore, job_id: str, spool: str):
+        self.pps, self.job_id, self.spool = pps, job_id, spool
+        self.pos = 0
+        self.full = False
+        self._lock = threading.Lock()
+
+    def ship(self) -> None:
+        with self._lock:
+            self._ship()
+
+    def _ship(self) -> None:
+        try:
+            f = open(self.spool, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            if self.full:                      # the log is at its limit: skip, unread
+                self.pos = f.seek(0, os.SEEK_END)
+                return
+            f.seek(self.pos)
+            while data := f.read(SHIP_READ):
+                kept = self.pps.append_log(self.job_id, data)
+                self.pos += len(data)
+                if kept < len(data):
+                    self.full = True
+                    self.pos = f.seek(0, os.SEEK_END)
+                    return
+
+    def write(self, text: str) -> None:
+        """The spool so far, then one line of the runner's own."""
+        with self._lock:
+            self._ship()
+            if not self.full:
+                self.full = self.pps.append_log(self.job_id, text.encode()) < len(text.encode())
+
+
 class Runner:
-    def __init__(self, meta, store, pps: PpsStore, gateway: Gateway, jobs_dir: str, *,
+    def __init__(self, meta, store, pps: PipelineStore, gateway: Gateway, jobs_dir: str, *,
                  executor: Executor | None = None, max_jobs: int = 2, poll: float = 0.2,
                  region: str = "us-east-1", limiter: trio.CapacityLimiter | None = None,
-                 clock: Callable[[], int] = time.time_ns):
+                 clock: Callable[[], int] = time.time_ns, ship: float = 0.5):
         self.meta, self.store, self.pps, self.gateway = meta, store, pps, gateway
         self.jobs_dir = jobs_dir
         self.executor = executor or LocalExecutor()
@@ -96,6 +154,7 @@ class Runner:
         self.region = region
         self.limiter = limiter
         self.clock = clock
+        self.ship = ship
         self._active: dict[str, tuple[str, trio.CancelScope]] = {}   # job -> (pipeline, scope)
         self._stopping: set[str] = set()
         self._version: int | None = None
@@ -106,7 +165,9 @@ class Runner:
 
     # -- the loop -----------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Recover, then trigger and run jobs until cancelled."""
+        """Recover, then trigger and run jobs until cancelled (again after a re-election:
+        each run starts from the store)."""
+        self._version, self._pipelines = None, {}
         await self._thread(self.recover)
         async with trio.open_nursery() as nursery:
             task_status.started()
@@ -202,61 +263,75 @@ class Runner:
     def _job_dir(self, job_id: str) -> str:
         return os.path.join(self.jobs_dir, job_id)
 
+    def _shipper(self, job_id: str) -> LogShipper:
+        return LogShipper(self.pps, job_id, os.path.join(self._job_dir(job_id), "spool"))
+
+    async def _log(self, shipper: LogShipper, text: str) -> None:
+        await self._thread(shipper.write, text)
+
     async def _execute(self, job: JobInfo) -> None:
         try:
             spec = parse_spec(await self._thread(self.pps.spec_document, job.pipeline,
                                                  job.spec_version))
-        except NoSuchPipeline:
-            return                        # deleted (with its jobs) before the job started
-        job_dir = self._job_dir(job.id)
-        os.makedirs(job_dir, exist_ok=True)
-        log_path = os.path.join(job_dir, "log")
+            await self._thread(self._transition, job.id, "start")
+        except (NoSuchPipeline, NoSuchJob, InvalidTransition):
+            return      # deleted, stopped while queued, or started by another runner
+        os.makedirs(self._job_dir(job.id), exist_ok=True)
+        shipper = self._shipper(job.id)
         staging = staging_repo(job.id)
         ended = False
         try:
-            await self._thread(self._transition, job.id, "start")
             await self._thread(self._create_staging, staging)
             datums: list[Datum] = []
             with trio.fail_after(spec.job_timeout or float("inf")):
                 datums = await self._thread(self._plan_datums, job, spec)
-                self._write_log(log_path, f"s3gw: job {job.id} of pipeline {spec.name} "
-                                          f"(spec v{job.spec_version}): {len(datums)} datum(s)\n")
-                failure = await self._run_datums(job, spec, datums, log_path, staging)
+                await self._log(shipper, f"s3gw: job {job.id} of pipeline {spec.name} "
+                                         f"(spec v{job.spec_version}): {len(datums)} datum(s)\n")
+                failure = await self._run_datums(job, spec, datums, shipper, staging)
             if failure:
-                await self._fail(job, failure, log_path, datums=len(datums))
+                await self._fail(job, failure, shipper, datums=len(datums))
                 ended = True
                 return
             await self._thread(partial(self._transition, job.id, "finish", datums=len(datums)))
-            commit = await self._thread(self._commit_output, job, spec)
+            try:
+                commit = await self._thread(self._commit_output, job, spec)
+            except JobFenced as exc:
+                log.warning("job %s of pipeline %s: %s", job.id, spec.name, exc)
+                ended = True
+                return
+            await self._log(shipper, f"s3gw: job succeeded: output commit {commit} on "
+                                     f"{spec.output_branch}.{spec.name}\n")
             await self._thread(partial(self._transition, job.id, "commit", output_commit=commit))
-            self._write_log(log_path, f"s3gw: job succeeded: output commit {commit} on "
-                                      f"{spec.output_branch}.{spec.name}\n")
             log.info("job %s of pipeline %s succeeded: commit %s", job.id, spec.name, commit)
             ended = True
         except trio.TooSlowError:
             await self._fail(job, f"job timed out after {spec.job_timeout:g} s (job_timeout)",
-                             log_path)
+                             shipper)
             ended = True
         except (NoSuchJob, NoSuchPipeline):
             ended = True                  # the pipeline and its jobs were deleted meanwhile
+        except InvalidTransition as exc:  # settled by another runner (this one lost its lock)
+            log.warning("job %s of pipeline %s was settled elsewhere: %s", job.id,
+                        job.pipeline, exc)
+            ended = True
         except Exception as exc:  # noqa: BLE001 - the job fails, the runner goes on
             log.exception("job %s failed in the runner", job.id)
-            await self._fail(job, f"internal error: {type(exc).__name__}: {exc}", log_path)
+            await self._fail(job, f"internal error: {type(exc).__name__}: {exc}", shipper)
             ended = True
         finally:
             # Not ended: cancelled (``job stop``, a deleted pipeline, the server stopping;
             # trio may deliver it as a group of Cancelled, so decide here, not in an except).
             with trio.CancelScope(shield=True):
-                if not ended:
-                    stopped = job.id in self._stopping
-                    outcome = await self._thread(self._settle_cancelled, job.id, stopped)
-                    self._write_log(log_path, f"s3gw: {outcome}\n")
-                    log.info("job %s of pipeline %s: %s", job.id, job.pipeline, outcome)
                 with trio.move_on_after(30):
-                    await self._thread(self._cleanup, job.id, staging)
+                    if not ended:
+                        stopped = job.id in self._stopping
+                        outcome = await self._thread(self._settle_cancelled, job.id, stopped)
+                        await self._log(shipper, f"s3gw: {outcome}\n")
+                        log.info("job %s of pipeline %s: %s", job.id, job.pipeline, outcome)
+                    await self._thread(self._cleanup, job.id, staging, shipper)
 
     async def _run_datums(self, job: JobInfo, spec: PipelineSpec, datums: list[Datum],
-                          log_path: str, staging: str) -> str | None:
+                          shipper: LogShipper, staging: str) -> str | None:
         """Run the transform once per datum; the reason of the first failure, or None."""
         access_key = "JOB" + secrets.token_hex(8).upper()
         view = JobView(job.id, access_key, secrets.token_urlsafe(30), tuple(
@@ -267,22 +342,22 @@ class Runner:
                 workdir = os.path.join(self._job_dir(job.id), f"datum-{n}")
                 await self._thread(self._materialise, job, datum, workdir)
                 env = self._env(job, spec, view, endpoint, datum, workdir)
-                self._write_log(log_path, f"s3gw: datum {n} ({datum.id}) starts\n")
+                await self._log(shipper, f"s3gw: datum {n} ({datum.id}) starts\n")
                 cwd = os.path.join(workdir, spec.transform.working_dir or "")
                 os.makedirs(cwd, exist_ok=True)
                 task = RunTask(job.id, n, spec.transform.cmd,
                                "\n".join(spec.transform.stdin).encode() + b"\n"
                                if spec.transform.stdin else b"",
-                               env, cwd, log_path, spec.transform.image)
+                               env, cwd, shipper.spool, spec.transform.image)
                 result = None
                 with trio.move_on_after(spec.datum_timeout or float("inf")):
-                    result = await self.executor.run(task)
+                    result = await self._run_shipping(task, shipper)
                 if result is None:
                     return f"datum {n} ({datum.id}) timed out after {spec.datum_timeout:g} s"
                 ok = result.returncode == 0 or result.returncode in \
                     spec.transform.accept_return_code
-                self._write_log(log_path, f"s3gw: datum {n} exited with "
-                                          f"{result.returncode}{' ' + result.detail if result.detail else ''}\n")
+                await self._log(shipper, f"s3gw: datum {n} exited with {result.returncode}"
+                                         f"{' ' + result.detail if result.detail else ''}\n")
                 if not ok:
                     what = (f"exit code {result.returncode}" if result.returncode is not None
                             else result.detail or "killed")
@@ -290,6 +365,20 @@ class Runner:
                     return f"datum {n} ({datum.id}) failed: {what}"
                 await self._thread(shutil.rmtree, workdir, True)
         return None
+
+    async def _run_shipping(self, task: RunTask, shipper: LogShipper):
+        """``executor.run(task)``, moving its output into the log every ``ship`` seconds."""
+        async with trio.open_nursery() as nursery:
+            async def ship_every() -> None:
+                while True:
+                    await trio.sleep(self.ship)
+                    await self._thread(shipper.ship)
+
+            nursery.start_soon(ship_every)
+            try:
+                return await self.executor.run(task)
+            finally:
+                nursery.cancel_scope.cancel()
 
     def _env(self, job: JobInfo, spec: PipelineSpec, view: JobView, endpoint: str,
              datum: Datum, workdir: str) -> dict[str, str]:
@@ -350,16 +439,27 @@ class Runner:
                         f.write(self.store.read(ref))
 
     def _commit_output(self, job: JobInfo, spec: PipelineSpec) -> str:
-        """The staging tree as one commit on the output branch, with provenance."""
+        """The staging tree as one commit on the output branch, with provenance, under the
+        store's output fence.
+
+        Raises:
+            JobFenced: the job is no longer FINISHING (settled by another runner).
+        """
         self.pps.pipeline(spec.name)      # NoSuchPipeline: deleted meanwhile, commit nothing
         staging = staging_repo(job.id)
+        try:
+            self.meta.get_branch(staging, "master")
+        except NoSuchBranch:              # dropped by a runner that settled this job
+            raise JobFenced(f"job {job.id}'s staging repo is gone: nothing committed") from None
         staged = {f.path: f for f in list_all(self.meta, staging, branch="master")}
         try:
-            current = {f.path: f for f in list_all(self.meta, spec.name,
-                                                   branch=spec.output_branch)}
-        except NoSuchBranch:
-            self.meta.create_branch(spec.name, spec.output_branch, self.clock())
-            current = {}
+            self.meta.get_branch(spec.name, spec.output_branch)
+        except NoSuchBranch:          # (a listing of a missing branch is just empty)
+            try:
+                self.meta.create_branch(spec.name, spec.output_branch, self.clock())
+            except BranchExists:
+                pass
+        current = {f.path: f for f in list_all(self.meta, spec.name, branch=spec.output_branch)}
         changes: list[Put | Delete] = [
             Put(path, f.object) for path, f in staged.items()
             if path not in current or current[path].object.id != f.object.id]
@@ -370,106 +470,106 @@ class Runner:
                        for i in job.inputs]}
         c = self.meta.commit(spec.name, spec.output_branch, changes,
                              f"job {job.id} of pipeline {spec.name}", self.clock(),
-                             provenance=provenance, allow_empty=True)
+                             also=self.pps.commit_guard(job.id), provenance=provenance,
+                             allow_empty=True)
         return c.id
 
-    def _cleanup(self, job_id: str, staging: str) -> None:
+    def _cleanup(self, job_id: str, staging: str, shipper: LogShipper | None = None) -> None:
+        """The job's staging repo and scratch (datum folders; its spool once shipped)."""
         try:
             self.meta.delete_branch(staging, "master")
         except NoSuchBranch:
             pass
+        if shipper is not None:
+            shipper.ship()
         job_dir = self._job_dir(job_id)
         if os.path.isdir(job_dir):
             for name in os.listdir(job_dir):
                 if name.startswith("datum-"):
                     shutil.rmtree(os.path.join(job_dir, name), ignore_errors=True)
+                elif name == "spool":
+                    try:
+                        os.unlink(os.path.join(job_dir, name))
+                    except FileNotFoundError:
+                        pass
+            try:
+                os.rmdir(job_dir)            # empty unless the folder's SQLite store's log
+            except OSError:
+                pass
 
-    @staticmethod
-    def _write_log(path: str, text: str) -> None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text)
+    async def _fail(self, job: JobInfo, reason: str, shipper: LogShipper, **fields) -> None:
+        await self._end(job, "fail", reason, shipper, **fields)
 
-    async def _fail(self, job: JobInfo, reason: str, log_path: str, **fields) -> None:
-        await self._end(job, "fail", reason, log_path, **fields)
-
-    async def _end(self, job: JobInfo, event: str, reason: str, log_path: str,
+    async def _end(self, job: JobInfo, event: str, reason: str, shipper: LogShipper,
                    **fields) -> None:
-        self._write_log(log_path, f"s3gw: job {'stopped' if event == 'kill' else 'failed'}: "
-                                  f"{reason}\n")
+        await self._log(shipper, f"s3gw: job {'stopped' if event == 'kill' else 'failed'}: "
+                                 f"{reason}\n")
         log.info("job %s of pipeline %s %s: %s", job.id, job.pipeline,
                  "stopped" if event == "kill" else "failed", reason)
         try:
             await self._thread(lambda: self.pps.transition(job.id, event, self.clock(),
                                                            reason=reason, **fields))
-        except NoSuchJob:
-            pass
+        except (NoSuchJob, InvalidTransition) as exc:   # deleted, or settled elsewhere
+            log.info("job %s: not marked %s: %s", job.id, event, exc)
 
-    def _settle_cancelled(self, job_id: str, stopped: bool) -> str:
-        """Blocking: the final state of a job whose run was cancelled; what happened.
+    def _settle_cancelled(self, job_id: str, stopped: bool, reason: str = INTERRUPTED) -> str:
+        """Blocking: settle a job whose run was cancelled or cut short (``pps.jobs.
+        settlement``, in one store transaction); what happened, in words.
 
         Its output commit may have been made just before the cancellation landed:
-        then it succeeded.  Otherwise a stop kills it, and a server shutdown fails
-        it and queues a re-run."""
-        try:
-            job = self.pps.job(job_id)
-        except NoSuchJob:
-            return "job deleted with its pipeline"
-        if job.state in FINAL:
-            return f"job ended {job.state.value}"
-        commit = self.meta.commit_of_job(job_id)
-        if commit is not None:
-            if job.state == JobState.RUNNING:
-                self._transition(job_id, "finish")
-            self._transition(job_id, "recover", output_commit=commit)
-            return f"job succeeded: output commit {commit}"
+        then it succeeded.  Otherwise a stop kills it, and a server shutdown or crash
+        fails it and queues a re-run."""
         if stopped:
             reason = "stopped by s3gw job stop (or its pipeline was deleted)"
-            self._transition(job_id, "kill" if job.state != JobState.FINISHING else "fail",
-                             reason=reason)
-            return f"job stopped: {reason}"
-        self._fail_and_requeue(job_id, "interrupted: the server stopped during the job")
-        return "job interrupted: the server stopped; a re-run is queued"
-
-    def _fail_and_requeue(self, job_id: str, reason: str) -> None:
         try:
-            job = self.pps.job(job_id)
+            done = self.pps.settle(job_id, self.clock(), self.meta.commit_of_job,
+                                   stopped=stopped, reason=reason)
         except NoSuchJob:
-            return
-        if job.state in FINAL:
-            return
-        try:
-            rerun = self.pps.create_job(job.pipeline, job.spec_version, job.inputs,
-                                        self.clock(), restart_of=job.id)
-        except NoSuchPipeline:
-            self.pps.transition(job.id, "fail", self.clock(), reason=reason)
-            return
-        self.pps.transition(job.id, "fail", self.clock(),
-                            reason=f"{reason}; re-run as job {rerun.id}")
+            return "job deleted with its pipeline"
+        job = done.job
+        if done.outcome == "succeeded":
+            return f"job succeeded: output commit {job.output_commit}"
+        if done.outcome == "stopped":
+            return f"job stopped: {reason}"
+        if done.outcome == "interrupted":
+            if done.rerun is None:
+                return "job interrupted: its pipeline is gone, no re-run"
+            return f"job interrupted: a re-run is queued (job {done.rerun.id})"
+        return f"job ended {job.state.value}" if job.state in FINAL else "job still queued"
 
     # -- start-up -------------------------------------------------------------------------
     def recover(self) -> None:
-        """Blocking, before serving jobs: settle the jobs a crash left unfinished and drop
-        stale staging repos."""
+        """Blocking, before serving jobs (at start-up, and on the gateway that takes the
+        runner over): settle the jobs a crash left unfinished, and drop the staging repos
+        of jobs that have ended."""
         for job in self.pps.unfinished_jobs():
             if job.state == JobState.CREATED:
                 continue
-            left = kill_leftovers(job.id)       # a crash left its commands running
+            shipper = self._shipper(job.id)
+            shipper.ship()                      # its last output, if this folder has it
+            # settled first, then its commands killed: a runner that lost its lock but
+            # lives, seeing them die, then finds the job settled (not merely failed)
             outcome = self._settle_cancelled(job.id, stopped=False)
+            left = kill_leftovers(job.id)       # a crash left its commands running
             log.info("job %s of pipeline %s was unfinished at start-up: %s%s", job.id,
                      job.pipeline, outcome,
                      f" ({left} leftover process(es) of it killed)" if left else "")
-            try:
-                with open(os.path.join(self._job_dir(job.id), "log"), "a") as f:
-                    f.write(f"s3gw: at start-up: {outcome}\n")
-            except OSError:
-                pass
+            shipper.write(f"s3gw: at start-up: {outcome}\n")
+            self._cleanup(job.id, staging_repo(job.id), shipper)
+        prefix = staging_repo("")
         for repo in self.meta.list_repos():
-            if is_internal_repo(repo.name) and repo.name.startswith(staging_repo("")):
-                for b in self.meta.list_branches(repo.name):
-                    try:
-                        self.meta.delete_branch(b.repo, b.name)
-                    except NoSuchBranch:
-                        pass
+            if not (is_internal_repo(repo.name) and repo.name.startswith(prefix)):
+                continue
+            try:
+                if self.pps.job(repo.name[len(prefix):]).state not in FINAL:
+                    continue                    # a job running elsewhere (see docstring)
+            except NoSuchJob:
+                pass
+            for b in self.meta.list_branches(repo.name):
+                try:
+                    self.meta.delete_branch(b.repo, b.name)
+                except NoSuchBranch:
+                    pass
 
 
 def _commits(inputs) -> dict[str, str | None]:

@@ -1,4 +1,4 @@
-"""Durable pipeline and job state: ``<data>/pps.sqlite``.
+"""Durable pipeline and job state of a data folder on SQLite: ``<data>/pps.sqlite``.
 
 Theory of operation
 -------------------
@@ -8,11 +8,19 @@ Theory of operation
 * ``jobs``: one row per job: state (``pps.jobs.JobState``, moved only through
   its transition table), the input commits (JSON), times, output commit,
   reason, datum counts, and ``stop_requested`` (set by ``s3gw job stop``; the
-  runner polls it).
+  runner polls it).  The queries are ``pps.sqlstore``'s, shared with the
+  PostgreSQL store.
+* Job logs are files, ``<data>/pps/jobs/<job>/log``, appended by the runner
+  (``append_log``, at most ``log_limit`` bytes) and read by ``s3gw job logs``
+  and the console.
+* The runner's lock is ``<data>/pps/runner.lock`` (an ``flock``, which the kernel
+  drops when its process dies): the one runner of a folder among ``--workers``.
+  Its holder cannot lose it while it lives, so no output commit needs fencing
+  (``commit_guard`` is None).
 
 The CLI writes here directly (as ``s3gw auth`` writes ``auth.sqlite``); a
 running server notices changes through ``PRAGMA data_version``
-(:meth:`PpsStore.changed`), so ``pipeline create`` takes effect within the
+(:meth:`PpsStore.data_version`), so ``pipeline create`` takes effect within the
 runner's poll interval without an admin API.  Writes are short ``BEGIN
 IMMEDIATE`` transactions; every method blocks (the server calls them in
 worker threads).
@@ -20,18 +28,16 @@ worker threads).
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
 import sqlite3
 import threading
 import time
-import uuid
-from typing import Iterable
 
-from .jobs import FINAL, InputCommit, JobInfo, JobState, next_state
-from .spec import PipelineSpec, parse_spec
+from .interface import LOG_LIMIT, JobFenced, NoSuchJob, NoSuchPipeline, PipelineRecord
+from .sqlstore import SqlPpsStore, cut
 
-__all__ = ["PpsStore", "PipelineRecord", "NoSuchPipeline", "NoSuchJob", "PPS_FILE"]
+__all__ = ["PpsStore", "PipelineRecord", "NoSuchPipeline", "NoSuchJob", "JobFenced", "PPS_FILE"]
 
 PPS_FILE = "pps.sqlite"
 
@@ -53,45 +59,46 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 """
 
 
-class NoSuchPipeline(LookupError):
-    pass
+class _FileRunnerLock:
+    """``<data>/pps/runner.lock``: an exclusive ``flock`` held while the file is open."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = None
+
+    def try_acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return False
+        self._file = f
+        return True
+
+    def held(self) -> bool:
+        return self._file is not None     # an flock is not lost while its file is open
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
-class NoSuchJob(LookupError):
-    pass
+class PpsStore(SqlPpsStore):
+    """Pipelines and jobs of one data folder (``PipelineStore`` on SQLite)."""
 
-
-class PipelineRecord:
-    __slots__ = ("name", "version", "spec", "created_ns", "updated_ns")
-
-    def __init__(self, name: str, version: int, spec: PipelineSpec, created_ns: int,
-                 updated_ns: int):
-        self.name, self.version, self.spec = name, version, spec
-        self.created_ns, self.updated_ns = created_ns, updated_ns
-
-
-_JOB_COLS = ("id, pipeline, spec_version, state, inputs, created_ns, started_ns, finished_ns, "
-             "output_commit, reason, datums, datums_failed, restart_of, stop_requested")
-
-
-def _job(row) -> JobInfo:
-    (jid, pipeline, version, state, inputs, created, started, finished, output, reason,
-     datums, failed, restart_of, stop) = row
-    return JobInfo(id=jid, pipeline=pipeline, spec_version=version, state=JobState(state),
-                   inputs=tuple(InputCommit(**d) for d in json.loads(inputs)),
-                   created_ns=created, started_ns=started, finished_ns=finished,
-                   output_commit=output, reason=reason, datums=datums, datums_failed=failed,
-                   restart_of=restart_of, stop_requested=bool(stop))
-
-
-class PpsStore:
-    """Pipelines and jobs of one data folder."""
-
-    def __init__(self, data_dir: str, *, create: bool = True):
+    def __init__(self, data_dir: str, *, create: bool = True, log_limit: int = LOG_LIMIT):
+        self.data_dir = data_dir
         self.path = os.path.join(data_dir, PPS_FILE)
+        self.log_limit = log_limit
         if not create and not os.path.exists(self.path):
             raise FileNotFoundError(self.path)
         self._lock = threading.Lock()
+        self._log_lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                      timeout=30.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -130,7 +137,8 @@ class PpsStore:
         """The repos that only their pipeline's jobs may write (pipeline names).
 
         Re-read at most every ``max_age`` seconds (one ``PRAGMA data_version``
-        when nothing changed), like the auth store's snapshot."""
+        when nothing changed: a local read, cheap enough for the event loop), like
+        the auth store's snapshot."""
         now = time.monotonic()
         if max_age > 0 and self._version is not None and now - self._checked < max_age:
             return self._outputs
@@ -143,151 +151,43 @@ class PpsStore:
             self._checked = now
         return self._outputs
 
-    # -- pipelines ----------------------------------------------------------------------
-    def put_pipeline(self, spec: PipelineSpec, now_ns: int, *, update: bool) -> int:
-        """Create (``update=False``) or update a pipeline; returns its new spec version.
+    def refresh_outputs(self) -> None:
+        self.output_repos(0.0)
 
-        Raises:
-            ValueError: it exists (create) or does not (update).
-        """
+    # -- logs: files in the folder ----------------------------------------------------
+    def _log_path(self, job_id: str) -> str:
+        return os.path.join(self.data_dir, "pps", "jobs", job_id, "log")
 
-        def tx(c):
-            row = c.execute("SELECT version FROM pipelines WHERE name=?", (spec.name,)).fetchone()
-            if row is not None and not update:
-                raise ValueError(f"pipeline {spec.name!r} exists already (use pipeline update)")
-            if row is None and update:
-                raise NoSuchPipeline(spec.name)
-            version = 1 if row is None else row[0] + 1
-            if row is None:
-                c.execute("INSERT INTO pipelines VALUES(?,?,?,?)", (spec.name, 1, now_ns, now_ns))
-            else:
-                c.execute("UPDATE pipelines SET version=?, updated_ns=? WHERE name=?",
-                          (version, now_ns, spec.name))
-            c.execute("INSERT INTO pipeline_specs VALUES(?,?,?,?)",
-                      (spec.name, version, spec.document, now_ns))
-            return version
+    def append_log(self, job_id: str, data: bytes) -> int:
+        """Append to the job's log file what fits under ``log_limit``; the bytes kept
+        (0 for a job that does not exist)."""
+        if not data or not self._read("SELECT 1 FROM jobs WHERE id=?", (job_id,)):
+            return 0
+        path = self._log_path(job_id)
+        with self._log_lock:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "ab") as f:
+                kept = cut(data, f.seek(0, os.SEEK_END), self.log_limit)
+                f.write(kept)
+        return len(kept)
 
-        return self._tx(tx)
+    def read_log(self, job_id: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        try:
+            with open(self._log_path(job_id), "rb") as f:
+                f.seek(offset)
+                return f.read(limit)
+        except FileNotFoundError:
+            return b""
 
-    def delete_pipeline(self, name: str) -> None:
-        """Forget a pipeline, its specs and its jobs (running ones must be stopped first)."""
+    def log_size(self, job_id: str) -> int:
+        try:
+            return os.path.getsize(self._log_path(job_id))
+        except FileNotFoundError:
+            return 0
 
-        def tx(c):
-            if c.execute("DELETE FROM pipelines WHERE name=?", (name,)).rowcount == 0:
-                raise NoSuchPipeline(name)
-            c.execute("DELETE FROM pipeline_specs WHERE name=?", (name,))
-            c.execute("DELETE FROM jobs WHERE pipeline=?", (name,))
+    # -- the runner -------------------------------------------------------------------
+    def runner_lock(self) -> _FileRunnerLock:
+        return _FileRunnerLock(os.path.join(self.data_dir, "pps", "runner.lock"))
 
-        self._tx(tx)
-
-    def pipelines(self) -> list[PipelineRecord]:
-        rows = self._read(
-            "SELECT p.name, p.version, s.spec, p.created_ns, p.updated_ns FROM pipelines p "
-            "JOIN pipeline_specs s ON s.name=p.name AND s.version=p.version ORDER BY p.name")
-        return [PipelineRecord(n, v, parse_spec(json.loads(s)), c, u) for n, v, s, c, u in rows]
-
-    def pipeline(self, name: str) -> PipelineRecord:
-        for p in self.pipelines():
-            if p.name == name:
-                return p
-        raise NoSuchPipeline(name)
-
-    def spec_document(self, name: str, version: int) -> str:
-        rows = self._read("SELECT spec FROM pipeline_specs WHERE name=? AND version=?",
-                          (name, version))
-        if not rows:
-            raise NoSuchPipeline(f"{name} version {version}")
-        return rows[0][0]
-
-    # -- jobs ---------------------------------------------------------------------------
-    def create_job(self, pipeline: str, spec_version: int, inputs: Iterable[InputCommit],
-                   now_ns: int, restart_of: str | None = None) -> JobInfo:
-        """A CREATED job of an existing pipeline (``NoSuchPipeline`` otherwise, decided in
-        the same transaction, so a job never outlives a deleted pipeline's rows)."""
-        jid = uuid.uuid4().hex
-        doc = json.dumps([i.__dict__ for i in inputs])
-
-        def tx(c):
-            if c.execute("SELECT 1 FROM pipelines WHERE name=?", (pipeline,)).fetchone() is None:
-                raise NoSuchPipeline(pipeline)
-            c.execute("INSERT INTO jobs(id, pipeline, spec_version, state, inputs, created_ns, "
-                      "restart_of) VALUES(?,?,?,?,?,?,?)",
-                      (jid, pipeline, spec_version, JobState.CREATED.value, doc, now_ns,
-                       restart_of))
-
-        self._tx(tx)
-        return self.job(jid)
-
-    def job(self, job_id: str) -> JobInfo:
-        rows = self._read(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,))
-        if not rows:
-            rows = self._read(f"SELECT {_JOB_COLS} FROM jobs WHERE id LIKE ? || '%'", (job_id,))
-            if len(rows) != 1:
-                raise NoSuchJob(job_id)
-        return _job(rows[0])
-
-    def jobs(self, pipeline: str | None = None, limit: int = 1000) -> list[JobInfo]:
-        """Jobs, newest first."""
-        if pipeline is None:
-            rows = self._read(f"SELECT {_JOB_COLS} FROM jobs ORDER BY created_ns DESC, id "
-                              "LIMIT ?", (limit,))
-        else:
-            rows = self._read(f"SELECT {_JOB_COLS} FROM jobs WHERE pipeline=? "
-                              "ORDER BY created_ns DESC, id LIMIT ?", (pipeline, limit))
-        return [_job(r) for r in rows]
-
-    def unfinished_jobs(self) -> list[JobInfo]:
-        rows = self._read(f"SELECT {_JOB_COLS} FROM jobs WHERE state NOT IN (?,?,?) "
-                          "ORDER BY created_ns, id", tuple(s.value for s in FINAL))
-        return [_job(r) for r in rows]
-
-    def latest_job(self, pipeline: str) -> JobInfo | None:
-        jobs = self.jobs(pipeline, limit=1)
-        return jobs[0] if jobs else None
-
-    def transition(self, job_id: str, event: str, now_ns: int, **fields) -> JobInfo:
-        """Move a job through its lifecycle table (``jobs.next_state``), setting
-        ``fields`` (reason, output_commit, datums, datums_failed) in the same write.
-
-        Raises:
-            InvalidTransition: the job's current state does not allow ``event``.
-        """
-        allowed = {"reason", "output_commit", "datums", "datums_failed"}
-        assert set(fields) <= allowed, fields
-
-        def tx(c):
-            row = c.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
-            if row is None:
-                raise NoSuchJob(job_id)
-            state = next_state(JobState(row[0]), event)
-            sets = ["state=?"]
-            args: list = [state.value]
-            if state == JobState.RUNNING:
-                sets.append("started_ns=?")
-                args.append(now_ns)
-            if state in FINAL:
-                sets.append("finished_ns=?")
-                args.append(now_ns)
-            for k, v in fields.items():
-                sets.append(f"{k}=?")
-                args.append(v)
-            c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", (*args, job_id))
-
-        self._tx(tx)
-        return self.job(job_id)
-
-    def request_stop(self, job_id: str) -> JobInfo:
-        job = self.job(job_id)
-        self._tx(lambda c: c.execute("UPDATE jobs SET stop_requested=1 WHERE id=?", (job.id,)))
-        return self.job(job.id)
-
-    def job_counts(self) -> dict[str, int]:
-        """How many jobs are in each state (every state, zeros included; for metrics)."""
-        counts = {state.value: 0 for state in JobState}
-        counts.update(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
-        return counts
-
-    def stop_requested(self) -> set[str]:
-        return {r[0] for r in self._read(
-            "SELECT id FROM jobs WHERE stop_requested=1 AND state NOT IN (?,?,?)",
-            tuple(s.value for s in FINAL))}
+    def commit_guard(self, job_id: str) -> None:
+        return None          # one runner per folder by the kernel's flock: nothing to fence

@@ -1,17 +1,20 @@
 """``s3gw migrate --from DIR --meta postgresql://... --chunks s3://...``: a small local
 store (repos, branches, versions, multipart, packed and inline objects, an upload in
-flight) moved into a real PostgreSQL and a real SeaweedFS, run again after a simulated
-interruption (it copies only what is missing), then served from a new folder: every
-object and every version reads back the same, and fsck is clean; then moved back into a
-new local folder and served from there, the same again."""
+flight, a pipeline with a job and its log) moved into a real PostgreSQL and a real
+SeaweedFS, run again after a simulated interruption (it copies only what is missing),
+then served from a new folder: every object and every version reads back the same, the
+pipeline and its job are the database's, and fsck is clean; then moved back into a new
+local folder and served from there, the same again."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
 import sys
+import time
 import uuid
 
 from tests.conftest import ServerProcess, make_client
@@ -38,6 +41,14 @@ def _snapshot(client, buckets) -> dict:
             body = client.get_object(Bucket=b, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
             out[(b, v["Key"], v["VersionId"])] = (hashlib.md5(body).hexdigest(), v["IsLatest"])
     return out
+
+
+def _pipelines(data_dir: str) -> tuple[list, list, str]:
+    """(pipelines, jobs, the first job's log) as ``s3gw`` shows them from ``data_dir``."""
+    pipelines = json.loads(s3gw("pipeline", "list", "--json", "--data", data_dir).stdout)
+    jobs = json.loads(s3gw("job", "list", "--json", "--data", data_dir).stdout)
+    log = s3gw("job", "logs", jobs[0]["id"], "--data", data_dir).stdout if jobs else ""
+    return [(p["name"], p["version"]) for p in pipelines], jobs, log
 
 
 def _build_store(data_dir: str) -> tuple[dict, list[str], str]:
@@ -68,6 +79,22 @@ def _build_store(data_dir: str) -> tuple[dict, list[str], str]:
         pending = s3.create_multipart_upload(Bucket="master.logs", Key="pending")
         s3.upload_part(Bucket="master.logs", Key="pending", UploadId=pending["UploadId"],
                        PartNumber=1, Body=rng.randbytes(5 * MiB))
+        # a pipeline on dev.images: one job, its output commit and its log
+        spec = {"pipeline": {"name": "mirror"},
+                "input": {"pfs": {"repo": "images", "branch": "dev", "glob": "/", "s3": True}},
+                "transform": {"cmd": ["sh"], "stdin": ["echo hello from the job"]},
+                "s3_out": True}
+        subprocess.run([sys.executable, "-m", "s3gw", "pipeline", "create", "-f", "-",
+                        "--data", data_dir], input=json.dumps(spec), text=True, check=True,
+                       capture_output=True, timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = json.loads(s3gw("job", "list", "--json", "--data", data_dir).stdout)
+            if jobs and jobs[0]["state"] in ("SUCCESS", "FAILURE", "KILLED"):
+                break
+            assert time.monotonic() < deadline, srv.log()[-3000:]
+            time.sleep(0.2)
+        assert jobs[0]["state"] == "SUCCESS", jobs
         buckets = ["master.images", "dev.images", "master.logs"]
         return _snapshot(s3, buckets), buckets, pending["UploadId"]
     finally:
@@ -85,9 +112,15 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
     chunks = seaweedfs.chunks_url(bucket, f"m{uuid.uuid4().hex[:10]}")
     to = str(tmp_path / "gw")
 
+    pipelines = _pipelines(src)
+    assert pipelines[0] == [("mirror", 1)] and len(pipelines[1]) == 1
+    assert "hello from the job" in pipelines[2]
     first = s3gw("migrate", "--from", src, "--meta", url, "--chunks", chunks, "--to", to)
     assert " 0 in the destination already" in first.stdout, first.stdout
-    assert "verified:" in first.stdout and "3 branches" in first.stdout
+    assert "verified:" in first.stdout and "4 branches" in first.stdout
+    assert "pipelines: 1 pipeline(s) and 1 job(s) copied into the database" in first.stdout
+    assert not os.path.exists(os.path.join(to, "pps.sqlite"))   # the database has them
+    assert _pipelines(to) == pipelines
     assert "copying chunks" in first.stderr           # the progress reports (not a tty: lines)
 
     # an interrupted run: some chunks and the branches never arrived
@@ -102,6 +135,7 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
     again = s3gw("migrate", "--from", src, "--meta", url, "--chunks", chunks)
     assert f"{len(listed) - 3} in the destination already, 3 to copy" in again.stdout, again.stdout
     assert "verified:" in again.stdout
+    assert "pipelines: 0 pipeline(s) and 0 job(s) copied" in again.stdout
 
     # a database holding another store is refused
     other = str(tmp_path / "other")
@@ -139,8 +173,11 @@ def test_migrate_a_local_store_to_postgres_and_seaweedfs_then_serve_it(
     back = str(tmp_path / "back")
     out = s3gw("migrate", "--from", to, "--to", back)
     assert "verified:" in out.stdout and " 0 in the destination already" in out.stdout, out.stdout
-    assert "in the destination already, 0 to copy" in s3gw(
-        "migrate", "--from", to, "--to", back).stdout                  # resumable both ways
+    assert "pipelines: 1 pipeline(s) and 1 job(s) copied into" in out.stdout
+    out = s3gw("migrate", "--from", to, "--to", back).stdout             # resumable both ways
+    assert "in the destination already, 0 to copy" in out
+    assert "pipelines: 0 pipeline(s) and 0 job(s)" in out
+    assert _pipelines(back) == pipelines
     local = ServerProcess(back).start()
     try:
         assert _snapshot(make_client(local.endpoint), buckets) == moved

@@ -16,9 +16,15 @@ function: a lazy import is still an edge):
 * The import graph of ``s3gw`` modules has no cycle.
 * ``CONCRETE_BACKENDS``: ``s3``, ``pps`` and ``ingest`` depend on the store interfaces
   (``pfs.interface.MetadataStore``, ``pfs.interface.AuthStore``,
-  ``store.chunkstore.ChunkStore``) only: they import no concrete backend module or
-  class; ``app`` and ``cli`` wire the concrete ones.  ``AUTH_BACKENDS``: the console
-  and ``observe`` import no auth backend either.
+  ``store.chunkstore.ChunkStore``, ``pps.interface.PipelineStore``) only: they
+  import no concrete backend module or class (the backend modules themselves
+  excepted: ``pps.pgstore`` builds on ``pfs.postgres``); ``app`` and ``cli`` wire
+  the concrete ones.  ``AUTH_BACKENDS``: the console and ``observe`` import no
+  auth backend either.
+* ``PPS_BACKENDS``: the pipeline stores are named only by the wiring (``app``,
+  ``cli`` but ``cli/pipelines.py``, which opens one through ``pps.backends``) and by
+  each other: the runner, executor, console, ``observe`` and ``s3`` take a
+  ``PipelineStore``.
 """
 
 from __future__ import annotations
@@ -67,14 +73,19 @@ NAMED_EDGES: dict[tuple[str, str], str] = {
 }
 
 # the metadata and chunk backends: (module, or (module, name) imported from it)
+# the pipeline stores (pps.backends opens one of them for the wiring)
+PPS_BACKENDS = {"s3gw.pps.store", "s3gw.pps.pgstore", "s3gw.pps.sqlstore", "s3gw.pps.backends"}
 CONCRETE_BACKENDS = {"s3gw.pfs.metadata", "s3gw.pfs.postgres", "s3gw.pfs.sqlbatch",
                      "s3gw.pfs.backends", "s3gw.pfs.auth", "s3gw.pfs.postgres_auth",
-                     ("s3gw.store.chunkstore", "LocalChunkStore")}
+                     ("s3gw.store.chunkstore", "LocalChunkStore")} | PPS_BACKENDS
 INTERFACE_ONLY = ("s3", "pps", "ingest")
 # the auth backends: the console and the operators' endpoints take a
 # ``pfs.interface.AuthStore`` too (their values come from ``pfs.roles``)
 AUTH_BACKENDS = {"s3gw.pfs.auth", "s3gw.pfs.postgres_auth"}
 AUTH_INTERFACE_ONLY = ("s3", "pps", "ingest", "console", "observe")
+# outside app and the backends: who may open a pipeline store by name (through
+# pps.backends, not a concrete one)
+PPS_OPENERS = {"s3gw.cli.pipelines", "s3gw.cli.metastore", "s3gw.cli.migrate_pps"}
 
 # inside s3: part -> parts it may import (besides itself)
 S3_PARTS: dict[str, set[str]] = {
@@ -271,7 +282,7 @@ def _imported_names(module: str) -> set[tuple[str, str]]:
 def test_s3_and_pps_depend_on_store_interfaces_only():
     bad = []
     for module in MODULES:
-        if _layer(module) not in INTERFACE_ONLY:
+        if _layer(module) not in INTERFACE_ONLY or module in CONCRETE_BACKENDS:
             continue
         for target, line in _internal(module):
             if target in CONCRETE_BACKENDS:
@@ -285,4 +296,24 @@ def test_auth_store_users_depend_on_the_auth_interface_only():
     bad = [f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}"
            for module in MODULES if _layer(module) in AUTH_INTERFACE_ONLY
            for target, line in _internal(module) if target in AUTH_BACKENDS]
+    assert not bad, "\n".join(bad)
+
+
+def test_pipeline_stores_are_named_only_by_the_wiring():
+    """The runner, executor, console, observe, s3 and the pipeline commands take a
+    ``pps.interface.PipelineStore``; only app, the backends themselves and the commands
+    that open a store by the folder's metadata (through ``pps.backends``) name one."""
+    assert PPS_BACKENDS <= set(MODULES), PPS_BACKENDS - set(MODULES)
+    bad = []
+    for module in MODULES:
+        if module in PPS_BACKENDS or _layer(module) == "app":
+            continue
+        for target, line in _internal(module):
+            if target not in PPS_BACKENDS:
+                continue
+            if module in PPS_OPENERS and target == "s3gw.pps.backends":
+                continue
+            if module == "s3gw.cli.migrate_pps":
+                continue              # copies between the two stores by name, on purpose
+            bad.append(f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}")
     assert not bad, "\n".join(bad)

@@ -6,7 +6,8 @@ import pytest
 
 from s3gw.pps.datums import glob_pieces, plan_datums
 from s3gw.pps.jobs import (InvalidTransition, JobState, JobView, ViewBucket, next_state,
-                           staging_repo)
+                           settlement, staging_repo)
+from s3gw.pps.sqlstore import TRUNCATED, cut
 from s3gw.pps.spec import (CrossInput, PfsInput, SpecError, check_names, parse_duration,
                            parse_spec)
 from s3gw.s3.wire.endpoints import by_name
@@ -179,6 +180,36 @@ def test_job_lifecycle_table():
                 next_state(final, event)
     with pytest.raises(InvalidTransition):
         next_state(S.FINISHING, "kill")          # the commit decides, not a stop
+
+
+@pytest.mark.parametrize("state,commit,stopped,events,requeue,outcome", [
+    ("RUNNING", None, False, ("fail",), True, "interrupted"),
+    ("FINISHING", None, False, ("fail",), True, "interrupted"),
+    ("RUNNING", "c", False, ("finish", "recover"), False, "succeeded"),
+    ("FINISHING", "c", False, ("recover",), False, "succeeded"),
+    ("FINISHING", "c", True, ("recover",), False, "succeeded"),   # the commit wins
+    ("RUNNING", None, True, ("kill",), False, "stopped"),
+    ("FINISHING", None, True, ("fail",), False, "stopped"),
+    ("CREATED", None, True, ("kill",), False, "stopped"),
+    ("CREATED", None, False, (), False, "queued"),
+    ("SUCCESS", "c", False, (), False, "final"),
+    ("FAILURE", None, True, (), False, "final"),
+    ("KILLED", None, False, (), False, "final"),
+])
+def test_settlement_plans(state, commit, stopped, events, requeue, outcome):
+    plan = settlement(JobState(state), commit, stopped)
+    assert (plan.events, plan.requeue, plan.outcome) == (events, requeue, outcome)
+    end = JobState(state)
+    for event in plan.events:                   # every plan is a path through the table
+        end = next_state(end, event)
+    assert end in {JobState(state), JobState.SUCCESS, JobState.FAILURE, JobState.KILLED}
+
+
+def test_a_log_keeps_what_fits_then_says_it_was_cut_once():
+    note = TRUNCATED.format(limit=10).encode()
+    assert cut(b"abc", 0, 10) == b"abc" and cut(b"abc", 7, 10) == b"abc"
+    assert cut(b"abcdef", 7, 10) == b"abc" + note
+    assert cut(b"x", 10, 10) == b"" and cut(b"x", 10 + len(note), 10) == b""
 
 
 # -- views ------------------------------------------------------------------------------
