@@ -102,6 +102,8 @@ class MetadataStore(SqlAccess, Protocol):
     def stat_nowait(self, repo: str, branch: str, path: str) -> FileInfo: ...
     def list_files(self, repo: str, branch: str, prefix: str = "", after: str | None = None,
                    limit: int = 1000, *, inclusive: bool = False) -> list[FileInfo]: ...
+    def branch_usage(self, repo: str, branch: str) -> tuple[int, int]: ...  # (files, bytes)
+    def repo_usage(self, repo: str) -> tuple[int, int]: ...  # (head bytes, distinct bytes)
 
     # -- history (delegating to ``history``)
     @property

@@ -633,25 +633,6 @@ class SqliteMetadata(HistoryReads):
             "object_bytes": r.execute("SELECT coalesce(sum(size), 0) FROM objects").fetchone()[0],
         }
 
-    def branch_usage(self, repo: str, branch: str) -> tuple[int, int]:
-        """(files, logical bytes) of a branch head: one scan of its tree rows."""
-        row = self._reader.execute(
-            "SELECT count(*), coalesce(sum(o.size), 0) FROM tree t JOIN objects o "
-            "ON o.id = t.object WHERE t.repo=? AND t.branch=?", (repo, branch)).fetchone()
-        return row[0], row[1]
-
-    def repo_usage(self, repo: str) -> tuple[int, int]:
-        """(logical bytes of every branch head, bytes of the distinct objects they hold):
-        what the repo's heads would take as plain copies, and what they take stored
-        once per object (branches and copies share objects)."""
-        row = self._reader.execute(
-            "SELECT coalesce(sum(o.size), 0) FROM tree t JOIN objects o ON o.id = t.object "
-            "WHERE t.repo=?", (repo,)).fetchone()
-        unique = self._reader.execute(
-            "SELECT coalesce(sum(size), 0) FROM objects WHERE id IN "
-            "(SELECT object FROM tree WHERE repo=?)", (repo,)).fetchone()
-        return row[0], unique[0]
-
     def referenced_manifests(self) -> Iterable[bytes]:
         """Every manifest of a stored object or staged upload part (for GC marking)."""
         for (blob,) in self._reader.execute("SELECT manifest FROM objects"):

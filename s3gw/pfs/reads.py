@@ -2,7 +2,7 @@
 
 ``HistoryReads`` is a mixin of ``SqliteMetadata`` and ``PostgresMetadata``: history
 (``pfs.history``), multipart staging (``pfs.uploads``) and the S3 versioning reads
-(``pfs.versioning``) all run portable SQL through the backend's ``reader`` (and
+(``pfs.versioning``), and the usage figures the console shows all run portable SQL through the backend's ``reader`` (and
 ``write``), so each backend gets them from here instead of repeating the delegation.
 A backend provides ``reader`` and ``get_branch``.
 """
@@ -66,3 +66,22 @@ class HistoryReads:
         """Expunge records of a repo (optionally of those commits / that path), oldest
         first (one read)."""
         return _versioning.records(self.reader, repo, commit_ids, path)
+
+    def branch_usage(self, repo: str, branch: str) -> tuple[int, int]:
+        """(files, logical bytes) of a branch head: one scan of its tree rows."""
+        row = self.reader.execute(
+            "SELECT count(*), coalesce(sum(o.size), 0) FROM tree t JOIN objects o "
+            "ON o.id = t.object WHERE t.repo=? AND t.branch=?", (repo, branch)).fetchone()
+        return int(row[0]), int(row[1])        # PostgreSQL's sum() is numeric
+
+    def repo_usage(self, repo: str) -> tuple[int, int]:
+        """(logical bytes of every branch head, bytes of the distinct objects they hold):
+        what the repo's heads would take as plain copies, and what they take stored
+        once per object (branches and copies share objects)."""
+        row = self.reader.execute(
+            "SELECT coalesce(sum(o.size), 0) FROM tree t JOIN objects o ON o.id = t.object "
+            "WHERE t.repo=?", (repo,)).fetchone()
+        unique = self.reader.execute(
+            "SELECT coalesce(sum(size), 0) FROM objects WHERE id IN "
+            "(SELECT object FROM tree WHERE repo=?)", (repo,)).fetchone()
+        return int(row[0]), int(unique[0])

@@ -113,11 +113,12 @@ def start_gateway(tmp_path_factory, auth: bool, name: str = "pps") -> Gateway:
     data.mkdir()
     scripts = root / "scripts"
     scripts.mkdir()
-    if auth:
-        creds = AuthCli(str(data)).enable()
+    srv = ServerProcess(str(data))
+    if auth:      # S3GW_TEST_META=postgres: in the database the server will serve
+        creds = AuthCli(str(data), env=srv.meta_env()).enable()
     else:
         creds = Creds("anyone", "test", "test")
-    srv = ServerProcess(str(data)).start()
+    srv.start()
     return Gateway(srv, str(data), auth, creds, str(scripts))
 
 

@@ -61,9 +61,12 @@ def _start(tmp_path_factory, name: str, auth: bool):
     data, scripts = root / "data", root / "scripts"
     data.mkdir()
     scripts.mkdir()
-    admin = AuthCli(str(data)).enable() if auth else Creds("anyone", "test", "test")
     port = free_port()
-    srv = ServerProcess(str(data), extra_args=["--console", f"127.0.0.1:{port}"]).start()
+    srv = ServerProcess(str(data), extra_args=["--console", f"127.0.0.1:{port}"])
+    # S3GW_TEST_META=postgres: auth goes in the database the server will serve
+    admin = (AuthCli(str(data), env=srv.meta_env()).enable() if auth
+             else Creds("anyone", "test", "test"))
+    srv.start()
     gw = Gateway(srv, str(data), auth, admin, str(scripts))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:            # the console listens just after S3

@@ -320,6 +320,22 @@ def test_stats_and_referenced_manifests_and_gc(meta):
     assert list(meta.referenced_manifests()) == []
 
 
+def test_branch_and_repo_usage(meta):
+    """The console's figures: files and bytes of a head; a repo's head bytes counted per
+    branch, and its distinct objects once."""
+    meta.create_branch("r", "master", 0)
+    meta.commit("r", "master", [Put("a", obj(5, "a")), Put("b", obj(7, "b"))], "1", 1)
+    meta.create_branch("r", "dev", 2, from_commit=meta.get_branch("r", "master").head)
+    meta.commit("r", "dev", [Put("c", obj(11, "c"))], "2", 3)
+    assert meta.branch_usage("r", "master") == (2, 12)
+    assert meta.branch_usage("r", "dev") == (3, 23)
+    assert meta.repo_usage("r") == (35, 23)
+    meta.create_branch("empty", "master", 4)
+    assert meta.branch_usage("empty", "master") == (0, 0)
+    assert meta.repo_usage("empty") == (0, 0)
+    assert all(type(v) is int for v in meta.branch_usage("r", "dev") + meta.repo_usage("r"))
+
+
 def test_copy_points_at_the_same_object(meta):
     meta.create_branch("r", "master", 0)
     meta.commit("r", "master", [Put("a", obj(3, "x"))], "1", 1)
