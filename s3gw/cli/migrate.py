@@ -188,36 +188,31 @@ def _copy_auth_out(src: str, url: str) -> None:
     if not os.path.exists(os.path.join(src, AUTH_FILE)):
         print("auth: the folder has no auth.sqlite: nothing to copy")
         return
-    local = SqliteAuthStore(src)
-    try:
-        rows = local.export_rows()
-    finally:
-        local.close()
-    shared = PostgresAuthStore(url)
-    try:
-        added = shared.import_rows(rows)
-        _verify_auth(rows, shared.export_rows())
-    finally:
-        shared.close()
-    _report_auth(rows, added, "the database")
+    _copy_auth(lambda: SqliteAuthStore(src), lambda: PostgresAuthStore(url), "the database")
 
 
 def _copy_auth_back(url: str, to: str) -> None:
     """The database's auth merged into the new folder's ``auth.sqlite``, and checked."""
     from ..pfs.auth import SqliteAuthStore
     from ..pfs.postgres_auth import PostgresAuthStore
-    shared = PostgresAuthStore(url)
+    _copy_auth(lambda: PostgresAuthStore(url), lambda: SqliteAuthStore(to),
+               f"{to}/auth.sqlite")
+
+
+def _copy_auth(open_source, open_dest, where: str) -> None:
+    """Every row of one auth store merged into another (``import_rows``), then checked."""
+    source = open_source()
     try:
-        rows = shared.export_rows()
+        rows = source.export_rows()
     finally:
-        shared.close()
-    local = SqliteAuthStore(to)
+        source.close()
+    dest = open_dest()
     try:
-        added = local.import_rows(rows)
-        _verify_auth(rows, local.export_rows())
+        added = dest.import_rows(rows)
+        _verify_auth(rows, dest.export_rows())
     finally:
-        local.close()
-    _report_auth(rows, added, f"{to}/auth.sqlite")
+        dest.close()
+    _report_auth(rows, added, where)
 
 
 def _verify_auth(src, dst) -> None:
