@@ -90,14 +90,8 @@ async def _put_small(svc: Context, req: Request, reader: BodyReader, ref, key: s
     body = await read_small(reader.read)
     job = _SmallPut(svc, req, reader, ref, key, condition, headers, body)
     if condition is None and 0 < len(body) <= svc.inline_object_max:
-        # kept in its commit: hashed and checked here (microseconds), then straight
-        # to the committer, which finds a missing bucket (NoSuchBranch)
-        try:
-            job.check()
-        except S3Error:
-            await svc.run(_check_target, svc, ref, key, None)   # NoSuchBucket comes first
-            raise
-        job.synced()
+        # kept in its commit: straight to the committer, which hashes and checks it
+        # (``prepare``) and finds a missing bucket (NoSuchBranch)
         obj, commit, checksums = await svc.small_puts.commit(job)
     else:
         obj, commit, checksums = await svc.small_puts.run(job)
@@ -135,6 +129,17 @@ class _SmallPut:
             raise
         self.result = result
         return result.batch
+
+    def prepare(self) -> None:
+        """For an object kept in its commit, on the committer thread: hash and check
+        it (``check``); one that fails a check has its bucket checked first, so
+        NoSuchBucket still wins."""
+        try:
+            self.check()
+        except S3Error:
+            _check_target(self.svc, self.ref, self.key, None)
+            raise
+        self.synced()
 
     def synced(self) -> None:
         result = self.result
