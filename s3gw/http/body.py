@@ -148,6 +148,20 @@ class Feeder:
         self._conn.receive_data(self._view[:n] if n else b"")
         return n
 
+    async def read_bytes(self, timeout: float = math.inf) -> bytes | None:
+        """Like ``feed``, but the bytes are returned and h11 does not see them
+        (``fasthead``: the connection gives them to h11 only if it has to).
+        ``b""``: EOF; None: nothing arrived within ``timeout`` seconds."""
+        if self._sock is None:
+            data = None
+            with trio.move_on_after(timeout):
+                data = await self._stream.receive_some(self._size)
+            return None if data is None else bytes(data)
+        n = await self._readv(self._view, timeout)
+        if n is None:
+            return None
+        return bytes(self._view[:n])
+
     async def read_into(self, view: memoryview, timeout: float = math.inf) -> int | None:
         """Like ``feed``, but the bytes land in ``view`` and h11 never sees them
         (the caller accounts for them: see ``Body.receive_into``).  Only for a
@@ -492,3 +506,80 @@ class Body:
         if self._error is None and not self.complete:
             self._error = trio.ClosedResourceError("the request is over; its body is gone")
         self._pending = None
+
+
+class BufferedBody:
+    """The body of a request that arrived whole with its head (``fasthead``): the
+    same interface as ``Body``, served from memory.  Reads hand out the bytes
+    (a fresh ``bytearray``, as h11 would) without touching the socket; there is
+    nothing to time out, no 100-continue and no chunked framing."""
+
+    __slots__ = ("length", "trailers", "consumed", "complete", "_data", "_error")
+
+    def __init__(self, data: bytes) -> None:
+        self.length = len(data)
+        self.trailers = _EMPTY_HEADERS
+        self.consumed = 0
+        self.complete = not data
+        self._data = memoryview(data) if data else None
+        self._error: BaseException | None = None
+
+    async def receive_some(self, max_bytes: int = 256 * 1024) -> bytes | bytearray:
+        """Like ``Body.receive_some``."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error
+        data = self._data
+        if data is None:
+            if self.complete:
+                await trio.lowlevel.checkpoint()
+            self.complete = True
+            return b""
+        piece = bytearray(data[:max_bytes])
+        rest = data[max_bytes:]
+        self._data = rest if len(rest) else None
+        self.consumed += len(piece)
+        return piece
+
+    async def receive_into(self, buffer) -> int:
+        """Like ``Body.receive_into``."""
+        view = memoryview(buffer)
+        size = view.nbytes
+        if size < 1:
+            raise ValueError("buffer must not be empty")
+        if self._error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error
+        data = self._data
+        if data is None:
+            if self.complete:
+                await trio.lowlevel.checkpoint()
+            self.complete = True
+            return 0
+        n = min(len(data), size)
+        view[:n] = data[:n]
+        rest = data[n:]
+        self._data = rest if len(rest) else None
+        self.consumed += n
+        return n
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._error
+
+    async def drain(self, limit: int, *, io: bool) -> bool:
+        """Like ``Body.drain``: the rest is in memory, so this always reaches the end."""
+        if self._error is not None:
+            return False
+        if self._data is not None:
+            self.consumed += len(self._data)
+            self._data = None
+        self.complete = True
+        return True
+
+    def detach(self) -> None:
+        if self._error is None and not self.complete:
+            self._error = trio.ClosedResourceError("the request is over; its body is gone")
+        self._data = None
