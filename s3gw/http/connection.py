@@ -836,6 +836,13 @@ class _PlainFramer:
 
     def prepare(self, response: Response, length: int | None, close: bool) -> None:
         status = response.status
+        if not close and (length is not None or status in _NO_BODY_STATUS):
+            head = _common_head(response, length, self._conn.config.server_name)
+            if head is not None:           # the usual answer, in one pass
+                self._head = head
+                no_body = self._method == b"HEAD" or status in _NO_BODY_STATUS
+                self._remaining = 0 if no_body else length
+                return
         raw, reason = self._conn._head_fields(response, length, close)
         if not _headers_valid(raw):
             h11.Response(status_code=status, headers=raw, reason=reason)  # raises as h11 does
@@ -878,6 +885,74 @@ class _PlainFramer:
         if self._remaining != 0:
             raise h11.LocalProtocolError("Too little data for declared Content-Length")
         return b""
+
+
+# _common_head: response header names seen so far -> (bytes, kind); kinds: a plain
+# field, a framing field (dropped), Server, Date, or one the general path handles
+_FIELD, _DROP, _SERVER, _DATE, _OTHER = range(5)
+_NAME_KINDS: dict[str, tuple[bytes, int]] = {}
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")   # h11's field-value
+_REASONS: dict[int, bytes] = {}
+
+
+def _name_kind(name: str) -> tuple[bytes, int]:
+    kind = _NAME_KINDS.get(name)
+    if kind is not None:
+        return kind
+    try:
+        raw = name.encode("ascii")
+    except UnicodeEncodeError:
+        return b"", _OTHER
+    lname = name.lower()
+    if lname in _FRAMING:
+        kind = (raw, _DROP)
+    elif lname in ("host", "connection") or _TOKEN.fullmatch(raw) is None:
+        kind = (raw, _OTHER)
+    else:
+        kind = (raw, _SERVER if lname == "server" else _DATE if lname == "date" else _FIELD)
+    if len(_NAME_KINDS) < 1024:
+        _NAME_KINDS[name] = kind
+    return kind
+
+
+def _common_head(response: Response, length: int | None, server_name: str | None) -> bytes | None:
+    """The head h11 would write for ``response`` on a keep-alive HTTP/1.1 cycle,
+    built in one pass (names checked once per process, values with h11's
+    field-value expression), for the usual answer: a known length (or none
+    needed), no Host or Connection field, nothing to reject.  None otherwise:
+    the general path (``_PlainFramer.prepare``) builds it, or raises as h11 does."""
+    status = response.status
+    reason = _REASONS.get(status)
+    if reason is None:
+        reason = _REASONS[status] = reason_phrase(status).encode("ascii")
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    has_server = has_date = False
+    for name, value in response.headers:
+        raw, kind = _name_kind(name)
+        if kind == _DROP:
+            continue
+        if kind == _OTHER:
+            return None
+        if kind == _SERVER:
+            has_server = True
+        elif kind == _DATE:
+            has_date = True
+        try:
+            v = value.encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+        if _FIELD_VALUE.fullmatch(v) is None:
+            return None
+        parts.append(b"%s: %s\r\n" % (raw, v))
+    if length is not None and status not in _NO_BODY_STATUS:
+        parts.append(b"content-length: %d\r\n" % length)
+    if not has_server and server_name:
+        parts.append(b"server: %s\r\n" % server_name.encode("latin-1"))
+    if not has_date:
+        parts.append(b"date: %s\r\n" % _http_date())
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 _BAD_NAME_CHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\n]")

@@ -146,6 +146,16 @@ async def _handler(request):
         raise RuntimeError("a bug")
     if kind == "badheader":
         return Response(200, [("x-bad", "a\r\nb")], b"")
+    if kind == "values":
+        return Response(200, [("ETag", '"x"'), ("x-empty", ""), ("x-tab", "a\tb"),
+                              ("x-latin", "caf\xe9"), ("Server", "mine"), ("Date", "today"),
+                              ("Content-Length", "99")], b"v")
+    if kind == "trailing-space":
+        return Response(200, [("x-a", "b ")], b"")
+    if kind == "not-latin1":
+        return Response(200, [("x-a", "\u20ac")], b"")
+    if kind == "bad-name":
+        return Response(200, [("x a", "b")], b"")
     if kind == "host":
         return Response(200, [("x-before", "1"), ("Host", "h"), ("x-after", "2")], b"h")
     return Response(200, [("x-method", request.method), ("x-target", request.target),
@@ -187,6 +197,11 @@ STREAMS = {
     "failing handler": REQ.format(m="GET", k="boom", extra="") + REQ.format(m="GET", k="a", extra=""),
     "invalid header": REQ.format(m="GET", k="badheader", extra=""),
     "host header first": REQ.format(m="GET", k="host", extra=""),
+    "header values": REQ.format(m="GET", k="values", extra="") + REQ.format(m="HEAD", k="values",
+                                                                             extra=""),
+    "trailing space": REQ.format(m="GET", k="trailing-space", extra=""),
+    "not latin-1": REQ.format(m="GET", k="not-latin1", extra=""),
+    "bad name": REQ.format(m="GET", k="bad-name", extra=""),
     "odd headers": REQ.format(m="GET", k="a", extra="X:\tv\t\r\nx-amz-meta-\xe9: \x80\r\n"),
     "split head": "GET /b/a HTTP/1.1\r\nHo",
     "malformed": "GET /b/a HTTP/1.1\r\nBad Name: x\r\nHost: h\r\n\r\n",
