@@ -304,7 +304,10 @@ class _Connection:
         """
         conn = self.h11
         fed = len(conn.trailing_data[0])  # pipelined bytes from the last cycle
+        deadline = None
         if self.fast and not fed and conn.their_state is h11.IDLE:
+            if first:    # one deadline for a new connection's whole head, as below
+                deadline = trio.current_time() + self.config.header_timeout
             head = await self._read_plain_head(first)
             if head is not _TO_H11:
                 return head
@@ -325,7 +328,8 @@ class _Connection:
         # One deadline for the whole head.  The reads pay for a cancel scope only
         # when they have to wait (Feeder.feed), so a head that has already arrived,
         # the usual case, costs none.
-        deadline = trio.current_time() + self.config.header_timeout
+        if deadline is None:
+            deadline = trio.current_time() + self.config.header_timeout
         while True:
             try:
                 event = conn.next_event()
