@@ -34,9 +34,8 @@ request), so each request still fails alone, with its own error.
 
 from __future__ import annotations
 
-import json
-
 from . import history as _history
+from .metadata import _object_row
 from .model import CommitInfo, NoSuchBranch, Put
 
 __all__ = ["Fallback", "is_plain", "apply_plain"]
@@ -138,10 +137,7 @@ def _apply(conn, ordered: list, cache: dict, new_commit_id) -> dict:
             obj_id = obj.id
             if obj_id is None:
                 obj_id = next(ids)
-                objects.append((obj_id, obj.size, obj.etag, obj.manifest,
-                                json.dumps(obj.headers, sort_keys=True),
-                                json.dumps(obj.checksums, sort_keys=True),
-                                json.dumps(list(obj.parts))))
+                objects.append((obj_id, *_object_row(obj)))
             entries.append((r.repo, change.path, depth, commit_id, obj_id))
             tree.append((r.repo, r.branch, change.path, obj_id, commit_id, r.now_ns))
         commits.append((commit_id, r.repo, r.branch, parent, depth, r.now_ns, r.message))

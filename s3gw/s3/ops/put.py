@@ -15,7 +15,7 @@ import binascii
 import hashlib
 
 from ...http import Request, Response
-from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, read_small
+from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, inline_object, read_small
 from ...pfs.model import ObjectInfo, Put
 from ..context import Context
 from ..payload import BodyReader
@@ -27,6 +27,10 @@ from ..wire.object_headers import content_md5, stored_headers
 from ..wire.parts import CHECKSUM_ALGORITHMS, CHECKSUM_SIZES
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# headers that ask for a digest check or a stored checksum (else: _SmallPut.prepare's
+# short way)
+_DIGEST_HEADERS = frozenset(("content-md5", "x-amz-sdk-checksum-algorithm",
+                             *(f"x-amz-checksum-{a}" for a in CHECKSUM_ALGORITHMS)))
 
 
 # -- PutObject --------------------------------------------------------------------------
@@ -133,8 +137,20 @@ class _SmallPut:
     def prepare(self) -> None:
         """For an object kept in its commit, on the committer thread: hash and check
         it (``check``); one that fails a check has its bucket checked first, so
-        NoSuchBucket still wins."""
+        NoSuchBucket still wins.  A plain body with no digest to check and no
+        checksum to store (the usual small PUT) goes the short way: its MD5 and
+        manifest only (``inline_object``), the same values."""
+        reader = self.reader
         try:
+            if (reader.decoder is None and reader.payload_sha256 is None
+                    and not reader.trailer_names
+                    and not self.req.headers.has_any(_DIGEST_HEADERS)):
+                reader.finish()
+                md5, manifest = inline_object(self.body)
+                self.checksums = {}
+                self.obj = ObjectInfo(size=len(self.body), etag=md5.hex(), manifest=manifest,
+                                      headers=self.headers, checksums=self.checksums)
+                return
             self.check()
         except S3Error:
             _check_target(self.svc, self.ref, self.key, None)
