@@ -44,6 +44,9 @@ except (ImportError, AttributeError):  # pragma: no cover - another h11
     AVAILABLE = False
 
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+# one scan for the fields that send a head to h11 (boto3 and the aws cli put Expect on
+# every PUT): cheaper than matching the lines before finding one
+_NOT_SIMPLE_FIELD = re.compile(rb"\n(?i:transfer-encoding|expect|connection|upgrade)[ \t]*:")
 # headers that make a request something else than the plain shape: h11 handles them
 _NOT_SIMPLE = frozenset((b"transfer-encoding", b"expect", b"connection", b"upgrade"))
 
@@ -69,6 +72,8 @@ def parse(buf: bytes, max_head: int) -> SimpleHead | None:
         return None
     blank = buf.find(b"\r\n\r\n")
     if blank < 0 or blank + 4 > max_head:
+        return None
+    if _NOT_SIMPLE_FIELD.search(buf, 0, blank) is not None:
         return None
     lines = buf[:blank].split(b"\r\n")
     m = _REQUEST_LINE.fullmatch(lines[0])
