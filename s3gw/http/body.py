@@ -583,3 +583,65 @@ class BufferedBody:
         if self._error is None and not self.complete:
             self._error = trio.ClosedResourceError("the request is over; its body is gone")
         self._data = None
+
+
+class ContinueState:
+    """What a ``Body`` needs of h11, for the body of a plain cycle whose client
+    waits for ``100 Continue`` (``fasthead``: h11 stays idle): the events of a
+    Content-Length body, the 100-continue flag, and ``leftover``, the bytes read
+    past the body (the start of a pipelined request: the connection's next cycle
+    takes them).  Sans-IO, like h11; ``ContinueFeeder`` feeds it.  The answers
+    are h11's: ``send`` of the 100 gives h11's bytes and clears the flag, as the
+    client's first body byte would."""
+
+    __slots__ = ("they_are_waiting_for_100_continue", "leftover", "_remaining", "_buf")
+
+    def __init__(self, length: int) -> None:
+        self.they_are_waiting_for_100_continue = True
+        self.leftover = b""
+        self._remaining = length
+        self._buf = b""
+
+    def send(self, event) -> bytes:
+        assert event is _CONTINUE
+        self.they_are_waiting_for_100_continue = False
+        return b"HTTP/1.1 100 Continue\r\n\r\n"
+
+    def receive_data(self, data) -> None:
+        if data:
+            self._buf += data
+
+    def next_event(self):
+        buf = self._buf
+        if self._remaining == 0:
+            if buf:
+                self.leftover, self._buf = bytes(buf), b""
+            return _EOM
+        if not buf:
+            return h11.NEED_DATA
+        self.they_are_waiting_for_100_continue = False
+        n = min(len(buf), self._remaining)
+        piece, self._buf = bytearray(buf[:n]), buf[n:]
+        self._remaining -= n
+        return h11.Data(data=piece)
+
+
+class ContinueFeeder:
+    """``Feeder.feed`` into a ``ContinueState`` instead of h11 (the connection's
+    ``Feeder`` reads; no direct reads into the consumer's buffer)."""
+
+    __slots__ = ("_feeder", "_state")
+    direct = False
+
+    def __init__(self, feeder: Feeder, state: ContinueState) -> None:
+        self._feeder, self._state = feeder, state
+
+    async def feed(self, timeout: float = math.inf) -> int | None:
+        data = await self._feeder.read_bytes(timeout)
+        if data is None:
+            return None
+        self._state.receive_data(data)
+        return len(data)
+
+
+_EOM = h11.EndOfMessage()

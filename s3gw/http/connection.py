@@ -65,7 +65,7 @@ import h11
 import trio
 
 from . import accesslog, fasthead
-from .body import Body, BufferedBody, Feeder
+from .body import Body, BufferedBody, ContinueFeeder, ContinueState, Feeder
 from .config import ServerConfig
 from .errors import BodyAborted, ClientDisconnected, HttpError
 from .headers import Headers
@@ -465,12 +465,21 @@ class _Connection:
                       request.notes)
 
     async def _plain_exchange(self, head: fasthead.SimpleHead, rid: str, started: float) -> bool:
-        """``_exchange`` for a plain request (``fasthead``): its body is in memory
-        and the answer is framed here (``_PlainFramer``) instead of by h11, which
-        stays idle.  The same answers and the same keep-alive decisions."""
+        """``_exchange`` for a plain request (``fasthead``): its body is in memory,
+        or, when the client waits for ``100 Continue``, a ``Body`` over a
+        ``ContinueState`` in h11's place; the answer is framed here
+        (``_PlainFramer``) instead of by h11, which stays idle.  The same answers
+        and the same keep-alive decisions as ``_exchange``."""
         REQUESTS[0] += 1
         config = self.config
-        body = BufferedBody(head.body)
+        state = None
+        if head.expect:
+            state = ContinueState(head.length)
+            body = Body(state, ContinueFeeder(self.feeder, state), length=head.length,
+                        timeout=config.body_timeout, send=self._send_all,
+                        min_rate=config.body_min_rate, rate_grace=config.body_rate_grace)
+        else:
+            body = BufferedBody(head.body)
         method = head.method.decode("ascii")
         request = Request(
             method=method,
@@ -489,9 +498,13 @@ class _Connection:
             if response is None:
                 return False
             status = response.status
-            close = not body.complete and body.length - body.consumed > config.drain_limit
-            if close:
-                self.linger = True
+            close = False
+            if not body.complete:
+                if (body.failed is not None
+                        or (state is not None and state.they_are_waiting_for_100_continue)
+                        or body.length - body.consumed > config.drain_limit):
+                    close = True
+                    self.linger = not isinstance(body.failed, ClientDisconnected)
             framer = _PlainFramer(self, head.method)
             try:
                 nbytes = await self._send_final(response, head.method, close=close,
@@ -504,7 +517,13 @@ class _Connection:
             if close or framer.close:
                 return False
             if not body.complete:
-                await body.drain(config.drain_limit, io=True)
+                with trio.move_on_after(config.body_timeout):
+                    await body.drain(config.drain_limit, io=True)
+                if not body.complete:
+                    self.linger = body.failed is None
+                    return False
+            if state is not None and state.leftover:
+                self.pending = state.leftover    # a pipelined request after the body
             return True
         finally:
             body.detach()

@@ -17,10 +17,14 @@ expressions of ``h11._abnf``, compiled as h11 compiles them, matched against
 whole lines) and h11's checks for that shape (exactly one ``Host``, one
 all-digit ``Content-Length`` at most), so every head it accepts is one h11
 accepts, with the same method, target, lowercased names and stripped values.
-Whatever it does not accept -- a head split over reads, a longer body, any of
-the headers above, HTTP/1.0, obsolete line folding, bare LF line ends, a
-malformed line, ``CONNECT`` or ``Upgrade`` -- the connection hands to h11
-unchanged, which answers it as before (including its errors).  If h11's
+A head with ``Expect: 100-continue`` (exactly that, once: what boto3 and the
+aws cli send with every PUT) is accepted too when none of its body has arrived
+yet: the connection then reads the body after sending ``100 Continue``
+(``body.ContinueState``).  Whatever it does not accept -- a head split over
+reads, a longer body, any other of the headers above, HTTP/1.0, obsolete line
+folding, bare LF line ends, a malformed line, ``CONNECT`` or ``Upgrade`` -- the
+connection hands to h11 unchanged, which answers it as before (including its
+errors).  If h11's
 private grammar module ever moves, ``AVAILABLE`` is False and every request
 goes to h11.
 
@@ -44,25 +48,27 @@ except (ImportError, AttributeError):  # pragma: no cover - another h11
     AVAILABLE = False
 
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-# one scan for the fields that send a head to h11 (boto3 and the aws cli put Expect on
-# every PUT): cheaper than matching the lines before finding one
-_NOT_SIMPLE_FIELD = re.compile(rb"\n(?i:transfer-encoding|expect|connection|upgrade)[ \t]*:")
+# one scan for the fields that send a head to h11: cheaper than matching the lines
+# before finding one
+_NOT_SIMPLE_FIELD = re.compile(rb"\n(?i:transfer-encoding|connection|upgrade)[ \t]*:")
 # headers that make a request something else than the plain shape: h11 handles them
-_NOT_SIMPLE = frozenset((b"transfer-encoding", b"expect", b"connection", b"upgrade"))
+_NOT_SIMPLE = frozenset((b"transfer-encoding", b"connection", b"upgrade"))
 
 
 class SimpleHead:
     """One plain request: ``method``, ``target`` (bytes, as h11 gives them),
     ``headers`` (``(lowercase name, value)`` bytes pairs in wire order),
     ``body`` (bytes, ``length`` of them) and ``end`` (offset in the buffer just
-    past the body: where the next request starts)."""
+    past the body: where the next request starts).  ``expect``: the client sent
+    ``Expect: 100-continue`` and waits for it; ``body`` is then empty (none of it
+    has arrived) and ``end`` is the end of the head."""
 
-    __slots__ = ("method", "target", "headers", "length", "body", "end")
+    __slots__ = ("method", "target", "headers", "length", "body", "end", "expect")
 
     def __init__(self, method: bytes, target: bytes, headers: list, length: int,
-                 body: bytes, end: int) -> None:
+                 body: bytes, end: int, expect: bool = False) -> None:
         self.method, self.target, self.headers = method, target, headers
-        self.length, self.body, self.end = length, body, end
+        self.length, self.body, self.end, self.expect = length, body, end, expect
 
 
 def parse(buf: bytes, max_head: int) -> SimpleHead | None:
@@ -85,6 +91,7 @@ def parse(buf: bytes, max_head: int) -> SimpleHead | None:
     headers = []
     hosts = 0
     length = None
+    expect = False
     match = _HEADER_FIELD.fullmatch
     for line in lines[1:]:
         f = match(line)
@@ -96,6 +103,10 @@ def parse(buf: bytes, max_head: int) -> SimpleHead | None:
             return None
         if name == b"host":
             hosts += 1
+        elif name == b"expect":
+            if expect or value.lower() != b"100-continue":
+                return None
+            expect = True
         elif name == b"content-length":
             if length is not None or _DIGITS.fullmatch(value) is None:
                 return None
@@ -104,6 +115,10 @@ def parse(buf: bytes, max_head: int) -> SimpleHead | None:
     if hosts != 1:
         return None
     start = blank + 4
+    if expect:   # the client waits for 100 Continue: no byte of its body may be here yet
+        if not length or start != len(buf):
+            return None
+        return SimpleHead(method, m.group("target"), headers, length, b"", start, True)
     end = start + (length or 0)
     if end > len(buf):
         return None

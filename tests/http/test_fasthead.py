@@ -37,7 +37,7 @@ FIELDS = [
     b"Content-Length: 99999999999999999999999", b"Transfer-Encoding: chunked",
     b"Expect: 100-continue", b"Connection: close", b"Connection: keep-alive",
     b"Upgrade: websocket", b" folded", b"\tfolded", b"Bad Name: x", b"X: a\x00b", b"X: a\rb",
-    b"X : y", b":x",
+    b"X : y", b":x", b"expect: 100-Continue", b"Expect: 100-continue, x", b"Expect: other",
 ]
 
 
@@ -61,7 +61,8 @@ def heads(draw):
 
 def h11_view(buf: bytes):
     """What h11 makes of ``buf``: (method, target, headers, body, rest, keep_alive,
-    waiting_for_100) of the first request, or None if h11 refuses it or needs more."""
+    waiting_for_100) of the first request, or None if h11 refuses it or needs more
+    (but for a client waiting for 100 Continue: its body is None until then)."""
     conn = h11.Connection(h11.SERVER)
     conn.receive_data(buf)
     try:
@@ -75,6 +76,9 @@ def h11_view(buf: bytes):
             if type(e) is h11.Data:
                 body += e.data
             elif type(e) is h11.EndOfMessage:
+                break
+            elif e is h11.NEED_DATA and waiting and not body:
+                body = None
                 break
             else:
                 return None
@@ -93,9 +97,12 @@ def test_parse_accepts_only_what_h11_accepts_and_agrees_with_it(buf):
     want = h11_view(buf)
     assert want is not None, buf
     method, target, headers, body, rest, keep_alive, waiting, version = want
-    assert (got.method, got.target, got.headers, got.body) == (method, target, headers, body)
-    assert buf[got.end:] == rest
-    assert keep_alive and not waiting and version == b"1.1"
+    assert (got.method, got.target, got.headers) == (method, target, headers)
+    assert keep_alive and version == b"1.1" and waiting == got.expect
+    if got.expect:                      # nothing of the body here yet: h11 waits for it
+        assert body is None and got.body == b"" and got.end == len(buf) and got.length > 0
+    else:
+        assert got.body == body and buf[got.end:] == rest
 
 
 def test_parse_takes_the_common_requests():
@@ -221,5 +228,74 @@ async def test_plain_and_h11_cycles_answer_the_same_bytes(name):
     data = STREAMS[name].encode("latin-1")
     fast = await _exchange(data, True)
     slow = await _exchange(data, False)
+    assert fast == slow
+    assert fast.startswith(b"HTTP/1.1 ")
+
+
+# -- 100-continue: the client sends its body only once told to -----------------------------
+
+async def _conversation(steps, fast: bool) -> bytes:
+    """Play ``steps`` against a connection: ("send", bytes), ("until", bytes: read until
+    the received bytes contain it n times, as (marker, n)), ("eof",): half-close.
+    Returns everything received, Date fields blanked."""
+    client, server = trio.testing.memory_stream_pair()
+    config = ServerConfig(fast_heads=fast, close_linger=0.05, keepalive_timeout=0.3,
+                          header_timeout=0.3, body_timeout=0.3)
+    out = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_connection, server, _handler, config)
+        with trio.move_on_after(2):
+            for step in steps:
+                if step[0] == "send":
+                    await client.send_all(step[1])
+                elif step[0] == "eof":
+                    await client.send_eof()
+                else:
+                    marker, n = step[1]
+                    while out.count(marker) < n:
+                        piece = await client.receive_some(65536)
+                        if not piece:
+                            break
+                        out += piece
+            while True:
+                piece = await client.receive_some(65536)
+                if not piece:
+                    break
+                out += piece
+        await client.aclose()
+    return re.sub(rb"date: [^\r]*", b"date: -", bytes(out))
+
+
+def _head(kind: str, length: int, method: str = "PUT") -> bytes:
+    return (f"{method} /b/{kind} HTTP/1.1\r\nHost: h\r\nContent-Length: {length}\r\n"
+            f"Expect: 100-continue\r\n\r\n").encode()
+
+
+CONTINUE = b"HTTP/1.1 100 "
+CONVERSATIONS = {
+    "body after 100": [("send", _head("read", 5)), ("until", (CONTINUE, 1)), ("send", b"hello"),
+                       ("until", (b"hello", 1)), ("send", REQ.format(m="GET", k="a", extra="").encode())],
+    "body and next request together": [
+        ("send", _head("read", 5)), ("until", (CONTINUE, 1)),
+        ("send", b"hello" + REQ.format(m="GET", k="a", extra="").encode())],
+    "body in pieces": [("send", _head("read", 6)), ("until", (CONTINUE, 1)), ("send", b"ab"),
+                       ("send", b"cd"), ("send", b"ef")],
+    "refused unread": [("send", _head("unread", 100))],
+    "partly read, rest drained": [("send", _head("into", 6)), ("until", (CONTINUE, 1)),
+                                  ("send", b"abcdef"), ("send", REQ.format(m="GET", k="a",
+                                                                           extra="").encode())],
+    "body cut short": [("send", _head("read", 10)), ("until", (CONTINUE, 1)), ("send", b"abc"),
+                       ("eof",)],
+    "body never comes": [("send", _head("read", 10)), ("until", (CONTINUE, 1))],
+    "two in a row": [("send", _head("read", 2)), ("until", (CONTINUE, 1)), ("send", b"xy"),
+                     ("until", (b"HTTP/1.1 200", 1)), ("send", _head("read", 3)),
+                     ("until", (CONTINUE, 2)), ("send", b"xyz")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERSATIONS))
+async def test_100_continue_conversations_are_the_same_with_and_without_h11(name):
+    fast = await _conversation(CONVERSATIONS[name], True)
+    slow = await _conversation(CONVERSATIONS[name], False)
     assert fast == slow
     assert fast.startswith(b"HTTP/1.1 ")
