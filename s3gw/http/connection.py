@@ -29,6 +29,15 @@ nursery; it returns before the cycle goes on):
    discard input for ``close_linger`` seconds, so the client reads the answer
    instead of a TCP reset.
 
+**Plain cycles** (``fasthead``, ``ServerConfig.fast_heads``): when h11 is idle and
+has nothing buffered, the next read is looked at before h11 sees it.  A plain
+HTTP/1.1 request that arrived whole (or whose client waits for ``100 Continue``)
+is served without h11: ``_plain_exchange`` gives the handler a ``BufferedBody``
+(or a ``Body`` over a ``body.ContinueState``) and ``_PlainFramer`` frames the
+answer with h11's bytes and errors; bytes past it stay in ``pending`` for the
+next cycle.  Anything else is given to h11 and the cycle goes on as above.
+``tests/http/test_fasthead.py`` checks both paths answer byte for byte alike.
+
 Teardown is in ``finally``: a shielded scope bounded by ``cleanup_timeout``
 around ``trio.aclose_forcefully``.  No exception escapes a connection (a bug
 is logged), so one bad connection never takes the server's nursery down.
