@@ -22,10 +22,11 @@ guarantees are the same, and each caller gets its answer only once its
 commit is durable.  The event loop is woken once per commit.
 
 A PUT whose object is kept in its commit (up to ``INLINE_MAX`` bytes, see
-``store.manifest``) has nothing to make durable before its commit: its caller
-hashes and checks it on the event loop (microseconds for a few KiB) and
-queues it at the committer directly (``commit``), one thread hop instead of
-two.
+``store.manifest``) has nothing to make durable before its commit: it is
+queued at the committer directly (``commit``), one thread hop instead of two,
+and the committer hashes and checks it (its ``prepare``) just before the
+commit, off the event loop, which is the busier thread (hashing and queueing
+there were ~18% of its time per 4 KiB PUT).
 
 Both threads are started on demand and exit after a few idle seconds.
 """

@@ -110,10 +110,10 @@ async def _put_small(svc: Context, req: Request, reader: BodyReader, ref, key: s
     in the same order, the same answers and the same crash order as the
     streamed path; only a missing bucket is found after the body arrived
     instead of before.  A body kept in its commit (up to ``inline_object_max``
-    bytes, no write condition) has nothing to make durable first: it is hashed
-    and checked here and goes to the committer directly (``SmallPutWriter.commit``),
-    which finds a missing bucket; one that fails a check has its bucket checked
-    first, so NoSuchBucket still wins."""
+    bytes, no write condition) has nothing to make durable first: it goes to the
+    committer directly (``SmallPutWriter.commit``), which hashes and checks it
+    (``_SmallPut.prepare``) and finds a missing bucket; one that fails a check has
+    its bucket checked first, so NoSuchBucket still wins."""
     body = await read_small(reader.read)
     job = _SmallPut(svc, req, reader, ref, key, condition, headers, body)
     if condition is None and 0 < len(body) <= svc.inline_object_max:
