@@ -3,9 +3,9 @@ is its own commit on one chain, and every one answered 200 survives a SIGKILL se
 after the last answer.
 
 Sixteen keep-alive connections PUT small objects (inline in their commits and packed:
-1 byte to 20 KiB), some with ``Content-MD5``, half of them as plain requests (the
-``http.fasthead`` path) and half with ``Expect: 100-continue`` (h11's path); the server is
-killed the moment the last 200 arrives.  After a restart every acknowledged version
+1 byte to 20 KiB), some with ``Content-MD5``, half of them sent whole with their head and
+half with ``Expect: 100-continue`` (the body after the 100); the server is killed the
+moment the last 200 arrives.  After a restart every acknowledged version
 reads back, and the branch's log is exactly those commits, one chain (each commit's
 parent is the one before it), each PUT's version id its own commit.
 """
