@@ -148,6 +148,20 @@ class Feeder:
         self._conn.receive_data(self._view[:n] if n else b"")
         return n
 
+    async def read_bytes(self, timeout: float = math.inf) -> bytes | None:
+        """Like ``feed``, but the bytes are returned and h11 does not see them
+        (``fasthead``: the connection gives them to h11 only if it has to).
+        ``b""``: EOF; None: nothing arrived within ``timeout`` seconds."""
+        if self._sock is None:
+            data = None
+            with trio.move_on_after(timeout):
+                data = await self._stream.receive_some(self._size)
+            return None if data is None else bytes(data)
+        n = await self._readv(self._view, timeout)
+        if n is None:
+            return None
+        return bytes(self._view[:n])
+
     async def read_into(self, view: memoryview, timeout: float = math.inf) -> int | None:
         """Like ``feed``, but the bytes land in ``view`` and h11 never sees them
         (the caller accounts for them: see ``Body.receive_into``).  Only for a
@@ -492,3 +506,142 @@ class Body:
         if self._error is None and not self.complete:
             self._error = trio.ClosedResourceError("the request is over; its body is gone")
         self._pending = None
+
+
+class BufferedBody:
+    """The body of a request that arrived whole with its head (``fasthead``): the
+    same interface as ``Body``, served from memory.  Reads hand out the bytes
+    (a fresh ``bytearray``, as h11 would) without touching the socket; there is
+    nothing to time out, no 100-continue and no chunked framing."""
+
+    __slots__ = ("length", "trailers", "consumed", "complete", "_data", "_error")
+
+    def __init__(self, data: bytes) -> None:
+        self.length = len(data)
+        self.trailers = _EMPTY_HEADERS
+        self.consumed = 0
+        self.complete = not data
+        self._data = memoryview(data) if data else None
+        self._error: BaseException | None = None
+
+    async def receive_some(self, max_bytes: int = 256 * 1024) -> bytes | bytearray:
+        """Like ``Body.receive_some``."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error
+        data = self._data
+        if data is None:
+            if self.complete:
+                await trio.lowlevel.checkpoint()
+            self.complete = True
+            return b""
+        piece = bytearray(data[:max_bytes])
+        rest = data[max_bytes:]
+        self._data = rest if len(rest) else None
+        self.consumed += len(piece)
+        return piece
+
+    async def receive_into(self, buffer) -> int:
+        """Like ``Body.receive_into``."""
+        view = memoryview(buffer)
+        size = view.nbytes
+        if size < 1:
+            raise ValueError("buffer must not be empty")
+        if self._error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._error
+        data = self._data
+        if data is None:
+            if self.complete:
+                await trio.lowlevel.checkpoint()
+            self.complete = True
+            return 0
+        n = min(len(data), size)
+        view[:n] = data[:n]
+        rest = data[n:]
+        self._data = rest if len(rest) else None
+        self.consumed += n
+        return n
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._error
+
+    async def drain(self, limit: int, *, io: bool) -> bool:
+        """Like ``Body.drain``: the rest is in memory, so this always reaches the end."""
+        if self._error is not None:
+            return False
+        if self._data is not None:
+            self.consumed += len(self._data)
+            self._data = None
+        self.complete = True
+        return True
+
+    def detach(self) -> None:
+        if self._error is None and not self.complete:
+            self._error = trio.ClosedResourceError("the request is over; its body is gone")
+        self._data = None
+
+
+class ContinueState:
+    """What a ``Body`` needs of h11, for the body of a plain cycle whose client
+    waits for ``100 Continue`` (``fasthead``: h11 stays idle): the events of a
+    Content-Length body, the 100-continue flag, and ``leftover``, the bytes read
+    past the body (the start of a pipelined request: the connection's next cycle
+    takes them).  Sans-IO, like h11; ``ContinueFeeder`` feeds it.  The answers
+    are h11's: ``send`` of the 100 gives h11's bytes and clears the flag, as the
+    client's first body byte would."""
+
+    __slots__ = ("they_are_waiting_for_100_continue", "leftover", "_remaining", "_buf")
+
+    def __init__(self, length: int) -> None:
+        self.they_are_waiting_for_100_continue = True
+        self.leftover = b""
+        self._remaining = length
+        self._buf = b""
+
+    def send(self, event) -> bytes:
+        assert event is _CONTINUE
+        self.they_are_waiting_for_100_continue = False
+        return b"HTTP/1.1 100 Continue\r\n\r\n"
+
+    def receive_data(self, data) -> None:
+        if data:
+            self._buf += data
+
+    def next_event(self):
+        buf = self._buf
+        if self._remaining == 0:
+            if buf:
+                self.leftover, self._buf = bytes(buf), b""
+            return _EOM
+        if not buf:
+            return h11.NEED_DATA
+        self.they_are_waiting_for_100_continue = False
+        n = min(len(buf), self._remaining)
+        piece, self._buf = bytearray(buf[:n]), buf[n:]
+        self._remaining -= n
+        return h11.Data(data=piece)
+
+
+class ContinueFeeder:
+    """``Feeder.feed`` into a ``ContinueState`` instead of h11 (the connection's
+    ``Feeder`` reads; no direct reads into the consumer's buffer)."""
+
+    __slots__ = ("_feeder", "_state")
+    direct = False
+
+    def __init__(self, feeder: Feeder, state: ContinueState) -> None:
+        self._feeder, self._state = feeder, state
+
+    async def feed(self, timeout: float = math.inf) -> int | None:
+        data = await self._feeder.read_bytes(timeout)
+        if data is None:
+            return None
+        self._state.receive_data(data)
+        return len(data)
+
+
+_EOM = h11.EndOfMessage()

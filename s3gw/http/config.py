@@ -76,6 +76,11 @@ class ServerConfig:
     """``None``, or a ``drain.Drain``: how a graceful stop reaches the accept loops
     and the connections (see there)."""
 
+    fast_heads: bool = True
+    """Serve a plain HTTP/1.1 request that arrived whole (no Transfer-Encoding,
+    Expect or Connection header; see ``fasthead``) without h11's state machine,
+    framing its answer the way h11 does.  False: every request goes through h11."""
+
     def __post_init__(self) -> None:
         if self.receive_size < 1 or self.max_header_bytes < 1 or self.drain_limit < 0:
             raise ValueError("receive_size and max_header_bytes must be positive")

@@ -29,6 +29,15 @@ nursery; it returns before the cycle goes on):
    discard input for ``close_linger`` seconds, so the client reads the answer
    instead of a TCP reset.
 
+**Plain cycles** (``fasthead``, ``ServerConfig.fast_heads``): when h11 is idle and
+has nothing buffered, the next read is looked at before h11 sees it.  A plain
+HTTP/1.1 request that arrived whole (or whose client waits for ``100 Continue``)
+is served without h11: ``_plain_exchange`` gives the handler a ``BufferedBody``
+(or a ``Body`` over a ``body.ContinueState``) and ``_PlainFramer`` frames the
+answer with h11's bytes and errors; bytes past it stay in ``pending`` for the
+next cycle.  Anything else is given to h11 and the cycle goes on as above.
+``tests/http/test_fasthead.py`` checks both paths answer byte for byte alike.
+
 Teardown is in ``finally``: a shielded scope bounded by ``cleanup_timeout``
 around ``trio.aclose_forcefully``.  No exception escapes a connection (a bug
 is logged), so one bad connection never takes the server's nursery down.
@@ -64,8 +73,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import h11
 import trio
 
-from . import accesslog
-from .body import Body, Feeder
+from . import accesslog, fasthead
+from .body import Body, BufferedBody, ContinueFeeder, ContinueState, Feeder
 from .config import ServerConfig
 from .errors import BodyAborted, ClientDisconnected, HttpError
 from .headers import Headers
@@ -217,6 +226,12 @@ class _Connection:
         self.linger = False
         self._refused_method: bytes | None = None   # see _check_head_size
         self._sndbuf_set = False
+        # fasthead: bytes read but not given to h11 (a plain request's pipelined
+        # successor); the byte count just handed over to h11 when a head was not plain
+        self.fast = config.fast_heads and fasthead.AVAILABLE
+        self.pending = b""
+        self._handed = 0
+        self._h11_framer = _H11Framer(self)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -231,7 +246,8 @@ class _Connection:
             first = True
             while await self._cycle(first):
                 first = False
-                self.h11.start_next_cycle()
+                if self.h11.our_state is h11.DONE:   # a plain cycle leaves h11 idle
+                    self.h11.start_next_cycle()
             if self.linger:
                 await self._linger()
         except (ClientDisconnected, _Abort):
@@ -269,6 +285,8 @@ class _Connection:
             nbytes = await self._send_final(self._error(status), method, close=True)
             self._log("-", "-", status, nbytes, started, rid)
             return False
+        if type(head) is fasthead.SimpleHead:
+            return await self._plain_exchange(head, rid, started)
         return await self._exchange(head, rid, started)
 
     async def _read_head_or_drain(self, drain, first: bool) -> h11.Request | int | None:
@@ -284,15 +302,25 @@ class _Connection:
                 drain.idle.discard(scope)
         return None
 
-    async def _read_head(self, first: bool) -> h11.Request | int | None:
+    async def _read_head(self, first: bool) -> h11.Request | fasthead.SimpleHead | int | None:
         """The next request head; an error status to answer; None to close quietly.
 
+        A plain request that arrived whole (``fasthead``) comes back as a
+        ``SimpleHead``, without h11; any other bytes are given to h11.
         h11 checks ``max_incomplete_event_size`` only while a head is still
         incomplete, so a long head that arrives in one read would pass; we
         count the bytes fed to h11 and check the parsed head's size too.
         """
         conn = self.h11
         fed = len(conn.trailing_data[0])  # pipelined bytes from the last cycle
+        deadline = None
+        if self.fast and not fed and conn.their_state is h11.IDLE:
+            if first:    # one deadline for a new connection's whole head, as below
+                deadline = trio.current_time() + self.config.header_timeout
+            head = await self._read_plain_head(first)
+            if head is not _TO_H11:
+                return head
+            fed = self._handed
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
@@ -309,7 +337,8 @@ class _Connection:
         # One deadline for the whole head.  The reads pay for a cancel scope only
         # when they have to wait (Feeder.feed), so a head that has already arrived,
         # the usual case, costs none.
-        deadline = trio.current_time() + self.config.header_timeout
+        if deadline is None:
+            deadline = trio.current_time() + self.config.header_timeout
         while True:
             try:
                 event = conn.next_event()
@@ -325,6 +354,32 @@ class _Connection:
             if not n:
                 self.eof = True
             fed += n
+
+    async def _read_plain_head(self, first: bool):
+        """The next request as a ``SimpleHead`` if it is plain and whole; None to
+        close quietly (nothing arrived in time, EOF, a broken connection: as
+        ``_read_head``); else ``_TO_H11`` once the bytes are given to h11."""
+        data = self.pending
+        if not data:
+            timeout = self.config.header_timeout if first else self.config.keepalive_timeout
+            try:
+                data = await self.feeder.read_bytes(timeout)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if data is None:
+                return None
+            if not data:
+                self.h11.receive_data(b"")  # EOF for h11 too
+                self.eof = True
+                return None
+        head = fasthead.parse(data, self.config.max_header_bytes)
+        if head is not None:
+            self.pending = data[head.end:] if head.end < len(data) else b""
+            return head
+        self.pending = b""
+        self.h11.receive_data(data)
+        self._handed = len(data)
+        return _TO_H11
 
     def _check_head_size(self, event: h11.Request, fed: int) -> h11.Request | int:
         if fed > self.config.max_header_bytes:
@@ -418,6 +473,72 @@ class _Connection:
             self._log(method, request.path, status, nbytes, started, rid, body.consumed,
                       request.notes)
 
+    async def _plain_exchange(self, head: fasthead.SimpleHead, rid: str, started: float) -> bool:
+        """``_exchange`` for a plain request (``fasthead``): its body is in memory,
+        or, when the client waits for ``100 Continue``, a ``Body`` over a
+        ``ContinueState`` in h11's place; the answer is framed here
+        (``_PlainFramer``) instead of by h11, which stays idle.  The same answers
+        and the same keep-alive decisions as ``_exchange``."""
+        REQUESTS[0] += 1
+        config = self.config
+        state = None
+        if head.expect:
+            state = ContinueState(head.length)
+            body = Body(state, ContinueFeeder(self.feeder, state), length=head.length,
+                        timeout=config.body_timeout, send=self._send_all,
+                        min_rate=config.body_min_rate, rate_grace=config.body_rate_grace)
+        else:
+            body = BufferedBody(head.body)
+        method = head.method.decode("ascii")
+        request = Request(
+            method=method,
+            target=head.target.decode("latin-1"),
+            headers=Headers.from_raw(head.headers),
+            http_version="1.1",
+            id=rid,
+            remote=self.remote,
+            body=body,
+        )
+        _request.set(request)
+        status = 499
+        nbytes = 0
+        try:
+            response = await self._call_handler(request)
+            if response is None:
+                return False
+            status = response.status
+            close = False
+            if not body.complete:
+                if (body.failed is not None
+                        or (state is not None and state.they_are_waiting_for_100_continue)
+                        or body.length - body.consumed > config.drain_limit):
+                    close = True
+                    self.linger = not isinstance(body.failed, ClientDisconnected)
+            framer = _PlainFramer(self, head.method)
+            try:
+                nbytes = await self._send_final(response, head.method, close=close,
+                                                framer=framer)
+            except _EarlyFailure:
+                status = 500
+                framer = _PlainFramer(self, head.method)
+                nbytes = await self._send_final(self._error(500), head.method, close=close,
+                                                framer=framer)
+            if close or framer.close:
+                return False
+            if not body.complete:
+                with trio.move_on_after(config.body_timeout):
+                    await body.drain(config.drain_limit, io=True)
+                if not body.complete:
+                    self.linger = body.failed is None
+                    return False
+            if state is not None and state.leftover:
+                self.pending = state.leftover    # a pipelined request after the body
+            return True
+        finally:
+            body.detach()
+            self._log(method, request.path, status, nbytes, started, rid, body.consumed,
+                      request.notes)
+
     async def _call_handler(self, request: Request) -> Response | None:
         """Await the handler; turn its failure into a Response (None: peer gone)."""
         try:
@@ -457,6 +578,19 @@ class _Connection:
     def _head(self, response: Response, length: int | None, close: bool) -> h11.Response:
         """Build the h11 head (may raise on invalid header names/values)."""
         status = response.status
+        raw, reason = self._head_fields(response, length, close)
+        if _headers_valid(raw):
+            # Already checked (as h11 would, but in two regex scans instead of two
+            # per header: h11's validation was ~10% of the trio thread's work on
+            # small requests); h11 still checks Content-Length and framing.
+            return h11.Response(status_code=status, headers=raw, reason=reason, _parsed=True)
+        return h11.Response(status_code=status, headers=raw, reason=reason)  # raises
+
+    def _head_fields(self, response: Response, length: int | None,
+                     close: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The answer's header fields as bytes (the handler's, less framing, plus
+        Content-Length, Server, Date, Connection: close) and its reason phrase."""
+        status = response.status
         raw: list[tuple[bytes, bytes]] = []
         has_server = has_date = False
         for name, value in response.headers:
@@ -476,16 +610,13 @@ class _Connection:
             raw.append((b"date", _http_date()))
         if close:
             raw.append((b"connection", b"close"))
-        reason = reason_phrase(status).encode("ascii")
-        if _headers_valid(raw):
-            # Already checked (as h11 would, but in two regex scans instead of two
-            # per header: h11's validation was ~10% of the trio thread's work on
-            # small requests); h11 still checks Content-Length and framing.
-            return h11.Response(status_code=status, headers=raw, reason=reason, _parsed=True)
-        return h11.Response(status_code=status, headers=raw, reason=reason)  # raises
+        return raw, reason_phrase(status).encode("ascii")
 
-    async def _send_final(self, response: Response, method: bytes, *, close: bool) -> int:
-        """Send ``response``; return the body bytes sent.
+    async def _send_final(self, response: Response, method: bytes, *, close: bool,
+                          framer=None) -> int:
+        """Send ``response``; return the body bytes sent.  ``framer``: who frames
+        the head and body (h11's state machine by default; ``_PlainFramer`` for
+        a plain cycle).
 
         Raises:
             _EarlyFailure: nothing was sent (bad headers, or the body iterator
@@ -507,8 +638,10 @@ class _Connection:
         else:
             length = given
             stream = body
+        if framer is None:
+            framer = self._h11_framer
         try:
-            head = self._head(response, length, close)
+            framer.prepare(response, length, close)
         except Exception as exc:
             log.error("invalid response head", exc_info=exc)
             await _aclose_iterable(stream)
@@ -516,10 +649,10 @@ class _Connection:
 
         if head_only or stream is None:
             await _aclose_iterable(stream)
-            parts = [self.h11.send(head)]
+            parts = [framer.start()]
             if not head_only and length:
-                parts.extend(self.h11.send_with_data_passthrough(h11.Data(data=body)))
-            parts.append(self.h11.send(_EOM))
+                parts.extend(framer.data(body))
+            parts.append(framer.end())
             await self._write(parts)
             await self._flush()
             return 0 if head_only else length or 0
@@ -533,12 +666,12 @@ class _Connection:
             except Exception as exc:
                 log.error("response body failed before its first piece", exc_info=exc)
                 raise _EarlyFailure() from exc
-            self._queue(self.h11.send(head))
+            self._queue(framer.start())
             sent = 0
             while piece is not None:
                 if len(piece):
                     try:
-                        parts = self.h11.send_with_data_passthrough(h11.Data(data=piece))
+                        parts = framer.data(piece)
                     except h11.LocalProtocolError as exc:
                         log.error("response body longer than its Content-Length: %s", exc)
                         raise _Abort() from exc
@@ -558,7 +691,7 @@ class _Connection:
                     log.error("response body failed after %d bytes", sent, exc_info=exc)
                     raise _Abort() from exc
             try:
-                self._queue(self.h11.send(_EOM))
+                self._queue(framer.end())
             except h11.LocalProtocolError as exc:
                 log.error("response body shorter than its Content-Length (%d sent)", sent)
                 raise _Abort() from exc
@@ -688,6 +821,170 @@ class _Connection:
         observer = self.config.observer
         if observer is not None:
             observer.exchange_done(notes, status, nbytes_in, nbytes, ms)
+
+
+_TO_H11 = object()   # _read_plain_head: the bytes went to h11
+
+
+class _H11Framer:
+    """Frames an answer through the connection's h11 state machine."""
+
+    __slots__ = ("_conn", "_head")
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._head: h11.Response | None = None
+
+    def prepare(self, response: Response, length: int | None, close: bool) -> None:
+        self._head = self._conn._head(response, length, close)
+
+    def start(self) -> bytes:
+        return self._conn.h11.send(self._head)
+
+    def data(self, piece) -> list:
+        return self._conn.h11.send_with_data_passthrough(h11.Data(data=piece))
+
+    def end(self) -> bytes:
+        return self._conn.h11.send(_EOM)
+
+
+class _PlainFramer:
+    """Frames the answer of a plain cycle (``fasthead``) the way h11 frames it
+    for an HTTP/1.1 keep-alive request: the same bytes (h11's response
+    writer: status line, Host fields first, the others in order, then
+    ``Transfer-Encoding: chunked`` for a body of unknown length, as h11's
+    clean-up adds it), the same errors (``h11.LocalProtocolError`` for a body
+    longer or shorter than its Content-Length).  ``close``: the answer ends the
+    connection (a ``close`` in a Connection field: ours or the handler's)."""
+
+    __slots__ = ("_conn", "_method", "_head", "_remaining", "_chunked", "close")
+
+    def __init__(self, conn: _Connection, method: bytes) -> None:
+        self._conn, self._method = conn, method
+        self._head = b""
+        self._remaining = 0
+        self._chunked = False
+        self.close = False
+
+    def prepare(self, response: Response, length: int | None, close: bool) -> None:
+        status = response.status
+        if not close and (length is not None or status in _NO_BODY_STATUS):
+            head = _common_head(response, length, self._conn.config.server_name)
+            if head is not None:           # the usual answer, in one pass
+                self._head = head
+                no_body = self._method == b"HEAD" or status in _NO_BODY_STATUS
+                self._remaining = 0 if no_body else length
+                return
+        raw, reason = self._conn._head_fields(response, length, close)
+        if not _headers_valid(raw):
+            h11.Response(status_code=status, headers=raw, reason=reason)  # raises as h11 does
+        no_body = status in _NO_BODY_STATUS
+        self._chunked = length is None and not no_body
+        if self._chunked:
+            raw.append((b"Transfer-Encoding", b"chunked"))
+        for name, value in raw:
+            # h11 rewrites no Connection field for a keep-alive HTTP/1.1 request; a
+            # "close" in one (ours, or the handler's) ends the connection after it
+            if name.lower() == b"connection" and b"close" in [
+                    t.strip() for t in value.lower().split(b",")]:
+                self.close = True
+        if self._method == b"HEAD" or no_body:
+            self._chunked = False
+            self._remaining = 0
+        elif not self._chunked:
+            self._remaining = length
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        lines.extend(b"%s: %s\r\n" % f for f in raw if f[0].lower() == b"host")
+        lines.extend(b"%s: %s\r\n" % f for f in raw if f[0].lower() != b"host")
+        lines.append(b"\r\n")
+        self._head = b"".join(lines)
+
+    def start(self) -> bytes:
+        return self._head
+
+    def data(self, piece) -> list:
+        n = memoryview(piece).nbytes
+        if self._chunked:
+            return [b"%x\r\n" % n, piece, b"\r\n"] if n else []
+        self._remaining -= n
+        if self._remaining < 0:
+            raise h11.LocalProtocolError("Too much data for declared Content-Length")
+        return [piece]
+
+    def end(self) -> bytes:
+        if self._chunked:
+            return b"0\r\n\r\n"
+        if self._remaining != 0:
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        return b""
+
+
+# _common_head: response header names seen so far -> (bytes, kind); kinds: a plain
+# field, a framing field (dropped), Server, Date, or one the general path handles
+_FIELD, _DROP, _SERVER, _DATE, _OTHER = range(5)
+_NAME_KINDS: dict[str, tuple[bytes, int]] = {}
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")   # h11's field-value
+_REASONS: dict[int, bytes] = {}
+
+
+def _name_kind(name: str) -> tuple[bytes, int]:
+    kind = _NAME_KINDS.get(name)
+    if kind is not None:
+        return kind
+    try:
+        raw = name.encode("ascii")
+    except UnicodeEncodeError:
+        return b"", _OTHER
+    lname = name.lower()
+    if lname in _FRAMING:
+        kind = (raw, _DROP)
+    elif lname in ("host", "connection") or _TOKEN.fullmatch(raw) is None:
+        kind = (raw, _OTHER)
+    else:
+        kind = (raw, _SERVER if lname == "server" else _DATE if lname == "date" else _FIELD)
+    if len(_NAME_KINDS) < 1024:
+        _NAME_KINDS[name] = kind
+    return kind
+
+
+def _common_head(response: Response, length: int | None, server_name: str | None) -> bytes | None:
+    """The head h11 would write for ``response`` on a keep-alive HTTP/1.1 cycle,
+    built in one pass (names checked once per process, values with h11's
+    field-value expression), for the usual answer: a known length (or none
+    needed), no Host or Connection field, nothing to reject.  None otherwise:
+    the general path (``_PlainFramer.prepare``) builds it, or raises as h11 does."""
+    status = response.status
+    reason = _REASONS.get(status)
+    if reason is None:
+        reason = _REASONS[status] = reason_phrase(status).encode("ascii")
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    has_server = has_date = False
+    for name, value in response.headers:
+        raw, kind = _name_kind(name)
+        if kind == _DROP:
+            continue
+        if kind == _OTHER:
+            return None
+        if kind == _SERVER:
+            has_server = True
+        elif kind == _DATE:
+            has_date = True
+        try:
+            v = value.encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+        if _FIELD_VALUE.fullmatch(v) is None:
+            return None
+        parts.append(b"%s: %s\r\n" % (raw, v))
+    if length is not None and status not in _NO_BODY_STATUS:
+        parts.append(b"content-length: %d\r\n" % length)
+    if not has_server and server_name:
+        parts.append(b"server: %s\r\n" % server_name.encode("latin-1"))
+    if not has_date:
+        parts.append(b"date: %s\r\n" % _http_date())
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 _BAD_NAME_CHAR = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\n]")

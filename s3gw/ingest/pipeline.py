@@ -41,6 +41,7 @@ no trace.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -477,6 +478,15 @@ def ingest_small(body, store: ChunkStore, *, algorithms: Iterable[str] = ("md5",
         raise
     return IngestResult(size=len(body), manifest=Manifest(stage.refs), digests=digests,
                         batch=batch, new_chunks=batch.new_chunks, new_bytes=batch.new_bytes)
+
+
+def inline_object(body) -> tuple[bytes, bytes]:
+    """(MD5, packed manifest) of a body kept in its commit (1 to ``inline_max``
+    bytes) when no other digest is wanted: the same values ``ingest_small`` gives,
+    without its general machinery (the common small PUT; its committer runs this)."""
+    data = bytes(body)
+    ref = ChunkRef(hashing.chunk_id(data), hashing.chunk_checksum(data), len(data), data)
+    return hashlib.md5(data).digest(), Manifest((ref,)).pack()
 
 
 def _inline_small(body, store: ChunkStore, algorithms: list[str]) -> IngestResult:

@@ -691,8 +691,11 @@ class SqliteMetadata(HistoryReads):
             cur, repo, branch, path, version, now_ns, principal, new_commit_id))
 
 def _object_row(obj: ObjectInfo) -> tuple:
-    return (obj.size, obj.etag, obj.manifest, json.dumps(obj.headers, sort_keys=True),
-            json.dumps(obj.checksums, sort_keys=True), json.dumps(list(obj.parts)))
+    # json.dumps of an empty dict or list is "{}" or "[]": skipped for the usual object
+    return (obj.size, obj.etag, obj.manifest,
+            json.dumps(obj.headers, sort_keys=True) if obj.headers else "{}",
+            json.dumps(obj.checksums, sort_keys=True) if obj.checksums else "{}",
+            json.dumps(list(obj.parts)) if obj.parts else "[]")
 
 
 _ROWS_SQL: dict[tuple[str, int, int], str] = {}

@@ -59,6 +59,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from . import history as _history
+from . import pgplain as _pgplain
 from . import versioning as _versioning
 from .reads import HistoryReads
 from .keys import prefix_upper_bound, sql_limit
@@ -309,6 +310,7 @@ class PostgresMetadata(HistoryReads):
         self._write_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Request] = []
+        self._steps: dict = {}       # (parent, skip) of committed commits (pfs.pgplain)
         self._writer = _connect(dsn)
         try:
             _check_schema(self._writer, dsn)
@@ -469,6 +471,15 @@ class PostgresMetadata(HistoryReads):
     def _apply_batch(self, batch: list[_Request]) -> None:
         # one global lock order (by branch) between batches of different gateways
         ordered = sorted(batch, key=lambda r: (r.repo, r.branch))
+        if all(_pgplain.is_plain(r) for r in ordered):
+            try:         # a few round trips for the whole batch (pfs.pgplain)
+                _pgplain.apply_plain(self._writer, ordered, self._steps, new_commit_id)
+            except _pgplain.Fallback:
+                pass     # rolled back: the careful way below
+            else:
+                for r in batch:
+                    r.done = True
+                return
 
         def tx(cur):
             for r in ordered:

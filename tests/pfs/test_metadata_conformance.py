@@ -195,6 +195,32 @@ def test_group_commit_many_fail_alone(meta):
     assert {f.path for f in meta.list_files("r", "master")} == {"a", "c"}
 
 
+def test_group_commit_plain_batch_keeps_each_branch_in_arrival_order(meta):
+    """A batch of plain Puts (the fast paths) on two branches, one key written
+    several times: each request is its own commit, a branch's commits chain in
+    arrival order, the last write of a key is current and every write is a version."""
+    meta.create_branch("r", "master", 0)
+    meta.create_branch("r", "dev", 0)
+    first = meta.commit("r", "master", [Put("seed", obj(1))], "seed", 1)
+    reqs = [("r", ("master", "dev")[i % 2], [Put("same", obj(10 + i)), Put(f"k{i}", obj(i))],
+             f"m{i}", 10 + i, None) for i in range(10)]
+    results = meta.commit_many(reqs)
+    assert all(error is None for _, error in results)
+    for branch, start in (("master", first.id), ("dev", None)):
+        mine = [c for (c, _), r in zip(results, reqs) if r[1] == branch]
+        assert [c.message for c in mine] == [r[3] for r in reqs if r[1] == branch]
+        assert [c.parent for c in mine] == [start] + [c.id for c in mine[:-1]]
+        log = meta.log("r", branch, limit=100)
+        assert [c.id for c in log[:5]] == [c.id for c in reversed(mine)]
+        assert [c.depth for c in log] == list(range(len(log) - 1, -1, -1))
+    assert meta.stat("r", "master", "same").object.size == 18
+    assert meta.stat("r", "dev", "same").object.size == 19
+    history = [v.object.size for v in meta.versions("r", "master", "same").versions]
+    assert history == [18, 16, 14, 12, 10]
+    later = meta.commit("r", "master", [Put("after", obj(2))], "after", 99)
+    assert later.parent == results[8][0].id and later.depth == 6
+
+
 def test_also_hook_rolls_back_with_the_commit(meta):
     meta.create_branch("r", "master", 0)
 

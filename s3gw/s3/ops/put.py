@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import time
 
 from ...http import Request, Response
-from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, read_small
-from ...pfs.model import ObjectInfo, Put
+from ...ingest.pipeline import SMALL_BODY, ingest, ingest_small, inline_object, read_small
+from ...pfs.model import MetadataBusy, NoSuchFile, ObjectInfo, Put
 from ..context import Context
 from ..payload import BodyReader
 from ..resolve import stat_or_none
@@ -27,6 +28,10 @@ from ..wire.object_headers import content_md5, stored_headers
 from ..wire.parts import CHECKSUM_ALGORITHMS, CHECKSUM_SIZES
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# headers that ask for a digest check or a stored checksum (else: _SmallPut.prepare's
+# short way)
+_DIGEST_HEADERS = frozenset(("content-md5", "x-amz-sdk-checksum-algorithm",
+                             *(f"x-amz-checksum-{a}" for a in CHECKSUM_ALGORITHMS)))
 
 
 # -- PutObject --------------------------------------------------------------------------
@@ -42,9 +47,11 @@ async def put_object(svc: Context, req: Request, r) -> Response:
     size = reader.shape.decoded_length if reader is not None else None
     if size is not None and size <= SMALL_BODY:
         if "100-continue" in (req.headers.get("expect") or "").lower():
-            # the client waits to hear a refusal before it sends the body: one
-            # hop to check first, then one for everything else (not four)
-            await svc.run(_check_target, svc, ref, key, condition)
+            # the client waits to hear a refusal before it sends the body: check
+            # first (on the event loop when it can, else one worker call), then one
+            # hop for everything else
+            if condition is not None or not _branch_found_inline(svc, ref, key):
+                await svc.run(_check_target, svc, ref, key, condition)
         return await _put_small(svc, req, reader, ref, key, condition, headers)
     await svc.run(_check_target, svc, ref, key, condition)  # NoSuchBucket before the body
     result, checksums = await receive_object(svc, req, reader=reader)
@@ -67,6 +74,26 @@ def _check_target(svc: Context, ref, key: str, condition, seen: set | None = Non
         condition(key, stat_or_none(svc, ref, key))
 
 
+def _branch_found_inline(svc: Context, ref, key: str) -> bool:
+    """``_check_target`` without a condition, on the event loop as a small GET looks up
+    its file (``stat_nowait``: one indexed read, no waiting; paused while such reads
+    are slow): True when the branch exists; raises NoSuchBranch when it does not;
+    False when it could not tell without waiting (a worker call checks).  Saves the
+    thread hop of every small PUT with ``Expect: 100-continue`` (boto3, the aws cli)."""
+    if not svc.inline_reads_now():
+        return False
+    t0 = time.perf_counter()
+    try:
+        svc.meta.stat_nowait(ref.repo, ref.branch, key)
+    except NoSuchFile:
+        pass
+    except MetadataBusy:
+        return False
+    finally:
+        svc.inline_read_took(time.perf_counter() - t0)
+    return True
+
+
 def _put_response(obj: ObjectInfo, version_id: str, checksums: dict[str, str]) -> Response:
     out = [("etag", f'"{obj.etag}"'), ("x-amz-version-id", version_id)]
     out.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
@@ -83,21 +110,15 @@ async def _put_small(svc: Context, req: Request, reader: BodyReader, ref, key: s
     in the same order, the same answers and the same crash order as the
     streamed path; only a missing bucket is found after the body arrived
     instead of before.  A body kept in its commit (up to ``inline_object_max``
-    bytes, no write condition) has nothing to make durable first: it is hashed
-    and checked here and goes to the committer directly (``SmallPutWriter.commit``),
-    which finds a missing bucket; one that fails a check has its bucket checked
-    first, so NoSuchBucket still wins."""
+    bytes, no write condition) has nothing to make durable first: it goes to the
+    committer directly (``SmallPutWriter.commit``), which hashes and checks it
+    (``_SmallPut.prepare``) and finds a missing bucket; one that fails a check has
+    its bucket checked first, so NoSuchBucket still wins."""
     body = await read_small(reader.read)
     job = _SmallPut(svc, req, reader, ref, key, condition, headers, body)
     if condition is None and 0 < len(body) <= svc.inline_object_max:
-        # kept in its commit: hashed and checked here (microseconds), then straight
-        # to the committer, which finds a missing bucket (NoSuchBranch)
-        try:
-            job.check()
-        except S3Error:
-            await svc.run(_check_target, svc, ref, key, None)   # NoSuchBucket comes first
-            raise
-        job.synced()
+        # kept in its commit: straight to the committer, which hashes and checks it
+        # (``prepare``) and finds a missing bucket (NoSuchBranch)
         obj, commit, checksums = await svc.small_puts.commit(job)
     else:
         obj, commit, checksums = await svc.small_puts.run(job)
@@ -135,6 +156,29 @@ class _SmallPut:
             raise
         self.result = result
         return result.batch
+
+    def prepare(self) -> None:
+        """For an object kept in its commit, on the committer thread: hash and check
+        it (``check``); one that fails a check has its bucket checked first, so
+        NoSuchBucket still wins.  A plain body with no digest to check and no
+        checksum to store (the usual small PUT) goes the short way: its MD5 and
+        manifest only (``inline_object``), the same values."""
+        reader = self.reader
+        try:
+            if (reader.decoder is None and reader.payload_sha256 is None
+                    and not reader.trailer_names
+                    and not self.req.headers.has_any(_DIGEST_HEADERS)):
+                reader.finish()
+                md5, manifest = inline_object(self.body)
+                self.checksums = {}
+                self.obj = ObjectInfo(size=len(self.body), etag=md5.hex(), manifest=manifest,
+                                      headers=self.headers, checksums=self.checksums)
+                return
+            self.check()
+        except S3Error:
+            _check_target(self.svc, self.ref, self.key, None)
+            raise
+        self.synced()
 
     def synced(self) -> None:
         result = self.result

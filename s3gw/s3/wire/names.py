@@ -35,6 +35,7 @@ paths) can represent; that is a deliberate, documented deviation.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
@@ -81,6 +82,7 @@ def _invalid(name: str, why: str) -> S3Error:
     return S3Error("InvalidBucketName", f"The specified bucket is not valid: {why}.", bucket_name=name)
 
 
+@functools.lru_cache(maxsize=1024)   # pure; every request parses its bucket name
 def parse_bucket(name: str) -> BucketRef:
     """Map a bucket name to (repo, branch, commit).
 
