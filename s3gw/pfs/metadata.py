@@ -39,6 +39,7 @@ import random
 import sqlite3
 import threading
 import time
+import urllib.parse
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
@@ -130,9 +131,12 @@ class SqliteMetadata(HistoryReads):
             self._writer.executescript(_versioning.SCHEMA)
         self._write(_history.backfill)  # skip pointers of commits older than the table
 
-    def _connect(self, timeout: float = 30.0) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=timeout)
+    def _connect(self, timeout: float = 30.0, *, create: bool = True) -> sqlite3.Connection:
+        # create=False (the per-thread readers): a file that has gone from its path is an
+        # error, not a new empty database that this thread would then read from
+        target = self.path if create else f"file:{urllib.parse.quote(self.path)}?mode=rw"
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                               timeout=timeout, uri=not create)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -143,7 +147,7 @@ class SqliteMetadata(HistoryReads):
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self._connect(create=False)
             conn.execute("PRAGMA query_only=ON")
             conn.execute(f"PRAGMA cache_size=-{self._reader_cache_kib}")
             self._local.conn = conn

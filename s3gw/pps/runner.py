@@ -168,9 +168,20 @@ class Runner:
         """Recover, then trigger and run jobs until cancelled (again after a re-election:
         each run starts from the store)."""
         self._version, self._pipelines = None, {}
-        await self._thread(self.recover)
+        started = False
+        while True:
+            try:
+                await self._thread(self.recover)
+                break
+            except Exception:  # noqa: BLE001 - the server serves on; recovery is retried
+                log.exception("pipeline runner: start-up recovery failed; retrying")
+                if not started:          # do not hold up the server's start meanwhile
+                    task_status.started()
+                    started = True
+                await trio.sleep(max(self.poll, 1.0))
         async with trio.open_nursery() as nursery:
-            task_status.started()
+            if not started:
+                task_status.started()
             while True:
                 try:
                     await self._tick(nursery)

@@ -179,6 +179,9 @@ def test_readyz_fails_when_the_metadata_store_is_gone(tmp_path):
         assert doc["checks"]["metadata_file"].startswith("missing")
         assert data not in body.decode()                 # no paths in the answer
         assert get(server, "/_s3gw/healthz")[0] == 200   # alive all the same
+        for _ in range(4):       # checks on other threads open no new, empty meta.sqlite
+            assert get(server, "/_s3gw/readyz")[0] == 503
+            assert not os.path.exists(meta)
         os.rename(meta + ".away", meta)
         assert get(server, "/_s3gw/readyz")[0] == 200
     finally:
