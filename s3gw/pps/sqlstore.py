@@ -29,6 +29,7 @@ Logs and the runner's lock are each backend's own (files vs a table; an
 
 from __future__ import annotations
 
+import abc
 import json
 import uuid
 from typing import Callable, Iterable
@@ -70,8 +71,9 @@ def cut(data: bytes, size: int, limit: int) -> bytes:
     return data[:limit - size] + TRUNCATED.format(limit=limit).encode()
 
 
-class SqlPpsStore:
-    """The shared queries (see the module docstring); not a store by itself."""
+class SqlPpsStore(abc.ABC):
+    """The shared queries (see the module docstring); not a store by itself: a backend
+    provides ``_tx``, ``_read`` and ``append_log``."""
 
     PIPELINES = "pipelines"
     SPECS = "pipeline_specs"
@@ -81,24 +83,27 @@ class SqlPpsStore:
     log_limit = LOG_LIMIT
 
     # -- the backend's part ---------------------------------------------------------------
+    @abc.abstractmethod
     def _tx(self, fn):
-        raise NotImplementedError
+        """Run ``fn(connection)`` in one write transaction; its result."""
 
+    @abc.abstractmethod
     def _read(self, sql: str, args=()) -> list:
-        raise NotImplementedError
+        """The rows of one read query."""
 
-    def _pipelines_changed(self, c) -> None:
+    def _pipelines_changed(self, c) -> None:  # noqa: B027 - an optional hook
         """A pipeline was created, updated or deleted (called in that transaction)."""
 
-    def _forget_logs(self, c, job_ids: list[str]) -> None:
+    def _forget_logs(self, c, job_ids: list[str]) -> None:  # noqa: B027 - an optional hook
         """Jobs are being deleted: their logs go (called in that transaction)."""
 
     def _log_loaded(self, job_id: str, data: bytes) -> None:
         """``load_job``: the job's log, after the job's row was committed."""
         self.append_log(job_id, data)
 
+    @abc.abstractmethod
     def append_log(self, job_id: str, data: bytes) -> int:
-        raise NotImplementedError
+        """Append to a job's log (up to ``log_limit``); the bytes kept."""
 
     # -- pipelines ----------------------------------------------------------------------
     def put_pipeline(self, spec: PipelineSpec, now_ns: int, *, update: bool) -> int:
