@@ -524,10 +524,9 @@ class BufferedBody:
         self._data = memoryview(data) if data else None
         self._error: BaseException | None = None
 
-    async def receive_some(self, max_bytes: int = 256 * 1024) -> bytes | bytearray:
-        """Like ``Body.receive_some``."""
-        if max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+    async def _pending(self) -> memoryview | None:
+        """The bytes not handed out yet; None at the end (then complete), or the
+        stored error raised."""
         if self._error is not None:
             await trio.lowlevel.checkpoint()
             raise self._error
@@ -536,12 +535,24 @@ class BufferedBody:
             if self.complete:
                 await trio.lowlevel.checkpoint()
             self.complete = True
-            return b""
-        piece = bytearray(data[:max_bytes])
-        rest = data[max_bytes:]
+        return data
+
+    def _take(self, data: memoryview, n: int) -> memoryview:
+        """Hand out the first ``n`` bytes of ``data`` (the pending bytes)."""
+        rest = data[n:]
         self._data = rest if len(rest) else None
+        piece = data[:n]
         self.consumed += len(piece)
         return piece
+
+    async def receive_some(self, max_bytes: int = 256 * 1024) -> bytes | bytearray:
+        """Like ``Body.receive_some``."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        data = await self._pending()
+        if data is None:
+            return b""
+        return bytearray(self._take(data, max_bytes))
 
     async def receive_into(self, buffer) -> int:
         """Like ``Body.receive_into``."""
@@ -549,20 +560,11 @@ class BufferedBody:
         size = view.nbytes
         if size < 1:
             raise ValueError("buffer must not be empty")
-        if self._error is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._error
-        data = self._data
+        data = await self._pending()
         if data is None:
-            if self.complete:
-                await trio.lowlevel.checkpoint()
-            self.complete = True
             return 0
         n = min(len(data), size)
-        view[:n] = data[:n]
-        rest = data[n:]
-        self._data = rest if len(rest) else None
-        self.consumed += n
+        view[:n] = self._take(data, n)
         return n
 
     @property
