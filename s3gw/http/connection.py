@@ -461,12 +461,8 @@ class _Connection:
                 nbytes = await self._send_final(self._error(500), event.method, close=close)
             if close:
                 return False
-            if not body.complete:
-                with trio.move_on_after(config.body_timeout):
-                    await body.drain(config.drain_limit, io=True)
-                if not body.complete:
-                    self.linger = body.failed is None
-                    return False
+            if not await self._drained(body):
+                return False
             return conn.our_state is h11.DONE and conn.their_state is h11.DONE
         finally:
             body.detach()
@@ -525,12 +521,8 @@ class _Connection:
                                                 framer=framer)
             if close or framer.close:
                 return False
-            if not body.complete:
-                with trio.move_on_after(config.body_timeout):
-                    await body.drain(config.drain_limit, io=True)
-                if not body.complete:
-                    self.linger = body.failed is None
-                    return False
+            if not await self._drained(body):
+                return False
             if state is not None and state.leftover:
                 self.pending = state.leftover    # a pipelined request after the body
             return True
@@ -611,6 +603,19 @@ class _Connection:
         if close:
             raw.append((b"connection", b"close"))
         return raw, reason_phrase(status).encode("ascii")
+
+    async def _drained(self, body) -> bool:
+        """After the answer: read and drop what is left of the request body (bounded in
+        bytes and time); False when it could not all be read (the connection closes)."""
+        if body.complete:
+            return True
+        config = self.config
+        with trio.move_on_after(config.body_timeout):
+            await body.drain(config.drain_limit, io=True)
+        if not body.complete:
+            self.linger = body.failed is None
+            return False
+        return True
 
     async def _send_final(self, response: Response, method: bytes, *, close: bool,
                           framer=None) -> int:
