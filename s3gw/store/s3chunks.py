@@ -309,6 +309,8 @@ class S3ChunkStore:
                   "virtual_hosted_style_request": location.virtual_hosted}
         if location.endpoint:
             config["endpoint"] = location.endpoint
+        if location.unsigned_payload:
+            config["unsigned_payload"] = True
         kwargs = {}
         if location.profile:
             import boto3  # the profile's resolver (shared config/credentials files, SSO, roles)

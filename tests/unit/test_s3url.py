@@ -59,3 +59,25 @@ def test_refused(url, words):
 
 def test_is_s3_url():
     assert is_s3_url("s3://b/p") and not is_s3_url("./s3gw-data")
+
+
+@pytest.mark.parametrize("url, unsigned", [
+    ("s3://bucket", True),                                             # AWS S3: HTTPS
+    ("s3://bucket?endpoint=https://minio.example:9000", True),
+    ("s3://bucket?endpoint=http://127.0.0.1:8333", True),              # loopback: no wire
+    ("s3://bucket?endpoint=http://localhost:8333", True),
+    ("s3://bucket?endpoint=http://[::1]:8333", True),
+    ("s3://bucket?endpoint=http://objstore:8333", False),              # plain HTTP over a network
+    ("s3://bucket?endpoint=http://10.0.0.7:8333", False),
+    ("s3://bucket?endpoint=http://127.0.0.1:8333&payload=signed", False),
+    ("s3://bucket?endpoint=http://objstore:8333&payload=unsigned", True),
+])
+def test_payload_signing_follows_the_wire(url, unsigned):
+    loc = parse_s3_url(url)
+    assert loc.unsigned_payload is unsigned
+    assert parse_s3_url(loc.url()) == loc
+
+
+def test_payload_refused():
+    with pytest.raises(S3UrlError, match="payload must be signed or unsigned"):
+        parse_s3_url("s3://bucket?payload=maybe")
