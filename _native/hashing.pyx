@@ -6,6 +6,10 @@ Theory of operation
 * ``chunk_id(data)``: BLAKE3-256 (``blake3`` package), a chunk's address.
 * ``chunk_checksum(data)``: XXH3-64 (``xxhash.xxh3_64_intdigest``), the
   integrity check verified on every chunk read.
+* ``md5(data)``: MD5 (``hashlib``) of a whole small body.
+* ``chunk_id`` and ``md5`` keep the GIL for inputs of 2 KiB to ``HOLD_MAX``
+  (fed in pieces under 2 KiB): giving it up for a few microseconds of
+  hashing costs a wait for the event loop to hand it back (the twin's text).
 * ``StreamHasher(algorithms)``: whole-stream digests for any subset of md5,
   sha1, sha256 (``hashlib``, i.e. OpenSSL), crc32 (``zlib``) and crc32c
   (``crc32c`` package, hardware CRC32C) and crc64nvme (``awscrt.checksums``,
@@ -52,22 +56,50 @@ import crc32c as _crc32c_mod
 import xxhash as _xxhash_mod
 from awscrt import checksums as _awscrt_checksums
 
-API_VERSION = 2
+API_VERSION = 3
+
+cdef enum:
+    _HOLD_MAX = 16 * 1024
+    _PIECE = 2047        # under hashlib's and blake3's 2 KiB GIL-release threshold
+
+#: ``chunk_id`` and ``md5`` keep the GIL for inputs up to this many bytes.
+HOLD_MAX = _HOLD_MAX
 
 #: The stream algorithms StreamHasher accepts.
 ALGORITHMS = frozenset({"md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme"})
 
 cdef dict _HASHLIB = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 cdef object _blake3 = _blake3_mod.blake3
+cdef object _md5 = hashlib.md5
 cdef object _xxh3_64_intdigest = _xxhash_mod.xxh3_64_intdigest
 cdef object _zlib_crc32 = zlib.crc32
 cdef object _crc32c = _crc32c_mod.crc32c
 cdef object _crc64nvme = _awscrt_checksums.crc64nvme
 
 
+cdef object _held(object hasher, object data):
+    """``hasher`` fed ``data`` in pieces too small to give up the GIL, when ``data``
+    is 2 KiB to ``HOLD_MAX`` bytes long; otherwise in one call."""
+    cdef object view = memoryview(data)
+    cdef Py_ssize_t n = view.nbytes, i
+    if n <= _PIECE or n > _HOLD_MAX:
+        hasher.update(view)
+        return hasher
+    view = view.cast("B")
+    update = hasher.update
+    for i in range(0, n, _PIECE):
+        update(view[i:i + _PIECE])
+    return hasher
+
+
 def chunk_id(data):
     """Return the 32-byte BLAKE3-256 digest of ``data`` (a bytes-like object)."""
-    return _blake3(data).digest()
+    return _held(_blake3(), data).digest()
+
+
+def md5(data):
+    """Return the 16-byte MD5 digest of ``data`` (a bytes-like object)."""
+    return _held(_md5(), data).digest()
 
 
 def chunk_checksum(data):

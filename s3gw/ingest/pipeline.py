@@ -41,7 +41,6 @@ no trace.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -486,7 +485,7 @@ def inline_object(body) -> tuple[bytes, bytes]:
     without its general machinery (the common small PUT; its committer runs this)."""
     data = bytes(body)
     ref = ChunkRef(hashing.chunk_id(data), hashing.chunk_checksum(data), len(data), data)
-    return hashlib.md5(data).digest(), Manifest((ref,)).pack()
+    return hashing.md5(data), Manifest((ref,)).pack()
 
 
 def _inline_small(body, store: ChunkStore, algorithms: list[str]) -> IngestResult:

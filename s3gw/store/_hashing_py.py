@@ -6,6 +6,15 @@ Theory of operation
   so no client can craft data that aliases someone else's chunk).
 * ``chunk_checksum(data)``: XXH3-64 of a chunk, the cheap integrity check
   verified on every chunk read.
+* ``md5(data)``: the MD5 digest of a whole small body (an object's ETag).
+* ``chunk_id`` and ``md5`` keep the GIL for inputs of 2 KiB to ``HOLD_MAX``:
+  hashlib and blake3 give it up from 2 KiB, and a thread that gave it up
+  waits to get it back until the holder (the event loop) reaches a system
+  call.  For a small input that wait is far longer than the hashing: the
+  committer hashing 4 KiB objects spent 90 us per object waiting, and 4 KiB
+  PUT/s rose 14% once it stopped giving the GIL up.  Such inputs are fed in
+  pieces under 2 KiB instead; larger ones are hashed in one call, GIL
+  released, in parallel with the event loop.
 * ``StreamHasher(algorithms)``: whole-stream digests for any subset of md5,
   sha1, sha256 (``hashlib``), crc32 (``zlib``), crc32c (``crc32c``
   package) and crc64nvme (``awscrt.checksums``, the AWS common runtime's
@@ -30,9 +39,14 @@ import crc32c as _crc32c
 import xxhash as _xxhash
 from awscrt import checksums as _awscrt_checksums
 
-__all__ = ["ALGORITHMS", "API_VERSION", "StreamHasher", "chunk_checksum", "chunk_id"]
+__all__ = ["ALGORITHMS", "API_VERSION", "HOLD_MAX", "StreamHasher", "chunk_checksum", "chunk_id",
+           "md5"]
 
-API_VERSION = 2
+API_VERSION = 3
+
+#: ``chunk_id`` and ``md5`` keep the GIL for inputs up to this many bytes.
+HOLD_MAX = 16 * 1024
+_PIECE = 2047            # under hashlib's and blake3's 2 KiB GIL-release threshold
 
 #: The stream algorithms StreamHasher accepts.
 ALGORITHMS = frozenset({"md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme"})
@@ -41,9 +55,28 @@ _HASHLIB = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _crc64nvme = _awscrt_checksums.crc64nvme
 
 
+def _held(hasher, data):
+    """``hasher`` fed ``data`` in pieces too small to give up the GIL, when ``data``
+    is 2 KiB to ``HOLD_MAX`` bytes long; otherwise in one call."""
+    view = memoryview(data)
+    n = view.nbytes
+    if n <= _PIECE or n > HOLD_MAX:
+        hasher.update(view)
+        return hasher
+    view = view.cast("B")
+    for i in range(0, n, _PIECE):
+        hasher.update(view[i:i + _PIECE])
+    return hasher
+
+
 def chunk_id(data) -> bytes:
     """Return the 32-byte BLAKE3-256 digest of ``data`` (a bytes-like object)."""
-    return _blake3.blake3(data).digest()
+    return _held(_blake3.blake3(), data).digest()
+
+
+def md5(data) -> bytes:
+    """Return the 16-byte MD5 digest of ``data`` (a bytes-like object)."""
+    return _held(hashlib.md5(), data).digest()
 
 
 def chunk_checksum(data) -> int:

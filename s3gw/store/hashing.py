@@ -4,6 +4,10 @@ Theory of operation
 -------------------
 * ``chunk_id(data) -> bytes``: BLAKE3-256, a chunk's address (32 bytes).
 * ``chunk_checksum(data) -> int``: XXH3-64, checked on every chunk read.
+* ``md5(data) -> bytes``: MD5 of a whole small body (an ETag).
+* ``chunk_id`` and ``md5`` keep the GIL for inputs up to ``HOLD_MAX`` (16 KiB):
+  for such inputs the wait to get it back costs more than the hashing
+  (``_hashing_py``).
 * ``StreamHasher(algorithms)``: whole-stream md5/sha1/sha256/crc32/crc32c/
   crc64nvme; ``digests()`` returns raw digests, CRCs big-endian (4 bytes; 8
   for crc64nvme).
@@ -33,10 +37,11 @@ __all__ = [
     "StreamHasher",
     "chunk_checksum",
     "chunk_id",
+    "md5",
     "self_test",
 ]
 
-_API_VERSION = 2
+_API_VERSION = 3
 
 
 _impl, IMPLEMENTATION, FALLBACK_REASON = select("hashing", _hashing_py, _API_VERSION,
@@ -45,6 +50,8 @@ _impl, IMPLEMENTATION, FALLBACK_REASON = select("hashing", _hashing_py, _API_VER
 ALGORITHMS = _hashing_py.ALGORITHMS
 chunk_id = _impl.chunk_id
 chunk_checksum = _impl.chunk_checksum
+md5 = _impl.md5
+HOLD_MAX = _impl.HOLD_MAX
 StreamHasher = _impl.StreamHasher
 
 # Known answers for b"abc" (BLAKE3 and XXH3-64 from their reference test
@@ -71,6 +78,8 @@ def self_test() -> bool:
         RuntimeError: a digest differs.
     """
     got = {"blake3": chunk_id(b"abc").hex(), "xxh3": chunk_checksum(b"abc")}
+    if md5(b"abc").hex() != _SELF_TEST["md5"]:
+        raise RuntimeError(f"{IMPLEMENTATION} hashing self-test failed for md5()")
     hasher = StreamHasher(["md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme"])
     hasher.update(b"a")
     hasher.update(memoryview(b"bc"))

@@ -59,7 +59,8 @@ def reference(algorithms, data: bytes) -> dict[str, bytes]:
 
 
 def test_api_version(impl):
-    assert impl.API_VERSION == 2
+    assert impl.API_VERSION == 3
+    assert impl.HOLD_MAX == 16 * 1024
     assert impl.ALGORITHMS == frozenset(ALL)
 
 
@@ -114,6 +115,36 @@ def test_chunk_hashes_buffer_types(impl, wrap):
     data = os.urandom(3 << 20)   # past every library's GIL-release threshold
     assert impl.chunk_id(wrap(data)) == blake3.blake3(data).digest()
     assert impl.chunk_checksum(wrap(data)) == xxhash.xxh3_64_intdigest(data)
+
+
+# Sizes on each side of the 2 KiB release threshold and of HOLD_MAX: below 2 KiB and
+# above HOLD_MAX one library call, in between pieces of 2047 bytes (the GIL kept).
+_EDGES = [0, 1, 2046, 2047, 2048, 4094, 4095, 4096, 5000, 16383, 16384, 16385, 100_000]
+
+
+@pytest.mark.parametrize("size", _EDGES)
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_chunk_id_and_md5_at_the_piece_edges(impl, size, wrap):
+    data = os.urandom(size)
+    assert impl.chunk_id(wrap(data)) == blake3.blake3(data).digest()
+    assert impl.md5(wrap(data)) == hashlib.md5(data).digest()
+
+
+def test_chunk_id_and_md5_of_a_wide_memoryview(impl):
+    import array
+    data = array.array("I", range(3000))          # 12,000 bytes of 4-byte items
+    raw = data.tobytes()
+    assert impl.chunk_id(memoryview(data)) == blake3.blake3(raw).digest()
+    assert impl.md5(memoryview(data)) == hashlib.md5(raw).digest()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=20000))
+def test_twins_agree_on_chunk_id_and_md5(data):
+    if _native_hashing is None:
+        pytest.skip(_NATIVE_MISSING)
+    assert _native_hashing.chunk_id(data) == _hashing_py.chunk_id(data)
+    assert _native_hashing.md5(data) == _hashing_py.md5(data)
 
 
 def test_chunk_hashes_reject_str(impl):
