@@ -25,7 +25,8 @@ cache".  ``--unsynced`` adds a row of s3gw at that durability too
 Each target gets a warm-up pass (not measured), then ``--count`` PUTs of 4 KiB
 over 8 keep-alive connections (closed loop, one request in flight each:
 ``clients.small_objects``), then GETs of what they stored.  The client shares
-the machine with the servers (on 2 cores it takes 0.05 CPU-ms per request), so the figures are "what a client on the same box sees".
+the machine with the servers (on 2 cores it takes 0.05 CPU-ms per request), so
+the figures are "what a client on the same box sees".
 """
 
 from __future__ import annotations
