@@ -4,7 +4,9 @@
 ``<data>/chunks.url`` the first time; from then on every command on that folder
 (``serve`` without ``--chunks``, ``gc``, ``fsck``, ``stats``) opens the same
 store, and a ``--chunks`` naming another store is refused: the folder's
-metadata refers to chunks in that store and nowhere else.  A folder that
+metadata refers to chunks in that store and nowhere else.  Only ``payload``
+(how the gateway signs its PUTs) may change: the serving process records the
+new URL.  A folder that
 already holds chunks of its own is refused too (move them first: ``s3gw
 migrate``).  No credentials are ever written: they come from the environment
 or a profile.
@@ -12,6 +14,7 @@ or a profile.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ._durable import fsync_dir
@@ -79,9 +82,13 @@ def open_chunk_store(data_dir: str, chunks: str | None = None, *, owner: bool = 
         except S3UrlError as exc:
             raise ChunkStoreChoiceError(f"--chunks: {exc}") from None
         if recorded is not None:
-            if parse_s3_url(recorded) != wanted:
+            before = parse_s3_url(recorded)
+            # payload signing is how this gateway talks to the store, not which store
+            if dataclasses.replace(before, payload=None) != dataclasses.replace(wanted, payload=None):
                 raise ChunkStoreChoiceError(
                     f"{data_dir} keeps its chunks in {recorded}, not {wanted.url()}")
+            if owner and before != wanted:
+                _record(data_dir, wanted.url())
         elif _has_local_chunks(data_dir):
             raise ChunkStoreChoiceError(
                 f"{data_dir} holds chunks of its own: move them with `s3gw migrate` first")

@@ -72,6 +72,17 @@ def test_serve_on_an_object_store_with_fsck_gc_stats(tmp_path, store_url, seawee
     assert "removed 0 chunks" in out
     # (reclaiming garbage on the object store: test_gc_beside_uploads_... below)
 
+    # payload signing may change (it is how the gateway talks to the store, not which
+    # store): the folder then records the new choice
+    signed = url + "&payload=signed"
+    srv = ServerProcess(data_dir, env=KEYS, extra_args=["--chunks", signed]).start()
+    try:
+        assert make_client(srv.endpoint).get_object(Bucket="master.objs", Key="big")["Body"].read() == big
+    finally:
+        assert srv.stop() == 0
+    with open(os.path.join(data_dir, "chunks.url")) as f:
+        assert f.read().strip().endswith("payload=signed")
+
     # another store for this folder is refused; so is an object store for a local folder
     refused(ServerProcess(data_dir, env=KEYS, extra_args=["--chunks", store_url(12)]),
             "keeps its chunks in")
