@@ -6,8 +6,8 @@ no optional checksums) on loopback:
 * ``s3gw (local)``     -- s3gw with its chunks in its data folder (the default)
 * ``s3gw (SeaweedFS)`` -- s3gw with ``--chunks s3://...`` on a SeaweedFS ``weed mini``
 * ``s3gw (PostgreSQL + SeaweedFS)`` -- the same, with ``--meta`` on a throwaway
-  PostgreSQL (tests/pgserver.py): nothing on the gateway's disk; skipped when
-  PostgreSQL is not installed
+  PostgreSQL (tests/pgserver.py; fsync on, as in production and as s3gw's SQLite):
+  nothing on the gateway's disk; skipped when PostgreSQL is not installed
 * ``SeaweedFS direct`` -- the same SeaweedFS's own S3 API
 
 Workloads: one large object PUT then GET (GB/s), and N small objects PUT then
@@ -251,7 +251,7 @@ def _postgres():
     if reason is not None:
         print(f"no PostgreSQL row: {reason}", file=sys.stderr)
         return None
-    return pgserver.PgServer.in_temp_folder().start()
+    return pgserver.PgServer.in_temp_folder().start(durable=True)    # fsync on
 
 
 def _pin_tree(pg_data: str, core: int) -> None:
