@@ -12,7 +12,7 @@ Theory of operation
   waits to get it back until the holder (the event loop) reaches a system
   call.  For a small input that wait is far longer than the hashing: the
   committer hashing 4 KiB objects spent 90 us per object waiting, and 4 KiB
-  PUT/s rose 14% once it stopped giving the GIL up.  Such inputs are fed in
+  PUT/s rose about 10% once it stopped giving the GIL up.  Such inputs are fed in
   pieces under 2 KiB instead; larger ones are hashed in one call, GIL
   released, in parallel with the event loop.
 * ``StreamHasher(algorithms)``: whole-stream digests for any subset of md5,
