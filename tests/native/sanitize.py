@@ -145,6 +145,13 @@ def fuzz(folder: str, seconds: float) -> int:
                     native_hashing.chunk_checksum(chunk) != _hashing_py.chunk_checksum(chunk):
                 print(f"MISMATCH chunk hashes at {a}:{b}")
                 return 1
+        # small inputs, where chunk_id and md5 feed pieces under 2 KiB (HOLD_MAX)
+        for size in (0, 1, 2047, 2048, rng.randint(2, 2 * native_hashing.HOLD_MAX)):
+            small = memoryview(data)[:size]
+            if native_hashing.chunk_id(small) != _hashing_py.chunk_id(small) or \
+                    native_hashing.md5(small) != _hashing_py.md5(small):
+                print(f"MISMATCH small hashes of {len(small)} bytes")
+                return 1
         algorithms = rng.sample(sorted(native_hashing.ALGORITHMS), rng.randint(1, 3))
         h_native = native_hashing.StreamHasher(algorithms)
         h_ref = _hashing_py.StreamHasher(algorithms)
