@@ -30,13 +30,13 @@ All methods are blocking; callers run them in worker threads
 (``trio.to_thread``).  The interface (``ChunkStore``) is what an
 S3-compatible backend will implement too.
 
-Chunks shorter than ``PACK_MAX`` (64 KiB: small objects and the tails of
-larger ones) are not files: they are appended to pack files (``packs.py``),
-where one ``fdatasync`` covers a whole batch of them and no inode is made
-per object.  A batch keeps its small chunks in memory (at most one per
-stream: the chunker cuts nothing below 256 KiB but a stream's end) and
-writes them at ``sync``.  Chunk files of 64 KiB or more measured at the
-disk's speed here, so those stay one file each.
+Chunks shorter than ``PACK_MAX`` (256 KiB, the chunker's minimum: small
+objects and the tails of larger ones) are not files: they are appended to
+pack files (``packs.py``), where one ``fdatasync`` covers a whole batch of
+them and no inode is made per object.  A batch keeps its small chunks in
+memory (at most one per stream: the chunker cuts nothing below 256 KiB but a
+stream's end) and writes them at ``sync``.  Every chunk the chunker cuts
+(256 KiB and more) is a file of its own.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def test_read_cached_never_waits_for_the_disk(tmp_path):
 
 def test_missing_chunk(tmp_path):
     store = LocalChunkStore(str(tmp_path))
-    ref, _ = put(store, b"abc" * 30_000)
+    ref, _ = put(store, b"abc" * (PACK_MAX // 3 + 1))     # a chunk file
     os.unlink(store.path_of(ref.id))
     with pytest.raises(ChunkMissing):
         store.read(ref)
@@ -171,7 +171,7 @@ def test_manifest_pack_and_range_plan():
     assert m.plan(5, 5) == []
 
 
-@pytest.mark.parametrize("size", [64 * 1024, 64 * 1024 + 1, 4096 * 300, 1 << 20, (1 << 20) + 123,
+@pytest.mark.parametrize("size", [PACK_MAX, PACK_MAX + 1, 4096 * 300, 1 << 20, (1 << 20) + 123,
                                   4 << 20])
 def test_direct_writes_store_exact_chunks(tmp_path, size):
     """O_DIRECT staging (padded to the block size, then truncated) stores the exact bytes."""
@@ -192,7 +192,7 @@ def test_sync_many_batches_fail_alone(tmp_path):
     batches, ids, smalls = [], [], []
     for i in range(4):
         batch = store.batch()
-        data = f"chunk {i}".encode() * 10_000
+        data = f"chunk {i}".encode() * (PACK_MAX // 7 + 1)       # a chunk file
         small = f"small {i}".encode() * 100
         cid, sid = hashing.chunk_id(data), hashing.chunk_id(small)
         assert batch.put(cid, data)
