@@ -235,16 +235,18 @@ def test_gc_drops_unreferenced_packed_chunks_and_compacts(tmp_path):
     assert store.usage() == (0, 0)
 
 
-def test_small_chunk_files_of_a_store_from_before_packs_still_read(tmp_path):
-    """Stores written before packs existed keep small chunks as files: reads find
-    them, fsck and GC see them; the same content written again is packed."""
+@pytest.mark.parametrize("size", [24, 100_000])
+def test_small_chunk_files_of_a_store_from_before_packs_still_read(tmp_path, size):
+    """Stores written before packs existed keep small chunks as files, and so do
+    stores of the 64 KiB PACK_MAX (chunks of 64-256 KiB): reads find them, fsck and
+    GC see them; the same content written again is packed."""
     store = LocalChunkStore(str(tmp_path))
-    data = b"written by an older s3gw"
+    data = (b"written by an older s3gw" * (size // 24 + 1))[:size]
     ref = ref_of(data)
     with open(store.path_of(ref.id), "wb") as f:       # as the file-per-chunk store left it
         f.write(data)
     assert store.read(ref) == data and store.read_cached(ref) == data
-    assert store.read_into(ref, bytearray(100)) == data
+    assert store.read_into(ref, bytearray(size + 100)) == data
     assert store.has(ref.id) and store.verify(ref.id)
     assert [c for c in store.iter_ids()] == [ref.id]
     put_batches(store, [data])
