@@ -31,13 +31,15 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import free_port, wait_listening  # noqa: E402
 
 MiB = 1 << 20
 
@@ -48,12 +50,6 @@ def parse_size(text: str) -> int:
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_io(pid: int) -> dict[str, int]:
@@ -157,15 +153,8 @@ def main(argv=None) -> int:
     log = open(os.path.join(tmp, "server.log"), "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("s3gw did not start")
-                time.sleep(0.05)
+        if not wait_listening(port, proc, 20):
+            raise RuntimeError("s3gw did not start")
         s3 = client(f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket="master.bench")
 

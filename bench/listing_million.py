@@ -44,7 +44,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import free_port, wait_listening  # noqa: E402
 from s3gw.pfs.model import ObjectInfo, Put  # noqa: E402
 from s3gw.s3.ops import listing  # noqa: E402
 
@@ -169,14 +170,8 @@ def _expect(got: str, want: str) -> None:
 
 
 # -- HTTP: a real server on the SQLite data folder -------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_rows(data_dir: str, folders: int, reps: int) -> list:
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(os.path.join(os.path.dirname(data_dir), "server.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "s3gw", "serve", "--data", data_dir,
@@ -185,15 +180,8 @@ def http_rows(data_dir: str, folders: int, reps: int) -> list:
                             env=dict(os.environ, PYTHONPATH=ROOT))
     rows = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("s3gw serve did not start: see server.log")
-                time.sleep(0.1)
+        if not wait_listening(port, proc, 30):
+            raise SystemExit("s3gw serve did not start: see server.log")
         home = tempfile.mkdtemp(prefix="awshome-")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                    AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",

@@ -47,6 +47,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float) -> bool:
+    """True once 127.0.0.1:``port`` accepts a connection; False if ``proc`` exits
+    first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class PeerUnavailable(Exception):
     """The peer can't be installed or started here; the message says why."""
 
@@ -200,20 +213,12 @@ class ServerHandle:
                                      stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
                                      start_new_session=True)
         _LIVE.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = self.log()[-2000:]
-                self.stop()
-                raise PeerUnavailable(f"{self.name} exited early (rc {self.proc and self.proc.returncode}):\n{log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
+        if not wait_listening(self.port, self.proc, timeout):
+            rc = self.proc.poll()
             log = self.log()[-2000:]
             self.stop()
+            if rc is not None:
+                raise PeerUnavailable(f"{self.name} exited early (rc {rc}):\n{log}")
             raise PeerUnavailable(f"{self.name} did not listen on port {self.port} in {timeout:.0f} s:\n{log}")
         threading.Thread(target=self._sample, daemon=True, name=f"rss-{self.name}").start()
         return self
