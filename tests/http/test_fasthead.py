@@ -178,13 +178,14 @@ async def _exchange(data: bytes, fast: bool) -> bytes:
         nursery.start_soon(serve_connection, server, _handler, config)
         await client.send_all(data)
         with trio.move_on_after(2):
-            while True:
-                piece = await client.receive_some(65536)
-                if not piece:
-                    break
-                out += piece
+            await _read_to_eof(client, out)
         await client.aclose()
     return re.sub(rb"date: [^\r]*", b"date: -", bytes(out))
+
+
+async def _read_to_eof(client, out: bytearray) -> None:
+    while piece := await client.receive_some(65536):
+        out += piece
 
 
 REQ = "{m} /b/{k} HTTP/1.1\r\nHost: h\r\n{extra}\r\n"
@@ -257,11 +258,7 @@ async def _conversation(steps, fast: bool) -> bytes:
                         if not piece:
                             break
                         out += piece
-            while True:
-                piece = await client.receive_some(65536)
-                if not piece:
-                    break
-                out += piece
+            await _read_to_eof(client, out)
         await client.aclose()
     return re.sub(rb"date: [^\r]*", b"date: -", bytes(out))
 
